@@ -1,0 +1,1 @@
+"""YAML configuration presets shipped with the package."""

@@ -1,0 +1,1 @@
+"""Torch modules, training and checkpoints. No Beam imports here."""

@@ -1,0 +1,1 @@
+"""Beam pipeline construction and ``run()`` entry points."""

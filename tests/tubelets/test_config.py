@@ -1,0 +1,53 @@
+import pytest
+
+from tubelets.config import config_hash, load_config, merge, packaged_presets, parse_overrides
+from tubelets.errors import ConfigError
+
+
+def test_defaults_load_and_overrides_parse_as_yaml():
+    config = load_config(None, ["io.stride=3", "io.max_size=null", "run.run_id=nightly"])
+    assert config["io"]["stride"] == 3
+    assert config["io"]["max_size"] is None
+    assert config["run"]["run_id"] == "nightly"
+
+
+def test_unknown_key_names_the_key_and_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown config key 'io.strid'.*stride"):
+        load_config(None, ["io.strid=2"])
+
+
+def test_user_file_merges_over_defaults(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("io:\n  stride: 5\n")
+    config = load_config(str(path))
+    assert config["io"]["stride"] == 5 and config["io"]["source"] == "video"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("io: [1, 2\n", "not valid YAML"), ("- 1\n- 2\n", "mapping at the top level"), ("nope: 1\n", "unknown config key")],
+)
+def test_bad_files_fail_early(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(str(path))
+
+
+def test_missing_file_lists_presets(tmp_path):
+    with pytest.raises(ConfigError, match="presets"):
+        load_config(str(tmp_path / "absent.yaml"))
+    assert "default" in packaged_presets()
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_overrides(["stride"])
+
+
+def test_merge_does_not_mutate_and_hash_is_stable():
+    base = {"a": {"b": 1}}
+    merged = merge(base, {"a": {"b": 2}})
+    assert base == {"a": {"b": 1}} and merged == {"a": {"b": 2}}
+    assert config_hash({"x": 1, "y": [1, 2]}) == config_hash({"y": [1, 2], "x": 1})
+    assert config_hash(base) != config_hash(merged)

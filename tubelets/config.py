@@ -1,0 +1,96 @@
+"""One configuration system: YAML files, deep-merged over the packaged defaults.
+
+A config is named either by a packaged preset (``default``, ``demo``: files in
+``configs/``) or by any fsspec URL of a YAML file. Overrides are dotted
+``key=value`` strings (``detector.score_threshold=0.3``) whose values parse as YAML.
+Every key must exist in ``configs/default.yaml``: a typo fails early with the
+list of keys that do exist, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.resources
+import json
+from typing import Any, Iterable, Mapping
+
+import fsspec
+import yaml
+
+from tubelets.errors import ConfigError
+
+DEFAULT_PRESET = "default"
+
+
+def packaged_presets() -> list[str]:
+    """Names of the YAML presets shipped in ``tubelets.configs``."""
+    folder = importlib.resources.files("tubelets.configs")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_yaml(name_or_url: str) -> dict:
+    """A packaged preset by name, or a YAML file at any fsspec URL, as a dict."""
+    if name_or_url in packaged_presets():
+        text = importlib.resources.files("tubelets.configs").joinpath(f"{name_or_url}.yaml").read_text()
+        source = f"preset {name_or_url!r}"
+    else:
+        source = name_or_url
+        try:
+            with fsspec.open(name_or_url, "r") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config {name_or_url!r} not found: give a YAML file or one of the presets {packaged_presets()}"
+            ) from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {source} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config {source} must be a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def merge(base: Mapping, override: Mapping, path: str = "") -> dict:
+    """``override`` deep-merged over ``base``; keys unknown to ``base`` are an error."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        dotted = f"{path}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base)) or "(none)"
+            raise ConfigError(f"unknown config key {dotted!r}; known keys here: {known}")
+        if isinstance(base[key], Mapping) and isinstance(value, Mapping):
+            merged[key] = merge(base[key], value, f"{dotted}.")
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict:
+    """``["a.b=1", "c=x"]`` as the nested mapping ``{"a": {"b": 1}, "c": "x"}``."""
+    nested: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r} must look like key.sub=value")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return nested
+
+
+def load_config(name_or_url: str | None = None, overrides: Iterable[str] = ()) -> dict:
+    """Defaults, then the named preset or file, then the dotted overrides."""
+    config = read_yaml(DEFAULT_PRESET)
+    if name_or_url and name_or_url != DEFAULT_PRESET:
+        config = merge(config, read_yaml(name_or_url))
+    return merge(config, parse_overrides(overrides))
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short stable digest of a config, for provenance in output metadata."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,165 @@
+"""The Parquet tables a run writes, defined once, and how they are written.
+
+Layout of an OUTPUT folder (any fsspec URL): every run has its own folder, so
+nightly runs sit side by side and a rerun never overwrites another run::
+
+    OUTPUT/<run_id>/tubelets/part-00000-of-00001.parquet
+    OUTPUT/<run_id>/metrics/part-00000-of-00001.parquet
+    OUTPUT/<run_id>/dead_letters/part-00000-of-00001.parquet
+    OUTPUT/<run_id>/results.json          (evaluate runs: YouTube-VIS results)
+
+Each file's schema metadata carries provenance: the package version, the
+table's schema version, the run id, the config hash and the model checkpoint id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable, Mapping
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import tubelets
+
+SCHEMA_VERSION = "1"
+
+# One element of ``tubelets.frames``: the instance in one frame where it has a mask.
+FRAME_TYPE = pa.struct(
+    [
+        pa.field("frame", pa.int32(), nullable=False),  # 0-based index in the decoded video
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("rle", pa.string(), nullable=False),  # COCO compressed RLE counts
+        pa.field("box", pa.list_(pa.float32(), 4)),  # x1, y1, x2, y2 in pixels, 0 <= x1 < x2 <= W
+        pa.field("score", pa.float32()),  # per-frame confidence
+    ]
+)
+
+TUBELETS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("video", pa.string(), nullable=False),  # input URL or data set video name
+        pa.field("video_id", pa.int64()),  # data set video id when the input is a data set
+        pa.field("tubelet_id", pa.int32(), nullable=False),  # unique within the video
+        pa.field("category_id", pa.int32(), nullable=False),
+        pa.field("category_name", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("first_frame", pa.int32(), nullable=False),
+        pa.field("last_frame", pa.int32(), nullable=False),
+        pa.field("frame_count", pa.int32(), nullable=False),  # frames with a mask
+        pa.field("video_length", pa.int32(), nullable=False),  # frames in the decoded video
+        pa.field("frames", pa.list_(FRAME_TYPE), nullable=False),
+    ]
+)
+
+METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+METRICS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("tracker", pa.string(), nullable=False),
+        pa.field("scope", pa.string(), nullable=False),  # "overall" or "category"
+        pa.field("category_id", pa.int32()),  # null for the overall row
+        pa.field("category_name", pa.string()),
+        *[pa.field(name, pa.float64()) for name in METRIC_NAMES],  # null where undefined (no GT)
+        pa.field("num_videos", pa.int64(), nullable=False),
+        pa.field("num_gt_instances", pa.int64(), nullable=False),
+        pa.field("num_predictions", pa.int64(), nullable=False),
+        pa.field("created_at", pa.timestamp("s", tz="UTC"), nullable=False),
+    ]
+)
+
+DEAD_LETTERS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("input", pa.string(), nullable=False),  # the URL or item that failed
+        pa.field("stage", pa.string(), nullable=False),  # e.g. "decode", "proposals"
+        pa.field("error_type", pa.string(), nullable=False),  # exception class, or a reason code
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("created_at", pa.timestamp("s", tz="UTC"), nullable=False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"tubelets": TUBELETS, "metrics": METRICS, "dead_letters": DEAD_LETTERS}
+
+
+def with_provenance(
+    schema: pa.Schema, run_id: str, config_hash: str = "", checkpoint_id: str = "", **extra: str
+) -> pa.Schema:
+    """``schema`` with provenance key/values in its metadata (all strings)."""
+    metadata = {
+        "tubelets.version": tubelets.__version__,
+        "tubelets.schema_version": SCHEMA_VERSION,
+        "tubelets.run_id": run_id,
+        "tubelets.config_hash": config_hash,
+        "tubelets.checkpoint_id": checkpoint_id,
+        **{f"tubelets.{key}": str(value) for key, value in extra.items()},
+    }
+    return schema.with_metadata(metadata)
+
+
+def provenance(table_or_schema: pa.Table | pa.Schema) -> dict[str, str]:
+    """The ``tubelets.*`` metadata of a table or schema, keys without the prefix."""
+    schema = table_or_schema.schema if isinstance(table_or_schema, pa.Table) else table_or_schema
+    items = (schema.metadata or {}).items()
+    return {k.decode()[len("tubelets."):]: v.decode() for k, v in items if k.startswith(b"tubelets.")}
+
+
+def utc_now() -> dt.datetime:
+    """Now, to the second, as the tables store it."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def default_run_id() -> str:
+    """A sortable UTC timestamp, e.g. ``20261121T093000Z``."""
+    return utc_now().strftime("%Y%m%dT%H%M%SZ")
+
+
+def table_folder(output_url: str, run_id: str, table: str) -> str:
+    """Where the files of one table of one run go."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; known: {sorted(TABLES)}")
+    return f"{output_url.rstrip('/')}/{run_id}/{table}"
+
+
+def to_arrow(rows: Iterable[Mapping], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts keyed by column) as a table of exactly ``schema``.
+
+    Arrow does not enforce ``nullable=False`` on its own; a missing required
+    value is caught here, before it reaches a file.
+    """
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    for field, column in zip(schema, table.columns):
+        if not field.nullable and column.null_count:
+            raise ValueError(f"column {field.name!r} is required but {column.null_count} row(s) have no value")
+    return table
+
+
+def write_parquet(table: pa.Table, url: str) -> None:
+    """Write one Parquet file to any fsspec URL, creating parent folders."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def write_rows(rows: Iterable[Mapping], output_url: str, run_id: str, table: str, **provenance_values: str) -> str:
+    """Write one table of one run as a single Parquet file; returns its URL."""
+    schema = with_provenance(TABLES[table], run_id, **provenance_values)
+    url = f"{table_folder(output_url, run_id, table)}/part-00000-of-00001.parquet"
+    write_parquet(to_arrow(rows, schema), url)
+    return url
+
+
+def read_table(output_url: str, table: str, run_id: str | None = None) -> pa.Table:
+    """All Parquet files of ``table`` under OUTPUT (one run, or every run)."""
+    fs, root = fsspec.core.url_to_fs(output_url)
+    pattern = f"{root.rstrip('/')}/{run_id or '*'}/{table}/*.parquet"
+    paths = sorted(fs.glob(pattern))
+    if not paths:
+        return TABLES[table].empty_table()
+    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths], promote_options="permissive")
+
