@@ -1,0 +1,102 @@
+"""The ``tubelets`` command line: a thin layer over the package's functions.
+
+Messages go to stderr, results to stdout; an error this package raises on
+purpose prints one line that says what to fix and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+from tubelets.errors import TubeletsError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from tubelets.synth import generate_dataset
+
+    gt = generate_dataset(
+        args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard
+    )
+    frames = sum(video["length"] for video in gt["videos"])
+    print(f"wrote {len(gt['videos'])} videos, {frames} frames, {len(gt['annotations'])} instances to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from tubelets.metrics.vis import score_files
+
+    print(json.dumps(score_files(args.gt, args.results), indent=2))
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from tubelets.query import print_query
+
+    print_query(args.output, args.sql, args.format)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tubelets.demo import run_demo
+
+    run_demo(args.data, args.output)
+    return 0
+
+
+def _add_synth(commands) -> None:
+    parser = commands.add_parser("synth", help="write a Shapes-VIS synthetic data set (YouTube-VIS layout)")
+    parser.add_argument("out", help="output folder (any fsspec URL)")
+    parser.add_argument("--videos", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--hard", action="store_true", help="more objects, longer videos, blur, flicker, fast motion")
+    parser.set_defaults(handler=_synth)
+
+
+def _add_score(commands) -> None:
+    parser = commands.add_parser("score", help="score a YouTube-VIS results file against ground truth")
+    parser.add_argument("gt", help="ground-truth instances.json (any fsspec URL)")
+    parser.add_argument("results", help="results.json in the YouTube-VIS results format")
+    parser.set_defaults(handler=_score)
+
+
+def _add_query(commands) -> None:
+    parser = commands.add_parser("query", help="read-only SQL over a run folder's Parquet tables")
+    parser.add_argument("output", help="an OUTPUT folder (all runs) or one run's folder")
+    parser.add_argument("sql", help="one SELECT over tubelets, metrics, dead_letters")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.set_defaults(handler=_query)
+
+
+def _add_demo(commands) -> None:
+    parser = commands.add_parser("demo", help="run the main job on the embedded sample data")
+    parser.add_argument("--data", default="sample-data", help="where the sample data set is generated")
+    parser.add_argument("--output", default="demo-output", help="where the run's tables go")
+    parser.set_defaults(handler=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_synth, _add_score, _add_query, _add_demo):
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TubeletsError as error:
+        print(f"tubelets: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
