@@ -57,6 +57,9 @@ setup(
         "pillow>=10",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    extras_require={
+        # scikit-image and OpenCV only build the reference implementations the metrics are checked against.
+        "test": ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "opencv-python-headless>=4.8"],
+    },
     entry_points={"console_scripts": ["tubelets=tubelets.cli:main"]},
 )
