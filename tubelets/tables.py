@@ -28,7 +28,8 @@ SCHEMA_VERSION = "1"
 # One element of ``tubelets.frames``: the instance in one frame where it has a mask.
 FRAME_TYPE = pa.struct(
     [
-        pa.field("frame", pa.int32(), nullable=False),  # 0-based index in the decoded video
+        pa.field("frame", pa.int32(), nullable=False),  # 0-based position in the decoded sequence
+        pa.field("source_frame", pa.int32(), nullable=False),  # index in the source video (stride/fps)
         pa.field("height", pa.int32(), nullable=False),
         pa.field("width", pa.int32(), nullable=False),
         pa.field("rle", pa.string(), nullable=False),  # COCO compressed RLE counts

@@ -6,7 +6,7 @@ from tubelets import tables
 
 
 def _tubelet_row(run_id="run-a", tubelet_id=0):
-    frame = {"frame": 2, "height": 4, "width": 4, "rle": "0g0", "box": [0.0, 0.0, 2.0, 2.0], "score": 0.5}
+    frame = {"frame": 2, "source_frame": 4, "height": 4, "width": 4, "rle": "0g0", "box": [0.0, 0.0, 2.0, 2.0], "score": 0.5}
     return {
         "run_id": run_id, "video": "v.mp4", "video_id": 3, "tubelet_id": tubelet_id, "category_id": 1,
         "category_name": "disc", "score": 0.9, "first_frame": 2, "last_frame": 2, "frame_count": 1,

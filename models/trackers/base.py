@@ -1,0 +1,106 @@
+"""The tracker interface and its registry.
+
+A tracker turns one video's (calibrated) proposals into tubelets. It is a
+plain object, as in pysot: no framework, no globals. It holds its settings
+only; all per-video state lives inside one :meth:`Tracker.track` call, so one
+instance (built once per worker) serves every video.
+
+Trackers register under a name and read their own sub-section of the
+``tracker:`` config section::
+
+    tracker:
+      name: iou          # the tracker a run uses
+      iou:               # settings of the "iou" tracker
+        max_age: 5
+
+    tracker = build_tracker(None, config["tracker"])   # or build_tracker("iou", ...)
+    tubelets = tracker.track(proposals, frames)
+
+A new tracker subclasses :class:`Tracker`, takes its settings as keyword
+arguments of ``__init__`` (a dataclass is the easy way), decorates itself
+with ``@register_tracker("name")`` and is imported in ``trackers/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
+
+import numpy as np
+
+from tubelets.errors import ConfigError
+from tubelets.records import Tubelet, VideoProposals
+
+# RGB uint8 frames [H, W, 3] of the decoded video, by 0-based frame number.
+FrameSource = Union[Callable[[int], np.ndarray], Sequence[np.ndarray]]
+
+_TRACKERS: dict[str, type["Tracker"]] = {}
+TrackerType = TypeVar("TrackerType", bound=type["Tracker"])
+
+
+class Tracker(abc.ABC):
+    """Links per-frame detections of one video into tubelets."""
+
+    @abc.abstractmethod
+    def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
+        """Tubelets of one video, ids ``0 .. n-1`` by first frame.
+
+        ``frames`` gives the decoded RGB frames for trackers that look at
+        pixels; trackers that only use the proposals ignore it.
+        """
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, Any]) -> "Tracker":
+        """An instance from this tracker's config sub-section; unknown keys are a ConfigError."""
+        parameters = inspect.signature(cls).parameters
+        unknown = sorted(set(settings) - set(parameters))
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {unknown} for tracker {cls.__name__}; known: {sorted(parameters)}")
+        return cls(**settings)
+
+
+def register_tracker(name: str) -> Callable[[TrackerType], TrackerType]:
+    """Class decorator: make a :class:`Tracker` subclass buildable as ``name``."""
+
+    def decorate(cls: TrackerType) -> TrackerType:
+        if not (isinstance(cls, type) and issubclass(cls, Tracker)):
+            raise TypeError(f"tracker {name!r} must be a Tracker subclass, got {cls!r}")
+        if name in _TRACKERS:
+            raise ValueError(f"tracker {name!r} is registered twice ({_TRACKERS[name].__name__} and {cls.__name__})")
+        _TRACKERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def known_trackers() -> list[str]:
+    """Names that :func:`build_tracker` accepts."""
+    return sorted(_TRACKERS)
+
+
+def build_tracker(name: Optional[str], tracker_cfg: Mapping[str, Any]) -> Tracker:
+    """The tracker ``name`` (None: ``tracker_cfg["name"]``) with its settings from ``tracker_cfg[name]``.
+
+    ``tracker_cfg`` is the whole ``tracker:`` config section; a tracker with
+    no sub-section there gets its own defaults.
+    """
+    name = name if name is not None else tracker_cfg.get("name")
+    if name not in _TRACKERS:
+        raise ConfigError(f"unknown tracker {name!r}; known trackers: {', '.join(known_trackers())}")
+    settings = tracker_cfg.get(name) or {}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"tracker.{name} must be a mapping of settings, got {type(settings).__name__}")
+    return _TRACKERS[name].from_config(settings)
+
+
+def frame_getter(frames: Optional[FrameSource]) -> Callable[[int], np.ndarray]:
+    """``frames`` as a function of the frame number; raises a ValueError when there are none."""
+    if frames is None:
+        def missing(index: int) -> np.ndarray:
+            raise ValueError(f"this tracker needs the video's frames (asked for frame {index}), but none were given")
+
+        return missing
+    if callable(frames):
+        return frames
+    return frames.__getitem__

@@ -1,0 +1,129 @@
+import dataclasses
+
+import pytest
+
+from tubelets.config import load_config
+from tubelets.errors import ConfigError
+from tubelets.models.trackers import build_tracker
+from tubelets.models.trackers.iou import IouTracker
+
+
+def _boxes(tubelet):
+    """(frame, x1, y1) of each frame of a tubelet."""
+    return [(item.frame, int(item.box[0]), int(item.box[1])) for item in tubelet.frames]
+
+
+def _gap_video(make_video, length=12):
+    """A moves right 3 px/frame, unseen in frames 4-6; B moves down 2 px/frame, unseen in frames 4-7.
+
+    After its gap neither square overlaps its last mask, so only the motion prediction can link it.
+    """
+    frames = []
+    for t in range(length):
+        objects = []
+        if t not in (4, 5, 6):
+            objects.append((2 + 3 * t, 5, 1, 0.9))
+        if t not in (4, 5, 6, 7):
+            objects.append((45, 2 + 2 * t, 2, 0.8))
+        frames.append(objects)
+    return make_video(frames)
+
+
+def test_a_gap_up_to_max_age_is_bridged_and_a_longer_one_ends_the_track(make_video):
+    tubelets = IouTracker(max_age=3).track(_gap_video(make_video))
+    assert [(t.tubelet_id, t.category_id, t.first_frame, t.last_frame, len(t.frames)) for t in tubelets] == [
+        (0, 1, 0, 11, 9),
+        (1, 2, 0, 3, 4),
+        (2, 2, 8, 11, 4),
+    ]
+    assert _boxes(tubelets[0]) == [(t, 2 + 3 * t, 5) for t in (0, 1, 2, 3, 7, 8, 9, 10, 11)]
+    assert [t.score for t in tubelets] == pytest.approx([0.9, 0.8, 0.8])
+    assert [len(t.frames) for t in IouTracker(max_age=4).track(_gap_video(make_video))] == [9, 8]
+
+
+def test_crossing_objects_keep_their_identity(make_video):
+    # Same row, opposite directions: in frames 6-7 the squares overlap each other more than their own
+    # last masks, and only the constant-velocity prediction tells them apart.
+    video = make_video([[(2 + 4 * t, 20, 1, 0.9), (52 - 4 * t, 20, 1, 0.8)] for t in range(13)])
+    tubelets = IouTracker().track(video)
+    assert [_boxes(t) for t in tubelets] == [
+        [(t, 2 + 4 * t, 20) for t in range(13)],
+        [(t, 52 - 4 * t, 20) for t in range(13)],
+    ]
+    # Without the motion term the identities swap at the crossing.
+    swapped = IouTracker(mask_weight=1.0, min_similarity=0.1).track(video)
+    assert _boxes(swapped[0])[7] == (7, 24, 20)
+
+
+def test_an_object_appearing_mid_video_starts_a_track(make_video):
+    video = make_video([[(2 + 2 * t, 5, 1, 0.9)] + ([(40, 30, 3, 0.6)] if t >= 5 else []) for t in range(10)])
+    tubelets = IouTracker().track(video)
+    assert [(t.category_id, t.first_frame, t.last_frame) for t in tubelets] == [(1, 0, 9), (3, 5, 9)]
+
+
+def test_noisy_labels_still_link_and_the_track_takes_the_majority(make_video):
+    labels = [1, 2, 1, 1, 2, 1, 1, 3]
+    video = make_video([[(5 + t, 10, label, 0.5 + 0.05 * t)] for t, label in enumerate(labels)])
+    (tubelet,) = IouTracker().track(video)
+    assert tubelet.category_id == 1 and len(tubelet.frames) == 8
+    assert tubelet.score == pytest.approx(0.5 + 0.05 * 3.5)
+
+
+def test_class_mismatch_loses_to_an_equal_match_of_the_same_class(make_video):
+    video = make_video([[(10, 10, 1, 0.9)], [(12, 10, 2, 0.95), (12, 10, 1, 0.6)]])
+    tubelets = IouTracker().track(video)
+    assert [[item.score for item in t.frames] for t in tubelets] == [pytest.approx([0.9, 0.6]), pytest.approx([0.95])]
+    assert [t.category_id for t in tubelets] == [1, 2]
+
+
+def test_below_min_similarity_never_links(make_video):
+    video = make_video([[(10, 10, 1, 0.9)], [(30, 30, 1, 0.9)]])
+    assert len(IouTracker().track(video)) == 2
+
+
+def test_no_proposals_one_frame_and_min_length(make_video):
+    assert IouTracker().track(make_video([[], [], []])) == []
+    assert IouTracker().track(make_video([])) == []
+    single = IouTracker().track(make_video([[(5, 5, 1, 0.9), (30, 20, 2, 0.7)]]))
+    assert [(t.tubelet_id, t.category_id, len(t.frames)) for t in single] == [(0, 1, 1), (1, 2, 1)]
+    video = make_video([[(5, 5, 1, 0.9), (40, 20, 2, 0.7)], [(6, 5, 1, 0.9)]])
+    assert [t.category_id for t in IouTracker(min_length=2).track(video)] == [1]
+
+
+def test_empty_masks_link_by_box_but_never_reach_a_tubelet(make_video):
+    # label < 0: the detection has a box but an empty mask (scored, counted as class |label|).
+    video = make_video([[(5, 5, 1, 0.9), (30, 20, -2, 0.7)], [(6, 5, -1, 0.2), (31, 20, -2, 0.7)], [(7, 5, 1, 0.8)]])
+    (tubelet,) = IouTracker().track(video)
+    assert [item.frame for item in tubelet.frames] == [0, 2] and tubelet.score == pytest.approx(0.85)
+
+
+def test_ids_follow_the_first_frame_with_a_mask(make_video):
+    # The first track starts with an empty mask, so the second one's mask comes first.
+    video = make_video([[(5, 5, -1, 0.9), (40, 20, 2, 0.7)], [(6, 5, 1, 0.9)], [(7, 5, 1, 0.9)]])
+    tubelets = IouTracker().track(video)
+    assert [(t.tubelet_id, t.category_id, t.first_frame) for t in tubelets] == [(0, 2, 0), (1, 1, 1)]
+    assert [t.category_id for t in IouTracker(min_length=2).track(video)] == [1]  # 2 masks of 3 frames
+
+
+def test_frames_out_of_order_are_rejected(make_video):
+    video = make_video([[], []])
+    video.frames.reverse()
+    with pytest.raises(ValueError, match="increasing frame order"):
+        IouTracker().track(video)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"max_age": -1}, {"min_length": 0}, {"max_age": 1.5}, {"min_similarity": 0}, {"mask_weight": 2}, {"class_mismatch_scale": "x"}],
+)
+def test_bad_settings_are_config_errors(settings):
+    with pytest.raises(ConfigError, match=f"tracker.iou.{next(iter(settings))} must be"):
+        IouTracker(**settings)
+
+
+def test_config_section_matches_the_defaults_and_builds_the_tracker():
+    section = load_config()["tracker"]
+    defaults = {field.name: field.default for field in dataclasses.fields(IouTracker)}
+    assert section["iou"] == defaults
+    assert build_tracker(None, section) == IouTracker()
+    assert build_tracker("iou", {"iou": {"max_age": 2}}).max_age == 2
