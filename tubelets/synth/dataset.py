@@ -14,6 +14,7 @@ import fsspec
 import numpy as np
 
 from tubelets import masks as rle
+from tubelets.io.video_writer import write_mp4
 from tubelets.synth import spec, writer
 from tubelets.synth.scene import SyntheticInstance, SyntheticVideo, check_frame_size, generate_video
 
@@ -56,7 +57,7 @@ def generate_dataset(
         if write_jpegs:
             writer.write_jpegs(fs, f"{root}/JPEGImages/{name}", video.frames)
         if write_videos:
-            writer.write_mp4(fs, f"{root}/videos/{name}.mp4", video.frames, spec.FPS)
+            write_mp4(fs.unstrip_protocol(f"{root}/videos/{name}.mp4"), video.frames, spec.FPS)
         video_records.append(video_record(index + 1, name, video))
         annotations.extend(annotation_records(video, index + 1, first_id=len(annotations) + 1))
     dataset = {

@@ -10,6 +10,7 @@ from PIL import Image
 
 from tubelets import masks as rle
 from tubelets.io.ffmpeg_binary import ffmpeg_binary
+from tubelets.io.video_writer import encode_mp4
 from tubelets.synth import CATEGORIES, generate_dataset, generate_video, video_rng, writer
 
 WIDTH, HEIGHT = 96, 64
@@ -162,4 +163,4 @@ def test_bad_arguments_fail_clearly(tmp_path, arguments, message):
 
 def test_encoder_rejects_odd_frames(tmp_path):
     with pytest.raises(ValueError, match="even"):
-        writer.encode_mp4(np.zeros((2, 33, 64, 3), np.uint8), str(tmp_path / "odd.mp4"), 10)
+        encode_mp4(np.zeros((2, 33, 64, 3), np.uint8), str(tmp_path / "odd.mp4"), 10)
