@@ -41,6 +41,28 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segment(args: argparse.Namespace) -> int:
+    from tubelets.pipelines import segment
+
+    segment.run(args.args)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tubelets.pipelines import evaluate
+
+    evaluate.run(args.args)
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from tubelets.render import render
+
+    frames = render(args.output, args.video, args.out, run_id=args.run_id)
+    print(f"wrote {frames} frames to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tubelets.demo import run_demo
 
@@ -74,6 +96,32 @@ def _add_query(commands) -> None:
     parser.set_defaults(handler=_query)
 
 
+def _add_pipeline(commands, name: str, handler: Command, help_text: str, usage: str) -> None:
+    # The pipeline parses its own arguments, so Beam's flags (--runner, ...) pass through untouched.
+    parser = commands.add_parser(name, help=help_text, usage=usage, add_help=False)
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    parser.set_defaults(handler=handler)
+
+
+def _add_segment(commands) -> None:
+    _add_pipeline(commands, "segment", _segment, "videos in, tubelets and dead letters out (a Beam pipeline)",
+                  "tubelets segment INPUT OUTPUT [--config CFG] [--set KEY=VALUE] [--tracker NAME] [Beam options]")
+
+
+def _add_evaluate(commands) -> None:
+    _add_pipeline(commands, "evaluate", _evaluate, "segment a labelled data set and score it (a Beam pipeline)",
+                  "tubelets evaluate DATASET OUTPUT [--config CFG] [--tracker NAME] [--source jpeg|video] [Beam options]")
+
+
+def _add_render(commands) -> None:
+    parser = commands.add_parser("render", help="draw a run's tubelets over a video, to an mp4")
+    parser.add_argument("output", help="the OUTPUT folder of a run (or of several runs)")
+    parser.add_argument("video", help="the video file (as given to segment, or a data set's videos/<name>.mp4)")
+    parser.add_argument("out", help="the mp4 to write (any fsspec URL)")
+    parser.add_argument("--run-id", default=None, help="which run (default: the latest)")
+    parser.set_defaults(handler=_render)
+
+
 def _add_demo(commands) -> None:
     parser = commands.add_parser("demo", help="run the main job on the embedded sample data")
     parser.add_argument("--data", default="sample-data", help="where the sample data set is generated")
@@ -84,13 +132,17 @@ def _add_demo(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_score, _add_query, _add_demo):
+    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_score, _add_query, _add_demo):
         add(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown and not hasattr(args, "args"):
+        build_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
+    if hasattr(args, "args"):
+        args.args = list(args.args) + unknown  # a pipeline's own flags, and Beam's
     try:
         return args.handler(args)
     except TubeletsError as error:

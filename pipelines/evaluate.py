@@ -1,0 +1,72 @@
+"""``tubelets evaluate DATASET OUTPUT``: segment a labelled data set and score it.
+
+Everything ``segment`` writes, plus ``OUTPUT/<run_id>/results.json``
+(YouTube-VIS results) and the ``metrics`` table, scored in the pipeline:
+per-video matching in parallel, one global accumulation.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+
+from tubelets.errors import DatasetError
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.pipelines.segment import RunSpec, build_pipeline as build_segment, prepare_run
+from tubelets.tables import read_table
+from tubelets.transforms.evaluation import ScoreVideos, headline
+from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
+from tubelets.transforms.outputs import WriteResultsFile, WriteTable
+
+
+def check_dataset(dataset_url: str) -> YouTubeVISDataset:
+    """The data set to score against; it must be a labelled YouTube-VIS folder."""
+    if not is_dataset(dataset_url):
+        raise DatasetError(f"{dataset_url} is not a YouTube-VIS data set folder (no {ANNOTATIONS} in it)")
+    dataset = YouTubeVISDataset(dataset_url)
+    if not dataset.has_annotations:
+        raise DatasetError(f"{dataset.annotations_url} has no annotations to score against (a test split?)")
+    return dataset
+
+
+def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
+    """The segment graph plus results.json and the metrics table. Graph only."""
+    from tubelets.models.tubelet_ops import tubelets_to_results
+
+    dataset = check_dataset(spec.input_url)
+    outputs = build_segment(p, spec)
+    entries = outputs["tracked"] | "ResultEntries" >> beam.FlatMap(lambda mt: tubelets_to_results(mt[1], mt[0]))
+    entries | "WriteResults" >> WriteResultsFile(f"{spec.run_url}/results.json")
+    by_video = entries | "ByVideoId" >> beam.Map(lambda e: (e["video_id"], e)) | "GroupEntries" >> beam.GroupByKey()
+    video_ids = outputs["videos"] | "VideoIds" >> beam.Map(lambda v: (v.video_id, v.key))
+    score = ScoreVideos(
+        dataset.annotations_url,
+        [int(c["id"]) for c in dataset.categories],
+        dataset=spec.input_url,
+        tracker=spec.config["tracker"]["name"],
+        category_names=spec.category_names,
+    )
+    rows = (video_ids, by_video) | "Score" >> score
+    rows | "WriteMetrics" >> WriteTable(spec.output_url, spec.run_id, "metrics", spec.provenance)
+    return {**outputs, "metrics": rows}
+
+
+def _add_source(parser) -> None:
+    parser.add_argument("--source", choices=("video", "jpeg"), default=None,
+                        help="decode videos/<name>.mp4 or read JPEGImages/ frames (io.source)")
+
+
+def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None) -> RunSpec:
+    """Parse ``evaluate`` arguments, run the pipeline, print the headline metrics."""
+    from tubelets.pipelines.runner import parse_run_arguments, run_to_end
+
+    args, config, options = parse_run_arguments("evaluate", argv, extend=_add_source)
+    check_dataset(args.input)
+    spec = prepare_run(args.input, args.output, config)
+    run_to_end(spec, options, build_pipeline, test_pipeline)
+    rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
+    print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
+    print(f"results: {spec.run_url}/results.json", file=sys.stderr)
+    return spec

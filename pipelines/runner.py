@@ -1,0 +1,81 @@
+"""Shared by the pipeline commands: argument parsing, running, the closing summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from tubelets.config import load_config
+from tubelets.pipelines.options import pipeline_options
+
+COUNTERS = ("videos", "frames", "proposals", "tubelets", "dead_letters")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
+    """Arguments every pipeline command takes; unknown ``--flags`` go to Beam."""
+    parser.add_argument("input", help=input_help)
+    parser.add_argument("output", help="OUTPUT folder (any fsspec URL); each run gets OUTPUT/<run_id>/")
+    parser.add_argument("--config", default=None, help="a preset name or a YAML file (any fsspec URL)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set tracker.iou.max_age=3 (repeatable)")
+    parser.add_argument("--run-id", default=None, help="name of this run (default: a UTC timestamp)")
+    parser.add_argument("--tracker", default=None, help="tracker name (overrides tracker.name)")
+
+
+def config_from_args(args: argparse.Namespace) -> dict:
+    """The run's config: defaults, ``--config``, ``--set``, then the shorthand flags."""
+    overrides = list(args.overrides)
+    if args.run_id:
+        overrides.append(f"run.run_id={args.run_id}")
+    if args.tracker:
+        overrides.append(f"tracker.name={args.tracker}")
+    if getattr(args, "source", None):
+        overrides.append(f"io.source={args.source}")
+    return load_config(args.config, overrides)
+
+
+def parse_run_arguments(
+    command: str, argv: Optional[Sequence[str]], extend: Optional[Callable[[argparse.ArgumentParser], None]] = None
+) -> tuple[argparse.Namespace, dict, PipelineOptions]:
+    """``argv`` -> (our arguments, the config, Beam options from the remaining flags)."""
+    parser = argparse.ArgumentParser(prog=f"tubelets {command}")
+    add_run_arguments(parser, "a glob of video files or a YouTube-VIS data set folder (any fsspec URL)")
+    if extend:
+        extend(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    return args, config_from_args(args), pipeline_options(beam_args)
+
+
+def counter_values(result: Any) -> dict[str, int]:
+    """The pipeline's ``tubelets`` counters, committed values, zero where absent."""
+    values = dict.fromkeys(COUNTERS, 0)
+    for counter in result.metrics().query(MetricsFilter().with_namespace("tubelets"))["counters"]:
+        values[counter.key.metric.name] = values.get(counter.key.metric.name, 0) + (counter.committed or 0)
+    return values
+
+
+def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: Optional[beam.Pipeline] = None) -> dict:
+    """Build the graph with ``build(p, spec)``, run it, print a summary to stderr."""
+    started = time.monotonic()
+    pipeline = test_pipeline or beam.Pipeline(options=options)
+    build(pipeline, spec)
+    result = pipeline.run()
+    result.wait_until_finish()
+    seconds = time.monotonic() - started
+    counts = counter_values(result)
+    fps = counts["frames"] / seconds if seconds else 0.0
+    print(
+        f"run {spec.run_id}: {counts['videos']} videos, {counts['frames']} frames ({fps:.1f} frames/s), "
+        f"{counts['proposals']} proposals, {counts['tubelets']} tubelets in {seconds:.1f}s",
+        file=sys.stderr,
+    )
+    if counts["dead_letters"]:
+        print(f"{counts['dead_letters']} input(s) went to dead letters: see {spec.run_url}/dead_letters/", file=sys.stderr)
+    print(f"output: {spec.run_url}", file=sys.stderr)
+    return counts

@@ -1,0 +1,118 @@
+"""``tubelets segment INPUT OUTPUT``: videos in, tubelets and dead letters out, as Parquet.
+
+Graph: MatchInputs -> Decode -> Proposals (RunInference) -> GroupProposals ->
+Track (class calibration + tracker) -> TubeletRows -> WriteTubelets, and
+Decode's dead letters -> WriteDeadLetters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Mapping, Optional, Sequence
+
+import apache_beam as beam
+import fsspec
+
+from tubelets.config import config_hash
+from tubelets.errors import ConfigError
+from tubelets.tables import default_run_id
+from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
+from tubelets.transforms.decode import META, DecodeVideo
+from tubelets.transforms.inputs import MatchInputs
+from tubelets.transforms.outputs import WriteTable
+from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances
+from tubelets.transforms.tracking import GroupProposals, TrackVideo
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What one run reads and writes, decided before the graph is built."""
+
+    input_url: str
+    output_url: str
+    run_id: str
+    config: Mapping[str, Any]
+    checkpoint_id: str
+    category_names: Mapping[int, str]
+
+    @property
+    def run_url(self) -> str:
+        return f"{self.output_url.rstrip('/')}/{self.run_id}"
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        return {
+            "config_hash": config_hash(self.config),
+            "checkpoint_id": self.checkpoint_id,
+            "tracker": self.config["tracker"]["name"],
+            "input": self.input_url,
+        }
+
+
+def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> RunSpec:
+    """Check the checkpoint and the run folder before any video is read.
+
+    A missing, corrupt or mismatched checkpoint raises ``CheckpointError`` here;
+    a run id whose folder already exists raises ``ConfigError``, so a rerun
+    never overwrites another run's files.
+    """
+    from tubelets.models.loading import load_detector
+
+    _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
+    run_id = config["run"]["run_id"] or default_run_id()
+    fs, path = fsspec.core.url_to_fs(f"{output_url.rstrip('/')}/{run_id}")
+    if fs.exists(path):
+        raise ConfigError(f"run folder {output_url.rstrip('/')}/{run_id} exists already: choose another run.run_id")
+    names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
+    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names)
+
+
+def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:
+    proposals = config["proposals"]
+    return DetectorModelHandler(
+        config["detector"],
+        device=config["detector"]["device"],
+        batch_size=proposals["batch_size"],
+        torch_threads=proposals["torch_threads"],
+    )
+
+
+def build_tracking(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
+    """The shared part of segment and evaluate: inputs to tracked videos and dead letters."""
+    io = spec.config["io"]
+    videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=io["source"])
+    decoded = videos | "Decode" >> beam.ParDo(
+        DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"])
+    ).with_outputs(META, DEAD_LETTERS, main="frames")
+    detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(spec.config))
+    proposals = (decoded[META], detections) | "GroupProposals" >> GroupProposals()
+    tracked = proposals | "Track" >> beam.ParDo(TrackVideo(spec.config))
+    return {"videos": videos, "tracked": tracked, "dead_letters": decoded[DEAD_LETTERS]}
+
+
+def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
+    """The segment graph: tubelets and dead letters to Parquet. Graph only, runs nothing."""
+    from tubelets.models.tubelet_ops import tubelet_rows
+
+    outputs = build_tracking(p, spec)
+    names, run_id = spec.category_names, spec.run_id
+    (
+        outputs["tracked"]
+        | "TubeletRows" >> beam.FlatMap(lambda mt: tubelet_rows(mt[1], mt[0], run_id, names))
+        | "WriteTubelets" >> WriteTable(spec.output_url, run_id, "tubelets", spec.provenance)
+    )
+    outputs["dead_letters"] | "WriteDeadLetters" >> WriteTable(spec.output_url, run_id, "dead_letters", spec.provenance)
+    return outputs
+
+
+def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None) -> RunSpec:
+    """Parse ``segment`` arguments, build the graph and run it to the end."""
+    from tubelets.pipelines.runner import parse_run_arguments, run_to_end
+
+    args, config, options = parse_run_arguments("segment", argv)
+    spec = prepare_run(args.input, args.output, config)
+    run_to_end(spec, options, build_pipeline, test_pipeline)
+    return spec

@@ -1,0 +1,77 @@
+"""Decode videos into frames keyed by ``(video key, frame)``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.io.video import iter_frames, probe
+from tubelets.records import VideoMeta
+from tubelets.transforms.dead_letters import dead_letter
+
+LOG = logging.getLogger(__name__)
+META = "meta"
+FrameKey = tuple  # (video key: str, frame: int)
+
+
+class DecodeVideo(beam.DoFn):
+    """``VideoInput`` -> ``((key, frame), RGB uint8 [H, W, 3])`` per decoded frame.
+
+    Side outputs: ``meta`` gets one ``(key, VideoMeta)`` once the whole video
+    decoded cleanly; ``dead_letters`` gets a row for a video that failed. Frames
+    stream out as they are decoded, so a long video is never held whole; frames
+    of a video that fails part-way have no ``meta`` and are dropped where frames
+    and meta are joined.
+    """
+
+    def __init__(self, stride: int = 1, fps: float | None = None, max_size: int | None = None):
+        self._stride = stride
+        self._fps = fps
+        self._max_size = max_size
+
+    def setup(self):
+        self._videos = Metrics.counter("tubelets", "videos")
+        self._frames = Metrics.counter("tubelets", "frames")
+        self._failed = Metrics.counter("tubelets", "dead_letters")
+        self._datasets: dict[str, YouTubeVISDataset] = {}  # JPEG sources: parse instances.json once
+
+    def process(self, item) -> Iterator:
+        try:
+            yield from self._decode(item)
+        except Exception as error:  # noqa: BLE001 - any failure of one video must not stop the others
+            LOG.warning("video %s goes to dead letters: %s", item.key, error)
+            self._failed.inc()
+            yield dead_letter(item.key, "decode", error)
+
+    def _decode(self, item) -> Iterator:
+        indices: list[int] = []
+        shape = None
+        for position, (source_index, frame) in enumerate(self._frames_of(item)):
+            indices.append(source_index)
+            shape = frame.shape
+            self._frames.inc()
+            yield (item.key, position), frame
+        if shape is None:
+            raise ValueError(f"no frames decoded from {item.url}")
+        meta = VideoMeta(
+            key=item.key, width=shape[1], height=shape[0], length=len(indices), video_id=item.video_id,
+            fps=self._source_fps(item), frame_indices=indices,
+        )
+        self._videos.inc()
+        yield beam.pvalue.TaggedOutput(META, (item.key, meta))
+
+    def _frames_of(self, item) -> Iterator[tuple[int, np.ndarray]]:
+        options = {"stride": self._stride}
+        if item.source == "jpeg":
+            if item.url not in self._datasets:
+                self._datasets[item.url] = YouTubeVISDataset(item.url)
+            return self._datasets[item.url].iter_frames(item.video_id, source="jpeg", **options)
+        return iter_frames(item.url, fps=self._fps, max_size=self._max_size, **options)
+
+    def _source_fps(self, item) -> float:
+        return 0.0 if item.source == "jpeg" else probe(item.url).fps

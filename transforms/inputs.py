@@ -1,0 +1,75 @@
+"""Turn the user's INPUT into one element per video, spread over workers.
+
+INPUT is either a glob of video files on any fsspec URL (``gs://b/clips/*.mp4``)
+or a YouTube-VIS data set folder (one holding ``instances.json``), whose videos
+are read from ``videos/<name>.mp4`` or from ``JPEGImages/`` frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Optional
+
+import apache_beam as beam
+import fsspec
+
+from tubelets.io.dataset import YouTubeVISDataset, list_videos
+
+ANNOTATIONS = "instances.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInput:
+    """What one worker needs to decode one video.
+
+    ``key`` names the video in every output (the data set's video name, or the
+    file URL); ``url`` is the video file, or the data set root when ``source``
+    is ``"jpeg"``.
+    """
+
+    key: str
+    url: str
+    source: str = "video"  # "video": a video file; "jpeg": the data set's JPEGImages frames
+    video_id: Optional[int] = None
+
+
+def is_dataset(input_url: str) -> bool:
+    """Whether INPUT is a YouTube-VIS data set folder."""
+    fs, path = fsspec.core.url_to_fs(input_url)
+    return fs.isfile(f"{path.rstrip('/')}/{ANNOTATIONS}")
+
+
+def dataset_inputs(dataset: YouTubeVISDataset, source: str) -> Iterator[VideoInput]:
+    """One input per video of a data set, decoded from its mp4 or from its JPEG frames."""
+    for video in dataset.videos:
+        url = dataset.video_url(video.id) if source == "video" else dataset.root_url
+        yield VideoInput(key=video.name, url=url, source=source, video_id=video.id)
+
+
+def expand_input(input_url: str, source: str = "video") -> list[VideoInput]:
+    """Every video INPUT names, in a stable order."""
+    if is_dataset(input_url):
+        return list(dataset_inputs(YouTubeVISDataset(input_url), source))
+    return [VideoInput(key=url, url=url) for url in list_videos(input_url)]
+
+
+class MatchInputs(beam.PTransform):
+    """INPUT -> ``VideoInput`` per video, reshuffled so that videos spread over workers.
+
+    The expansion runs inside the pipeline (on a worker), so a bucket listing is
+    not done on the launching machine; without the Reshuffle every video would
+    stay fused to the single element that listed them and run on one worker.
+    """
+
+    def __init__(self, input_url: str, source: str = "video"):
+        super().__init__()
+        self._input_url = input_url
+        self._source = source
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Input" >> beam.Create([self._input_url])
+            | "ListVideos" >> beam.FlatMap(expand_input, source=self._source)
+            | "SpreadVideos" >> beam.Reshuffle()
+        )

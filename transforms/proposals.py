@@ -1,0 +1,97 @@
+"""Mask R-CNN proposals through Beam's ``RunInference``, keyed by ``(video key, frame)``.
+
+The model handler loads the detector once per worker process (or once per
+machine, shared across processes, on GPU workers), batches frames with Beam's
+``BatchElements`` and returns each frame's detections above the score
+threshold with masks already run-length encoded, so what travels between
+stages is small.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+import torch
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+
+from tubelets import masks
+from tubelets.models.loading import load_detector, resolve_device
+from tubelets.records import FrameDetections
+
+MASK_THRESHOLD = 0.5
+
+
+def to_detections(output: Mapping[str, torch.Tensor], score_threshold: float) -> FrameDetections:
+    """One torchvision detection output as ``FrameDetections`` (``frame`` set later from the key)."""
+    keep = output["scores"] >= score_threshold
+    binary = (output["masks"][keep, 0] > MASK_THRESHOLD).to("cpu", torch.uint8).numpy()
+    return FrameDetections(
+        frame=-1,
+        boxes=output["boxes"][keep].to("cpu", torch.float32).numpy(),
+        scores=output["scores"][keep].to("cpu", torch.float32).numpy(),
+        labels=output["labels"][keep].to("cpu", torch.int64).numpy(),
+        masks=[masks.encode(m) for m in binary],
+    )
+
+
+class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Module]):
+    """``RGB uint8 [H, W, 3]`` frames -> ``FrameDetections``, with a Mask R-CNN from a checkpoint."""
+
+    def __init__(
+        self,
+        detector_cfg: Mapping[str, Any],
+        device: str = "auto",
+        batch_size: int = 4,
+        torch_threads: Optional[int] = None,
+    ):
+        on_gpu = resolve_device(device).type == "cuda"
+        # One model per GPU machine, shared by its SDK processes; one per process on CPU.
+        super().__init__(min_batch_size=1, max_batch_size=batch_size, large_model=on_gpu)
+        self._detector_cfg = dict(detector_cfg)
+        self._device = device
+        self._torch_threads = torch_threads
+        self._score_threshold = float(detector_cfg.get("score_threshold") or 0.0)
+
+    def load_model(self) -> torch.nn.Module:
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
+        model, _ = load_detector({"detector": {**self._detector_cfg, "device": self._device}})
+        return model
+
+    def run_inference(
+        self, batch: Sequence[np.ndarray], model: torch.nn.Module, inference_args: Optional[dict] = None
+    ) -> Iterable[FrameDetections]:
+        device = next(model.parameters()).device
+        images = [torch.from_numpy(np.ascontiguousarray(f)).to(device).permute(2, 0, 1).float().div_(255) for f in batch]
+        with torch.inference_mode():
+            outputs = model(images)
+        return [to_detections(output, self._score_threshold) for output in outputs]
+
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        return sum(frame.nbytes for frame in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "tubelets.proposals"
+
+
+def _frame_detections(keyed) -> tuple[str, FrameDetections]:
+    (video_key, frame), detections = keyed
+    detections.frame = frame
+    return video_key, detections
+
+
+class ProposeInstances(beam.PTransform):
+    """``((video key, frame), frame)`` -> ``(video key, FrameDetections)``."""
+
+    def __init__(self, handler: DetectorModelHandler):
+        super().__init__()
+        self._handler = handler
+
+    def expand(self, frames):
+        return (
+            frames
+            | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
+            | "ByVideo" >> beam.Map(_frame_detections)
+        )

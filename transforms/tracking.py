@@ -1,0 +1,67 @@
+"""Per video: gather the frames' proposals, calibrate classes, track into tubelets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator, Mapping
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+
+LOG = logging.getLogger(__name__)
+
+
+def assemble_video(joined: tuple[str, Mapping[str, list]]) -> Iterator[VideoProposals]:
+    """``(key, {"meta": [VideoMeta], "frames": [FrameDetections...]})`` -> ``VideoProposals``.
+
+    A video without meta failed to decode (its frames are orphans): nothing is
+    emitted, its dead letter was written by the decoder. Frames without any
+    detection element get an empty one, so ``frames[i].frame == i`` holds.
+    """
+    _, grouped = joined
+    metas = list(grouped["meta"])
+    if not metas:
+        return
+    meta: VideoMeta = metas[0]
+    by_frame = {d.frame: d for d in grouped["frames"]}
+    frames = [by_frame.get(i) or FrameDetections.empty(i) for i in range(meta.length)]
+    yield VideoProposals(meta, frames)
+
+
+class GroupProposals(beam.PTransform):
+    """Join ``(key, VideoMeta)`` and ``(key, FrameDetections)`` into ``VideoProposals``."""
+
+    def expand(self, inputs):
+        metas, detections = inputs
+        return (
+            {"meta": metas, "frames": detections}
+            | "JoinMetaAndFrames" >> beam.CoGroupByKey()
+            | "AssembleVideo" >> beam.FlatMap(assemble_video)
+        )
+
+
+class TrackVideo(beam.DoFn):
+    """``VideoProposals`` -> ``(VideoMeta, [Tubelet])``: class calibration, then the named tracker."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self._calibration = dict(config["calibration"])
+        self._tracker_cfg = dict(config["tracker"])
+
+    def setup(self):
+        from tubelets.models.trackers import build_tracker
+
+        self._tracker = build_tracker(self._tracker_cfg["name"], self._tracker_cfg)
+        self._proposals = Metrics.counter("tubelets", "proposals")
+        self._tubelets = Metrics.counter("tubelets", "tubelets")
+
+    def process(self, video: VideoProposals) -> Iterator[tuple[VideoMeta, list]]:
+        from tubelets.models.calibration import calibrate_classes
+
+        calibrated = calibrate_classes(video, **self._calibration)
+        self._proposals.inc(sum(len(f) for f in calibrated.frames))
+        tubelets = self._tracker.track(calibrated)
+        self._tubelets.inc(len(tubelets))
+        LOG.info("video %s: %d frames, %d tubelets", video.meta.key, video.meta.length, len(tubelets))
+        yield video.meta, tubelets
