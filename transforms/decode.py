@@ -60,7 +60,7 @@ class DecodeVideo(beam.DoFn):
             raise ValueError(f"no frames decoded from {item.url}")
         meta = VideoMeta(
             key=item.key, width=shape[1], height=shape[0], length=len(indices), video_id=item.video_id,
-            fps=self._source_fps(item), frame_indices=indices,
+            fps=self._source_fps(item), frame_indices=indices, url=item.url, source=item.source,
         )
         self._videos.inc()
         yield beam.pvalue.TaggedOutput(META, (item.key, meta))

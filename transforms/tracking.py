@@ -8,6 +8,7 @@ from typing import Any, Iterator, Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from tubelets.io.frames import VideoFrames
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class TrackVideo(beam.DoFn):
     def __init__(self, config: Mapping[str, Any]):
         self._calibration = dict(config["calibration"])
         self._tracker_cfg = dict(config["tracker"])
+        self._max_size = config["io"]["max_size"]
 
     def setup(self):
         from tubelets.models.trackers import build_tracker
@@ -61,7 +63,8 @@ class TrackVideo(beam.DoFn):
 
         calibrated = calibrate_classes(video, **self._calibration)
         self._proposals.inc(sum(len(f) for f in calibrated.frames))
-        tubelets = self._tracker.track(calibrated)
+        # Lazy: a tracker that never looks at pixels never decodes a frame.
+        tubelets = self._tracker.track(calibrated, frames=VideoFrames(video.meta, max_size=self._max_size))
         self._tubelets.inc(len(tubelets))
         LOG.info("video %s: %d frames, %d tubelets", video.meta.key, video.meta.length, len(tubelets))
         yield video.meta, tubelets

@@ -148,6 +148,10 @@ class YouTubeVISDataset:
             raise ValueError(f"stride must be a positive integer, got {stride!r}")
         return (self._read_jpeg(record, t) for t in range(0, record.length, stride))
 
+    def read_frame(self, video_id: int | str, t: int) -> np.ndarray:
+        """Frame ``t`` of a video from ``JPEGImages/``, RGB uint8 ``(H, W, 3)``."""
+        return self._read_jpeg(self.video(video_id), t)[1]
+
     def _read_jpeg(self, record: VideoRecord, t: int) -> tuple[int, np.ndarray]:
         url = self.frame_url(record.id, t)
         try:
