@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -148,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TubeletsError as error:
         print(f"tubelets: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and friends: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
