@@ -8,11 +8,11 @@ per-video matching in parallel, one global accumulation.
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import apache_beam as beam
 
-from tubelets.errors import DatasetError
+from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.pipelines.segment import RunSpec, build_pipeline as build_segment, prepare_run
 from tubelets.tables import read_table
@@ -31,10 +31,25 @@ def check_dataset(dataset_url: str) -> YouTubeVISDataset:
     return dataset
 
 
+def check_every_frame(config: Mapping[str, Any]) -> None:
+    """Scoring compares masks with the ground truth frame by frame, at the data set's frame size.
+
+    A strided, resampled or resized run would be scored against the wrong
+    frames or sizes (and silently get about zero), so it is refused.
+    """
+    io = config["io"]
+    if io["stride"] != 1 or io["fps"] is not None or io["max_size"] is not None:
+        raise ConfigError(
+            f"evaluate scores every frame at the data set's size, so it needs io.stride=1, io.fps=null and "
+            f"io.max_size=null (got {io['stride']}, {io['fps']}, {io['max_size']}); use `segment` to subsample"
+        )
+
+
 def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
     """The segment graph plus results.json and the metrics table. Graph only."""
     from tubelets.models.tubelet_ops import tubelets_to_results
 
+    check_every_frame(spec.config)
     dataset = check_dataset(spec.input_url)
     outputs = build_segment(p, spec)
     entries = outputs["tracked"] | "ResultEntries" >> beam.FlatMap(lambda mt: tubelets_to_results(mt[1], mt[0]))
@@ -63,6 +78,7 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
     from tubelets.pipelines.runner import parse_run_arguments, run_to_end
 
     args, config, options = parse_run_arguments("evaluate", argv, extend=_add_source)
+    check_every_frame(config)
     check_dataset(args.input)
     spec = prepare_run(args.input, args.output, config)
     run_to_end(spec, options, build_pipeline, test_pipeline)

@@ -20,7 +20,8 @@ COUNTERS = ("videos", "frames", "proposals", "tubelets", "dead_letters")
 def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
     """Arguments every pipeline command takes; unknown ``--flags`` go to Beam."""
     parser.add_argument("input", help=input_help)
-    parser.add_argument("output", help="OUTPUT folder (any fsspec URL); each run gets OUTPUT/<run_id>/")
+    parser.add_argument("output", help="OUTPUT folder on a file system Beam writes (a local path, gs://, s3:// ...); "
+                        "each run gets OUTPUT/<run_id>/")
     parser.add_argument("--config", default=None, help="a preset name or a YAML file (any fsspec URL)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set tracker.iou.max_age=3 (repeatable)")

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import apache_beam as beam
 import fsspec
+from apache_beam.io.filesystems import FileSystems
 
 from tubelets.config import config_hash
 from tubelets.errors import ConfigError
@@ -52,15 +53,25 @@ class RunSpec:
         }
 
 
-def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> RunSpec:
-    """Check the checkpoint and the run folder before any video is read.
+def check_output(output_url: str) -> None:
+    """Beam writes the tables, so OUTPUT must be on a file system Beam has (local, gs://, s3://, ...)."""
+    try:
+        FileSystems.get_filesystem(output_url)
+    except ValueError as error:
+        raise ConfigError(f"OUTPUT {output_url!r}: Beam cannot write there ({error})") from None
 
-    A missing, corrupt or mismatched checkpoint raises ``CheckpointError`` here;
-    a run id whose folder already exists raises ``ConfigError``, so a rerun
-    never overwrites another run's files.
+
+def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> RunSpec:
+    """Check the output, the checkpoint and the run folder before any video is read.
+
+    An OUTPUT Beam cannot write to raises ``ConfigError``; a missing, corrupt or
+    mismatched checkpoint raises ``CheckpointError``; a run id whose folder
+    already exists raises ``ConfigError``, so a rerun never overwrites another
+    run's files.
     """
     from tubelets.models.loading import load_detector
 
+    check_output(output_url)
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
     run_id = config["run"]["run_id"] or default_run_id()
     fs, path = fsspec.core.url_to_fs(f"{output_url.rstrip('/')}/{run_id}")

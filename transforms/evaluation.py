@@ -15,6 +15,7 @@ from tubelets.metrics.vis import VisMetrics, accumulate, load_json, summarize
 from tubelets.metrics.vis_data import index_ground_truth
 from tubelets.metrics.vis_match import VideoMatches, match_video
 from tubelets.tables import METRIC_NAMES, utc_now
+from tubelets.transforms.outputs import results_order
 
 
 class MatchVideo(beam.DoFn):
@@ -34,7 +35,7 @@ class MatchVideo(beam.DoFn):
     def process(self, joined) -> Iterator[VideoMatches]:
         video_id, grouped = joined
         entries = [entry for batch in grouped["results"] for entry in batch]
-        entries.sort(key=lambda entry: -entry["score"])  # stable: the results file's order
+        entries.sort(key=results_order)  # the results file's order: it breaks score ties
         yield match_video(
             self._index.videos[video_id],
             self._index.annotations_by_video.get(video_id, []),

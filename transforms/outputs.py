@@ -37,6 +37,17 @@ class WriteTable(beam.PTransform):
         )
 
 
+def results_order(entry: Mapping) -> tuple:
+    """Sort key of a YouTube-VIS results entry: video, then descending score.
+
+    Category and masks break score ties, so the order is total: the evaluator
+    breaks score ties by position, and results.json and the in-pipeline scoring
+    must see one and the same order whatever order the runner delivers.
+    """
+    masks_text = json.dumps(entry["segmentations"], sort_keys=True)
+    return entry["video_id"], -entry["score"], entry["category_id"], masks_text
+
+
 def write_json(value, url: str) -> str:
     """Write ``value`` as JSON to any fsspec URL; returns the URL."""
     with fsspec.open(url, "w") as handle:
@@ -45,7 +56,7 @@ def write_json(value, url: str) -> str:
 
 
 class WriteResultsFile(beam.PTransform):
-    """YouTube-VIS results entries -> one ``results.json`` (a list, sorted for a stable file)."""
+    """YouTube-VIS results entries -> one ``results.json`` (a list in ``results_order``)."""
 
     def __init__(self, url: str):
         super().__init__()
@@ -56,6 +67,6 @@ class WriteResultsFile(beam.PTransform):
         return (
             entries
             | "AllEntries" >> beam.combiners.ToList()
-            | "Sort" >> beam.Map(lambda items: sorted(items, key=lambda e: (e["video_id"], -e["score"])))
+            | "Sort" >> beam.Map(sorted, key=results_order)
             | "WriteJson" >> beam.Map(write_json, url)
         )

@@ -1,0 +1,57 @@
+import os
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from tubelets.pipelines.options import is_local_runner, pipeline_options, with_default_runner
+
+WORKERS = f"--direct_num_workers={min(4, os.cpu_count() or 1)}"
+
+
+def test_no_flags_get_the_direct_runner_in_multi_process_mode():
+    assert with_default_runner([]) == ["--runner=DirectRunner", "--direct_running_mode=multi_processing", WORKERS]
+
+
+@pytest.mark.parametrize("runner", [["--runner=DataflowRunner"], ["--runner", "DataflowRunner"]])
+def test_another_runner_is_never_overridden_nor_given_direct_flags(runner):
+    flags = [*runner, "--project=p", "--region=europe-west1"]
+    assert with_default_runner(flags) == flags
+
+
+@pytest.mark.parametrize("runner", ["--runner=DirectRunner", "--runner=direct", "--runner=directrunner"])
+def test_a_named_direct_runner_gets_the_local_defaults(runner):
+    assert with_default_runner([runner]) == [runner, "--direct_running_mode=multi_processing", WORKERS]
+
+
+def test_the_users_running_mode_and_worker_count_are_kept():
+    assert with_default_runner(["--direct_num_workers=1"]) == [
+        "--direct_num_workers=1", "--runner=DirectRunner", "--direct_running_mode=multi_processing"
+    ]
+    assert with_default_runner(["--direct_running_mode", "multi_threading"]) == [
+        "--direct_running_mode", "multi_threading", "--runner=DirectRunner", WORKERS
+    ]
+
+
+def test_in_memory_mode_gets_no_worker_count():
+    # The in-memory runner warns when given a worker count it cannot use.
+    assert with_default_runner(["--direct_running_mode=in_memory"]) == [
+        "--direct_running_mode=in_memory", "--runner=DirectRunner"
+    ]
+
+
+def test_the_callers_list_is_not_changed():
+    flags = ["--job_name=x"]
+    with_default_runner(flags)
+    assert flags == ["--job_name=x"]
+
+
+def test_pipeline_options_always_name_the_runner():
+    options = pipeline_options(["--direct_running_mode=in_memory"]).get_all_options()
+    assert (options["runner"], options["direct_running_mode"]) == ("DirectRunner", "in_memory")
+    assert pipeline_options(["--runner=DataflowRunner"]).get_all_options()["runner"] == "DataflowRunner"
+
+
+@pytest.mark.parametrize("runner, local", [("DirectRunner", True), ("direct", True), ("DataflowRunner", False)])
+def test_is_local_runner(runner, local):
+    assert is_local_runner(PipelineOptions([f"--runner={runner}"])) is local
+    assert is_local_runner(PipelineOptions([])) is True

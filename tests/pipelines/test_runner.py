@@ -1,0 +1,89 @@
+import argparse
+import types
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from tubelets.errors import ConfigError
+from tubelets.pipelines.runner import COUNTERS, config_from_args, parse_run_arguments, run_to_end
+
+
+def namespace(**values) -> argparse.Namespace:
+    defaults = {"config": None, "overrides": [], "run_id": None, "tracker": None}
+    return argparse.Namespace(**{**defaults, **values})
+
+
+def test_config_from_args_without_flags_is_the_default_config():
+    config = config_from_args(namespace())
+    assert config["run"]["run_id"] is None and config["tracker"]["name"] == "iou" and config["io"]["source"] == "video"
+
+
+def test_the_shorthand_flags_override_set_which_overrides_the_config_file(tmp_path):
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("tracker:\n  iou:\n    max_age: 9\n    min_length: 2\nio:\n  source: jpeg\n")
+    args = namespace(config=str(preset), overrides=["tracker.iou.max_age=3", "run.run_id=from-set"], run_id="flag",
+                     source="video")
+    config = config_from_args(args)
+    assert config["tracker"]["iou"]["max_age"] == 3 and config["tracker"]["iou"]["min_length"] == 2
+    assert config["run"]["run_id"] == "flag" and config["io"]["source"] == "video"
+
+
+def test_a_misspelt_key_is_a_config_error():
+    with pytest.raises(ConfigError, match="max_agee"):
+        config_from_args(namespace(overrides=["tracker.iou.max_agee=3"]))
+
+
+def test_parse_run_arguments_splits_our_flags_from_beams():
+    argv = ["in/*.mp4", "out", "--set", "io.stride=2", "--run-id", "r1", "--tracker", "iou",
+            "--direct_running_mode=in_memory", "--job_name", "nightly"]
+    args, config, options = parse_run_arguments("segment", argv)
+    assert (args.input, args.output) == ("in/*.mp4", "out")
+    assert (config["io"]["stride"], config["run"]["run_id"], config["tracker"]["name"]) == (2, "r1", "iou")
+    beam_options = options.get_all_options()
+    assert beam_options["runner"] == "DirectRunner" and beam_options["direct_running_mode"] == "in_memory"
+    assert beam_options["job_name"] == "nightly"
+
+
+def test_a_command_can_add_its_own_flags():
+    def add_source(parser):
+        parser.add_argument("--source", choices=("video", "jpeg"))
+
+    _, config, _ = parse_run_arguments("evaluate", ["data", "out", "--source", "jpeg"], extend=add_source)
+    assert config["io"]["source"] == "jpeg"
+
+
+class CountThings(beam.DoFn):
+    """Counts as the pipeline stages do: a video per element, its value in frames, 0 is a dead letter."""
+
+    def process(self, frames: int):
+        Metrics.counter("tubelets", "videos").inc()
+        Metrics.counter("tubelets", "frames").inc(frames)
+        Metrics.counter("elsewhere", "frames").inc(1000)  # another namespace: not ours
+        if frames == 0:
+            Metrics.counter("tubelets", "dead_letters").inc()
+        yield frames
+
+
+def count_graph(p, spec):
+    return p | beam.Create([3, 4, 0]) | beam.ParDo(CountThings())
+
+
+def test_run_to_end_runs_the_graph_and_reports_the_counters(capsys):
+    spec = types.SimpleNamespace(run_id="r7", run_url="/out/r7")
+    options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    counts = run_to_end(spec, options, count_graph)
+    assert counts == {"videos": 3, "frames": 7, "proposals": 0, "tubelets": 0, "dead_letters": 1}
+    assert set(counts) == set(COUNTERS)
+    stderr = capsys.readouterr().err
+    assert "run r7: 3 videos, 7 frames" in stderr and "0 proposals, 0 tubelets" in stderr
+    assert "1 input(s) went to dead letters: see /out/r7/dead_letters/" in stderr
+    assert stderr.rstrip().endswith("output: /out/r7")
+
+
+def test_run_to_end_says_nothing_of_dead_letters_when_there_are_none(capsys):
+    spec = types.SimpleNamespace(run_id="r8", run_url="/out/r8")
+    options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    counts = run_to_end(spec, options, lambda p, _: p | beam.Create([2]) | beam.ParDo(CountThings()))
+    assert counts["dead_letters"] == 0 and "dead letters" not in capsys.readouterr().err

@@ -1,0 +1,178 @@
+import contextlib
+import io
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing import test_pipeline
+
+from tubelets import masks, tables
+from tubelets.config import config_hash, load_config
+from tubelets.errors import CheckpointError, ConfigError
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.pipelines import segment
+from tubelets.query import run_query
+from tubelets.synth import CATEGORIES
+from tubelets.transforms.proposals import DetectorModelHandler
+
+NAMES = [c["name"] for c in CATEGORIES]
+
+
+@pytest.fixture
+def config() -> dict:
+    return load_config(None, ["detector.checkpoint=null", "detector.device=cpu", f"detector.categories={NAMES}"])
+
+
+# ---- prepare_run: everything that can be checked before a video is read ----------------------------
+
+
+def test_a_missing_checkpoint_fails_before_any_video_is_read(config, tmp_path):
+    config["detector"]["checkpoint"] = str(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="nope.pt"):
+        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_checkpoint_fails_before_any_video_is_read(config, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    config["detector"]["checkpoint"] = str(corrupt)
+    with pytest.raises(CheckpointError, match="corrupt.pt"):
+        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
+
+
+def test_an_existing_run_folder_is_a_config_error(config, tmp_path):
+    (tmp_path / "taken").mkdir()
+    config["run"]["run_id"] = "taken"
+    with pytest.raises(ConfigError, match="taken"):
+        segment.prepare_run("in/*.mp4", str(tmp_path), config)
+
+
+def test_an_output_beam_cannot_write_is_a_config_error(config):
+    with pytest.raises(ConfigError, match="memory://nowhere"):
+        segment.prepare_run("in/*.mp4", "memory://nowhere", config)
+
+
+def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path):
+    spec = segment.prepare_run("in/*.mp4", str(tmp_path) + "/", config)
+    assert re.fullmatch(r"\d{8}T\d{6}Z", spec.run_id)  # the default: a UTC timestamp
+    assert spec.run_url == f"{tmp_path}/{spec.run_id}" and spec.checkpoint_id == "untrained"
+    assert spec.category_names == {index: name for index, name in enumerate(NAMES, start=1)}
+    assert spec.provenance == {"config_hash": config_hash(config), "checkpoint_id": "untrained", "tracker": "iou",
+                               "input": "in/*.mp4"}
+    assert not os.listdir(tmp_path)  # checked, nothing written yet
+
+
+def test_the_detector_handler_follows_the_proposals_config(config):
+    config["proposals"]["batch_size"] = 3
+    handler = segment.detector_handler(config)
+    assert isinstance(handler, DetectorModelHandler)
+    assert handler.batch_elements_kwargs()["max_batch_size"] == 3
+
+
+def test_the_graph_has_stable_labels(config, tmp_path):
+    spec = segment.prepare_run("in/*.mp4", str(tmp_path), config)
+    pipeline = test_pipeline.TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+    outputs = segment.build_pipeline(pipeline, spec)  # built, never run
+    assert set(outputs) == {"videos", "tracked", "dead_letters"}
+    labels = {label.split("/")[0] for label in pipeline.applied_labels}
+    assert {"MatchInputs", "Decode", "Proposals", "GroupProposals", "Track", "TubeletRows", "WriteTubelets",
+            "WriteDeadLetters"} <= labels
+
+
+# ---- end to end, on the data set's videos mixed with bad files ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(shapes_url, tmp_path_factory):
+    """The data set's three mp4s, a corrupt mp4 (random bytes), a zero-byte mp4 and a text file named .mp4."""
+    folder = tmp_path_factory.mktemp("mixed")
+    for video in YouTubeVISDataset(shapes_url).videos:
+        shutil.copy(f"{shapes_url}/videos/{video.name}.mp4", folder / f"{video.name}.mp4")
+    (folder / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 8192, dtype=np.uint8).tobytes())
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("these are my notes, not a video\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mixed_run(mixed_folder, oracle, run_flags, tmp_path_factory):
+    """``segment`` over the mixed folder with the oracle detector: (output folder, run id, stderr)."""
+    output = tmp_path_factory.mktemp("segment-out")
+    stderr = io.StringIO()
+    with oracle(), contextlib.redirect_stderr(stderr):
+        segment.run([f"{mixed_folder}/*.mp4", str(output), "--run-id", "mixed", *run_flags])
+    return output, "mixed", stderr.getvalue()
+
+
+def test_every_good_video_gives_tubelets(mixed_run, mixed_folder, shapes_url):
+    output, run_id, _ = mixed_run
+    rows = tables.read_table(str(output), "tubelets", run_id).to_pylist()
+    good = {str(mixed_folder / f"{v.name}.mp4"): v for v in YouTubeVISDataset(shapes_url).videos}
+    assert {row["video"] for row in rows} == set(good)
+    for row in rows:
+        assert row["video_id"] is None and row["category_name"] in NAMES
+        assert row["video_length"] == good[row["video"]].length
+        frame = row["frames"][-1]
+        assert masks.decode({"size": [frame["height"], frame["width"]], "counts": frame["rle"]}).shape == (96, 128)
+
+
+def test_each_bad_file_is_one_dead_letter_with_its_reason(mixed_run, mixed_folder):
+    output, run_id, _ = mixed_run
+    rows = tables.read_table(str(output), "dead_letters", run_id).to_pylist()
+    reasons = {os.path.basename(row["input"]): row["error_type"] for row in rows}
+    assert reasons == {"corrupt.mp4": "not_a_video", "empty.mp4": "empty", "notes.mp4": "not_a_video"}
+    assert len(rows) == 3 and all(row["stage"] == "decode" and row["run_id"] == run_id for row in rows)
+    assert all(row["input"].startswith(str(mixed_folder)) and row["input"] in row["message"] for row in rows)
+
+
+def test_the_run_prints_the_dead_letter_count(mixed_run):
+    output, run_id, stderr = mixed_run
+    assert f"run {run_id}: 3 videos, 90 frames" in stderr
+    assert f"3 input(s) went to dead letters: see {output}/{run_id}/dead_letters/" in stderr
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {path: open(path, "rb").read() for path in sorted(str(p) for p in folder.rglob("*") if p.is_file())}
+
+
+def test_a_rerun_with_the_same_run_id_fails_and_changes_nothing(mixed_run, mixed_folder, oracle, run_flags):
+    output, run_id, _ = mixed_run
+    before = snapshot(output / run_id)
+    with oracle(), pytest.raises(ConfigError, match="exists already"):
+        segment.run([f"{mixed_folder}/*.mp4", str(output), "--run-id", run_id, *run_flags])
+    assert snapshot(output / run_id) == before and len(before) >= 2
+
+
+def test_two_runs_sit_side_by_side_and_the_query_sees_both(mixed_run, mixed_folder, oracle, run_flags):
+    output, run_id, _ = mixed_run
+    with oracle():
+        segment.run([str(mixed_folder / "video_0001.mp4"), str(output), "--run-id", "second", *run_flags])
+    counted = run_query(str(output), "SELECT run_id, count(DISTINCT video) AS videos FROM tubelets GROUP BY run_id "
+                                     "ORDER BY run_id")
+    assert counted.to_pylist() == [{"run_id": "mixed", "videos": 3}, {"run_id": "second", "videos": 1}]
+    dead = run_query(str(output), "SELECT run_id, count(*) AS n FROM dead_letters GROUP BY run_id")
+    assert dead.to_pylist() == [{"run_id": "mixed", "n": 3}]
+
+
+@pytest.mark.slow
+def test_the_multi_process_runner_works_with_the_real_detector(mixed_folder, run_flags, tmp_path, capsys):
+    """Two worker processes, the untrained detector (pickled to the workers), one good and one bad video."""
+    fast = ["--set", "io.stride=6", "--set", "detector.min_size=96", "--set", "detector.max_size=128",
+            "--set", "detector.detections_per_frame=5", "--set", "proposals.torch_threads=1"]
+    flags = [flag for flag in run_flags if not flag.startswith("--direct_running_mode")]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("video_0000.mp4", "notes.mp4"):
+        shutil.copy(mixed_folder / name, inputs / name)
+    segment.run([f"{inputs}/*.mp4", str(tmp_path / "out"), "--run-id", "mp", *flags, *fast,
+                 "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    stderr = capsys.readouterr().err
+    assert "run mp: 1 videos, 5 frames" in stderr and "1 input(s) went to dead letters" in stderr
+    (dead,) = tables.read_table(str(tmp_path / "out"), "dead_letters", "mp").to_pylist()
+    assert dead["input"].endswith("notes.mp4") and dead["error_type"] == "not_a_video"
+    tubelets = tables.read_table(str(tmp_path / "out"), "tubelets", "mp")
+    assert set(tubelets.column("video").to_pylist()) <= {str(inputs / "video_0000.mp4")}

@@ -1,0 +1,123 @@
+import shutil
+
+import fsspec
+import numpy as np
+import pytest
+from apache_beam import pvalue
+
+from tubelets import tables
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.io.video import read_frames
+from tubelets.records import VideoMeta
+from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
+from tubelets.transforms.decode import META, DecodeVideo
+from tubelets.transforms.inputs import VideoInput
+
+
+def run_decode(item: VideoInput, **settings) -> tuple[list, list, list]:
+    """``DecodeVideo.process`` on one input, after ``setup()``: (frames, metas, dead-letter rows)."""
+    decoder = DecodeVideo(**settings)
+    decoder.setup()
+    frames, metas, dead = [], [], []
+    for output in decoder.process(item):
+        if isinstance(output, pvalue.TaggedOutput):
+            assert output.tag in (META, DEAD_LETTERS)
+            (metas if output.tag == META else dead).append(output.value)
+        else:
+            frames.append(output)
+    return frames, metas, dead
+
+
+@pytest.fixture(scope="module")
+def dataset(shapes_url) -> YouTubeVISDataset:
+    return YouTubeVISDataset(shapes_url)
+
+
+@pytest.fixture(scope="module")
+def first_video(dataset) -> VideoInput:
+    record = dataset.video(1)
+    return VideoInput(key=record.name, url=dataset.video_url(1), source="video", video_id=1)
+
+
+@pytest.fixture(scope="module")
+def decoded(first_video):
+    return run_decode(first_video)
+
+
+def test_a_good_video_streams_its_frames_keyed_by_key_and_position(decoded, first_video, dataset):
+    frames, _, dead = decoded
+    length = dataset.video(1).length
+    assert dead == []
+    assert [key for key, _ in frames] == [(first_video.key, t) for t in range(length)]
+    # In order and untouched: exactly what the video reader decodes from the file.
+    expected = read_frames(first_video.url).frames
+    assert all(np.array_equal(frame, expected[t]) for (_, t), frame in frames)
+    assert frames[0][1].dtype == np.uint8 and frames[0][1].shape == (48, 64, 3)
+
+
+def test_a_good_video_ends_with_its_meta(decoded, first_video, dataset):
+    _, metas, _ = decoded
+    length = dataset.video(1).length
+    assert metas == [
+        (first_video.key, VideoMeta(key=first_video.key, width=64, height=48, length=length, video_id=1, fps=10.0,
+                                    frame_indices=list(range(length)), url=first_video.url, source="video"))
+    ]
+
+
+def test_stride_keeps_every_nth_frame_and_records_their_source_indices(decoded, first_video):
+    every_frame = [frame for _, frame in decoded[0]]
+    frames, ((_, meta),), dead = run_decode(first_video, stride=3)
+    source = list(range(0, len(every_frame), 3))
+    assert dead == [] and (meta.length, meta.frame_indices) == (len(source), source)
+    assert [key for key, _ in frames] == [(first_video.key, position) for position in range(len(source))]
+    for (_, frame), index in zip(frames, source, strict=True):
+        assert np.array_equal(frame, every_frame[index])
+
+
+def test_max_size_scales_the_frames_and_the_meta(first_video):
+    frames, ((_, meta),), _ = run_decode(first_video, max_size=32)
+    assert frames[0][1].shape == (24, 32, 3) and (meta.width, meta.height) == (32, 24)
+
+
+@pytest.mark.parametrize("reason", ["not_a_video", "empty", "missing"])
+def test_a_bad_file_is_one_dead_letter_with_its_reason(bad_videos, reason):
+    url = bad_videos[reason]
+    frames, metas, dead = run_decode(VideoInput(key=url, url=url))
+    assert frames == [] and metas == []
+    (row,) = dead
+    assert (row["input"], row["stage"], row["error_type"]) == (url, "decode", reason)
+    assert url in row["message"]
+    table = tables.to_arrow([{**row, "run_id": "r"}], tables.DEAD_LETTERS)  # a valid row of the table
+    assert table.num_rows == 1
+
+
+def test_a_memory_url_decodes_like_the_local_file(decoded, first_video):
+    with open(first_video.url, "rb") as handle:
+        fsspec.filesystem("memory").pipe("/decode-test/clip.mp4", handle.read())
+    url = "memory://decode-test/clip.mp4"
+    frames, metas, dead = run_decode(VideoInput(key="clip", url=url))
+    assert dead == [] and len(metas) == 1
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(frames, decoded[0], strict=True))
+
+
+def test_the_jpeg_source_reads_the_dataset_frames(shapes_url, dataset):
+    record = dataset.video(2)
+    frames, metas, dead = run_decode(VideoInput(key=record.name, url=shapes_url, source="jpeg", video_id=2), stride=2)
+    expected = list(dataset.iter_frames(2, source="jpeg", stride=2))
+    assert dead == [] and len(frames) == len(expected)
+    assert [key for key, _ in frames] == [(record.name, position) for position in range(len(expected))]
+    assert all(np.array_equal(frame, jpeg) for (_, frame), (_, jpeg) in zip(frames, expected))
+    assert metas == [(record.name, VideoMeta(key=record.name, width=64, height=48, length=len(expected), video_id=2,
+                                             fps=0.0, frame_indices=[index for index, _ in expected],
+                                             url=shapes_url, source="jpeg"))]
+
+
+def test_a_jpeg_video_missing_a_frame_fails_part_way_without_meta(shapes_url, dataset, tmp_path):
+    copy = tmp_path / "shapes"
+    shutil.copytree(shapes_url, copy)
+    record = dataset.video(1)
+    (copy / "JPEGImages" / record.file_names[3]).unlink()
+    frames, metas, dead = run_decode(VideoInput(key=record.name, url=str(copy), source="jpeg", video_id=1))
+    assert len(frames) == 3 and metas == []  # the orphan frames are dropped where meta and frames join
+    (row,) = dead
+    assert (row["error_type"], row["stage"]) == ("DatasetError", "decode") and "frame 3" in row["message"]

@@ -1,0 +1,81 @@
+import json
+import shutil
+
+import fsspec
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from tubelets.errors import DatasetError
+from tubelets.transforms.inputs import MatchInputs, VideoInput, expand_input, is_dataset
+
+NAMES = ["video_0000", "video_0001"]
+
+
+def test_a_glob_gives_one_input_per_file_keyed_by_url_in_sorted_order(shapes_url, tmp_path):
+    for name in reversed(NAMES):
+        shutil.copy(f"{shapes_url}/videos/{name}.mp4", tmp_path / f"{name}.mp4")
+    (tmp_path / "notes.txt").write_text("not matched by the glob")
+    urls = [str(tmp_path / f"{name}.mp4") for name in NAMES]
+    assert expand_input(str(tmp_path / "*.mp4")) == [VideoInput(key=url, url=url) for url in urls]
+
+
+def test_a_glob_that_matches_nothing_gives_no_input(tmp_path):
+    assert expand_input(str(tmp_path / "*.mp4")) == []
+
+
+def test_a_missing_folder_is_a_dataset_error_naming_it(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(DatasetError, match="nowhere"):
+        expand_input(missing)
+
+
+def test_a_dataset_folder_gives_its_videos_by_name_and_id(shapes_url):
+    inputs = expand_input(shapes_url)
+    assert inputs == [
+        VideoInput(key=name, url=f"{shapes_url}/videos/{name}.mp4", source="video", video_id=index)
+        for index, name in enumerate(NAMES, start=1)
+    ]
+
+
+def test_a_dataset_folder_with_the_jpeg_source_points_at_the_dataset_root(shapes_url):
+    inputs = expand_input(shapes_url + "/", source="jpeg")
+    assert [(i.key, i.url, i.source, i.video_id) for i in inputs] == [
+        (name, shapes_url, "jpeg", index) for index, name in enumerate(NAMES, start=1)
+    ]
+
+
+def test_is_dataset_needs_instances_json(shapes_url, tmp_path):
+    assert is_dataset(shapes_url)
+    assert not is_dataset(str(tmp_path))
+    assert not is_dataset(f"{shapes_url}/videos/*.mp4")
+
+
+def test_memory_urls_keep_their_protocol():
+    fs = fsspec.filesystem("memory")
+    for name in ("b.mp4", "a.mp4", "notes.txt"):
+        fs.pipe(f"/inputs-test/clips/{name}", b"bytes")
+    found = expand_input("memory://inputs-test/clips/*.mp4")
+    assert [i.url.rsplit("/", 1)[1] for i in found] == ["a.mp4", "b.mp4"]
+    for item in found:  # a URL a worker can open: the protocol was kept
+        assert item.url.startswith("memory://") and item.key == item.url and item.source == "video"
+        with fsspec.open(item.url, "rb") as handle:
+            assert handle.read() == b"bytes"
+
+
+def test_a_memory_dataset_folder_is_expanded_from_its_instances_json():
+    videos = [{"id": 7, "name": "clip", "width": 64, "height": 48, "length": 1, "file_names": ["clip/00000.jpg"]}]
+    fsspec.filesystem("memory").pipe("/inputs-test/set/instances.json", json.dumps({"videos": videos}).encode())
+    assert expand_input("memory://inputs-test/set") == [
+        VideoInput(key="clip", url="memory://inputs-test/set/videos/clip.mp4", source="video", video_id=7)
+    ]
+
+
+def test_match_inputs_lists_the_videos_inside_the_pipeline(shapes_url, pipeline):
+    expected = expand_input(shapes_url, source="jpeg")
+    with pipeline as p:
+        assert_that(p | MatchInputs(shapes_url, source="jpeg"), equal_to(expected))
+
+
+def test_match_inputs_of_an_empty_glob_is_an_empty_collection(tmp_path, pipeline):
+    with pipeline as p:
+        assert_that(p | MatchInputs(str(tmp_path / "*.mp4")), equal_to([]))

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import torch
+from apache_beam import Create
+from apache_beam.ml.inference.base import ModelHandler
+from apache_beam.testing.util import assert_that
+
+from tubelets import masks
+from tubelets.records import FrameDetections
+from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances, to_detections
+
+HEIGHT, WIDTH = 48, 64
+
+
+def soft_masks() -> torch.Tensor:
+    """float32 ``[3, 1, H, W]`` mask probabilities: 0.9 in a block per instance, 0.5 (not > 0.5) in a stripe."""
+    probabilities = torch.zeros(3, 1, HEIGHT, WIDTH)
+    for n in range(3):
+        probabilities[n, 0, 10 : 20 + n, 5 + 10 * n : 15 + 10 * n] = 0.9
+        probabilities[n, 0, 40:, :] = 0.5
+    return probabilities
+
+
+def torchvision_output() -> dict:
+    return {
+        "boxes": torch.tensor([[5, 10, 15, 20], [15, 10, 25, 21], [25, 10, 35, 22]], dtype=torch.float32),
+        "scores": torch.tensor([0.9, 0.3, 0.05]),
+        "labels": torch.tensor([2, 5, 1]),
+        "masks": soft_masks(),
+    }
+
+
+def test_to_detections_keeps_scores_at_or_above_the_threshold():
+    detections = to_detections(torchvision_output(), score_threshold=0.3)
+    assert detections.frame == -1  # set from the key later
+    np.testing.assert_array_equal(detections.scores, np.float32([0.9, 0.3]))
+    np.testing.assert_array_equal(detections.labels, [2, 5])
+    np.testing.assert_array_equal(detections.boxes, np.float32([[5, 10, 15, 20], [15, 10, 25, 21]]))
+    assert (detections.boxes.dtype, detections.scores.dtype, detections.labels.dtype) == (
+        np.float32, np.float32, np.int64
+    )
+
+
+def test_to_detections_encodes_the_masks_thresholded_above_one_half():
+    detections = to_detections(torchvision_output(), score_threshold=0.0)
+    assert len(detections) == len(detections.masks) == 3
+    expected = (soft_masks()[:, 0] > 0.5).numpy().astype(np.uint8)
+    for rle, mask in zip(detections.masks, expected):
+        assert rle["size"] == [HEIGHT, WIDTH] and isinstance(rle["counts"], str)
+        np.testing.assert_array_equal(masks.decode(rle), mask)
+    assert [masks.area(rle) for rle in detections.masks] == [100, 110, 120]  # the 0.5 stripe is out
+
+
+def test_to_detections_of_nothing_is_empty_with_the_right_shapes():
+    empty = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64),
+             "masks": torch.zeros(0, 1, HEIGHT, WIDTH)}
+    detections = to_detections(empty, 0.5)
+    assert len(detections) == 0 and detections.boxes.shape == (0, 4) and detections.masks == []
+    assert len(to_detections(torchvision_output(), score_threshold=0.95)) == 0
+
+
+@pytest.fixture(scope="module")
+def untrained_handler() -> DetectorModelHandler:
+    detector_cfg = {"preset": "small", "checkpoint": None, "num_classes": 7, "min_size": HEIGHT, "max_size": WIDTH,
+                    "detections_per_frame": 10, "score_threshold": 0.05}
+    return DetectorModelHandler(detector_cfg, device="cpu", batch_size=2)
+
+
+def test_an_untrained_detector_gives_one_frame_detections_per_frame(untrained_handler):
+    torch.manual_seed(0)  # the untrained weights
+    model = untrained_handler.load_model()
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(2)]
+    outputs = list(untrained_handler.run_inference(frames, model))
+    assert len(outputs) == 2 and all(isinstance(o, FrameDetections) for o in outputs)
+    assert [len(detections) for detections in outputs] == [10, 10]  # seeded random weights: 10 above 0.05
+    for detections in outputs:
+        assert len(detections.boxes) == len(detections.labels) == len(detections.masks) == len(detections)
+        assert np.all(detections.scores >= 0.05)
+        assert np.all((detections.labels >= 1) & (detections.labels <= 6))
+        assert np.all(detections.boxes[:, :2] >= 0) and np.all(detections.boxes[:, 2] <= WIDTH)
+        assert np.all(detections.boxes[:, 3] <= HEIGHT)
+        for rle in detections.masks:
+            assert masks.decode(rle).shape == (HEIGHT, WIDTH)
+
+
+def test_the_handler_sizes_batches_and_stays_per_process_on_the_cpu(untrained_handler):
+    frames = [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 3
+    assert untrained_handler.get_num_bytes(frames) == 3 * HEIGHT * WIDTH * 3
+    assert untrained_handler.batch_elements_kwargs()["max_batch_size"] == 2
+    assert not untrained_handler.share_model_across_processes()
+    assert untrained_handler.get_metrics_namespace() == "tubelets.proposals"
+
+
+class BrightnessHandler(ModelHandler):
+    """A stand-in detector: one detection per frame whose label is the frame's gray level."""
+
+    def load_model(self):
+        return None
+
+    def run_inference(self, batch, model, inference_args=None):
+        return [FrameDetections(-1, np.float32([[0, 0, 2, 2]]), np.float32([0.5]), np.int64([int(f[0, 0, 0])]),
+                                [masks.encode(np.ones((2, 2), np.uint8))]) for f in batch]
+
+
+def test_propose_instances_keeps_video_and_frame_through_the_batching(pipeline):
+    frames = [((video, t), np.full((2, 2, 3), 10 * k + t, np.uint8)) for k, video in enumerate("ab") for t in range(3)]
+
+    def check(outputs):
+        found = sorted((key, d.frame, int(d.labels[0])) for key, d in outputs)
+        assert found == [(video, t, 10 * k + t) for k, video in enumerate("ab") for t in range(3)]
+
+    with pipeline as p:
+        assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler()), check)
