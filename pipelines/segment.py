@@ -16,11 +16,12 @@ import fsspec
 from apache_beam.io.filesystems import FileSystems
 
 from tubelets.config import config_hash
-from tubelets.errors import ConfigError
+from tubelets.errors import ConfigError, DatasetError
+from tubelets.io.dataset import list_videos
 from tubelets.tables import default_run_id
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo
-from tubelets.transforms.inputs import MatchInputs
+from tubelets.transforms.inputs import MatchInputs, is_dataset
 from tubelets.transforms.outputs import WriteTable
 from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances
 from tubelets.transforms.tracking import GroupProposals, TrackVideo
@@ -77,8 +78,19 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> R
     fs, path = fsspec.core.url_to_fs(f"{output_url.rstrip('/')}/{run_id}")
     if fs.exists(path):
         raise ConfigError(f"run folder {output_url.rstrip('/')}/{run_id} exists already: choose another run.run_id")
+    check_input(input_url)
     names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
     return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names)
+
+
+def check_input(input_url: str) -> None:
+    """INPUT must be a data set folder or match at least one video file.
+
+    The listing that feeds the pipeline runs again on a worker; this one only
+    makes a mistyped INPUT fail here, in one line, before a run folder exists.
+    """
+    if not is_dataset(input_url) and not list_videos(input_url):
+        raise DatasetError(f"INPUT {input_url!r} matches no video files and is not a YouTube-VIS data set folder")
 
 
 def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:

@@ -10,7 +10,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.io.video import iter_frames, probe
+from tubelets.io.video import iter_frames
 from tubelets.records import VideoMeta
 from tubelets.transforms.dead_letters import dead_letter
 
@@ -60,7 +60,7 @@ class DecodeVideo(beam.DoFn):
             raise ValueError(f"no frames decoded from {item.url}")
         meta = VideoMeta(
             key=item.key, width=shape[1], height=shape[0], length=len(indices), video_id=item.video_id,
-            fps=self._source_fps(item), frame_indices=indices, url=item.url, source=item.source,
+            frame_indices=indices, url=item.url, source=item.source,
         )
         self._videos.inc()
         yield beam.pvalue.TaggedOutput(META, (item.key, meta))
@@ -72,6 +72,3 @@ class DecodeVideo(beam.DoFn):
                 self._datasets[item.url] = YouTubeVISDataset(item.url)
             return self._datasets[item.url].iter_frames(item.video_id, source="jpeg", **options)
         return iter_frames(item.url, fps=self._fps, max_size=self._max_size, **options)
-
-    def _source_fps(self, item) -> float:
-        return 0.0 if item.source == "jpeg" else probe(item.url).fps

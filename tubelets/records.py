@@ -31,7 +31,6 @@ class VideoMeta:
     height: int
     length: int  # decoded frames
     video_id: Optional[int] = None  # the data set's id, when the input is a data set
-    fps: float = 0.0
     frame_indices: Optional[list[int]] = None  # source index of each decoded frame (None: identity)
     url: Optional[str] = None  # where the frames came from: a video file, or a data set root (source "jpeg")
     source: str = "video"  # "video" | "jpeg"

@@ -1,6 +1,6 @@
 """The Parquet tables a run writes, defined once, and how they are written.
 
-Layout of an OUTPUT folder (any fsspec URL): every run has its own folder, so
+Layout of an OUTPUT folder (local, ``gs://``, ``s3://``: where Beam's file systems write): every run has its own folder, so
 nightly runs sit side by side and a rerun never overwrites another run::
 
     OUTPUT/<run_id>/tubelets/part-00000-of-00001.parquet

@@ -56,13 +56,21 @@ def test_an_output_beam_cannot_write_is_a_config_error(config):
         segment.prepare_run("in/*.mp4", "memory://nowhere", config)
 
 
-def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path):
-    spec = segment.prepare_run("in/*.mp4", str(tmp_path) + "/", config)
+@pytest.fixture
+def listed_input(tmp_path_factory):
+    """A glob that matches one file: prepare_run lists INPUT but reads no video."""
+    folder = tmp_path_factory.mktemp("in")
+    (folder / "a.mp4").write_bytes(b"")
+    return str(folder / "*.mp4")
+
+
+def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path, listed_input):
+    spec = segment.prepare_run(listed_input, str(tmp_path) + "/", config)
     assert re.fullmatch(r"\d{8}T\d{6}Z", spec.run_id)  # the default: a UTC timestamp
     assert spec.run_url == f"{tmp_path}/{spec.run_id}" and spec.checkpoint_id == "untrained"
     assert spec.category_names == {index: name for index, name in enumerate(NAMES, start=1)}
     assert spec.provenance == {"config_hash": config_hash(config), "checkpoint_id": "untrained", "tracker": "iou",
-                               "input": "in/*.mp4"}
+                               "input": listed_input}
     assert not os.listdir(tmp_path)  # checked, nothing written yet
 
 
@@ -73,8 +81,8 @@ def test_the_detector_handler_follows_the_proposals_config(config):
     assert handler.batch_elements_kwargs()["max_batch_size"] == 3
 
 
-def test_the_graph_has_stable_labels(config, tmp_path):
-    spec = segment.prepare_run("in/*.mp4", str(tmp_path), config)
+def test_the_graph_has_stable_labels(config, tmp_path, listed_input):
+    spec = segment.prepare_run(listed_input, str(tmp_path), config)
     pipeline = test_pipeline.TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]))
     outputs = segment.build_pipeline(pipeline, spec)  # built, never run
     assert set(outputs) == {"videos", "tracked", "dead_letters"}
@@ -176,3 +184,16 @@ def test_the_multi_process_runner_works_with_the_real_detector(mixed_folder, run
     assert dead["input"].endswith("notes.mp4") and dead["error_type"] == "not_a_video"
     tubelets = tables.read_table(str(tmp_path / "out"), "tubelets", "mp")
     assert set(tubelets.column("video").to_pylist()) <= {str(inputs / "video_0000.mp4")}
+
+
+def test_an_input_that_matches_nothing_fails_before_a_run_folder_exists(tmp_path):
+    from tubelets.config import load_config
+    from tubelets.errors import DatasetError
+    from tubelets.pipelines.segment import prepare_run
+
+    config = load_config(None, ["detector.checkpoint=null"])
+    with pytest.raises(DatasetError, match="matches no video files"):
+        prepare_run(str(tmp_path / "nothing" / "*.mp4"), str(tmp_path / "out"), config)
+    with pytest.raises(DatasetError):
+        prepare_run(str(tmp_path / "missing-folder"), str(tmp_path / "out"), config)
+    assert not (tmp_path / "out").exists()

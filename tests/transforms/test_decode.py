@@ -59,7 +59,7 @@ def test_a_good_video_ends_with_its_meta(decoded, first_video, dataset):
     _, metas, _ = decoded
     length = dataset.video(1).length
     assert metas == [
-        (first_video.key, VideoMeta(key=first_video.key, width=64, height=48, length=length, video_id=1, fps=10.0,
+        (first_video.key, VideoMeta(key=first_video.key, width=64, height=48, length=length, video_id=1,
                                     frame_indices=list(range(length)), url=first_video.url, source="video"))
     ]
 
@@ -108,7 +108,7 @@ def test_the_jpeg_source_reads_the_dataset_frames(shapes_url, dataset):
     assert [key for key, _ in frames] == [(record.name, position) for position in range(len(expected))]
     assert all(np.array_equal(frame, jpeg) for (_, frame), (_, jpeg) in zip(frames, expected))
     assert metas == [(record.name, VideoMeta(key=record.name, width=64, height=48, length=len(expected), video_id=2,
-                                             fps=0.0, frame_indices=[index for index, _ in expected],
+                                             frame_indices=[index for index, _ in expected],
                                              url=shapes_url, source="jpeg"))]
 
 
