@@ -31,11 +31,14 @@ import numpy as np
 
 from tubelets.errors import ConfigError
 from tubelets.records import Tubelet, VideoProposals
+from tubelets.registry import Registry
 
 # RGB uint8 frames [H, W, 3] of the decoded video, by 0-based frame number.
 FrameSource = Union[Callable[[int], np.ndarray], Sequence[np.ndarray]]
 
-_TRACKERS: dict[str, type["Tracker"]] = {}
+def _must_be_tracker(name: str, cls) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Tracker)):
+        raise TypeError(f"tracker {name!r} must be a Tracker subclass, got {cls!r}")
 TrackerType = TypeVar("TrackerType", bound=type["Tracker"])
 
 
@@ -60,23 +63,17 @@ class Tracker(abc.ABC):
         return cls(**settings)
 
 
+TRACKERS: Registry[type[Tracker]] = Registry("tracker", check=_must_be_tracker)
+
+
 def register_tracker(name: str) -> Callable[[TrackerType], TrackerType]:
     """Class decorator: make a :class:`Tracker` subclass buildable as ``name``."""
-
-    def decorate(cls: TrackerType) -> TrackerType:
-        if not (isinstance(cls, type) and issubclass(cls, Tracker)):
-            raise TypeError(f"tracker {name!r} must be a Tracker subclass, got {cls!r}")
-        if name in _TRACKERS:
-            raise ValueError(f"tracker {name!r} is registered twice ({_TRACKERS[name].__name__} and {cls.__name__})")
-        _TRACKERS[name] = cls
-        return cls
-
-    return decorate
+    return TRACKERS.register(name)
 
 
 def known_trackers() -> list[str]:
     """Names that :func:`build_tracker` accepts."""
-    return sorted(_TRACKERS)
+    return TRACKERS.names()
 
 
 def build_tracker(name: Optional[str], tracker_cfg: Mapping[str, Any]) -> Tracker:
@@ -86,12 +83,11 @@ def build_tracker(name: Optional[str], tracker_cfg: Mapping[str, Any]) -> Tracke
     no sub-section there gets its own defaults.
     """
     name = name if name is not None else tracker_cfg.get("name")
-    if name not in _TRACKERS:
-        raise ConfigError(f"unknown tracker {name!r}; known trackers: {', '.join(known_trackers())}")
+    tracker_class = TRACKERS.get(name)
     settings = tracker_cfg.get(name) or {}
     if not isinstance(settings, Mapping):
         raise ConfigError(f"tracker.{name} must be a mapping of settings, got {type(settings).__name__}")
-    return _TRACKERS[name].from_config(settings)
+    return tracker_class.from_config(settings)
 
 
 def frame_getter(frames: Optional[FrameSource]) -> Callable[[int], np.ndarray]:

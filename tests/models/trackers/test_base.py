@@ -11,7 +11,7 @@ from tubelets.models.trackers.iou import IouTracker
 @pytest.fixture
 def registry(monkeypatch):
     """A private copy of the registry, so test trackers do not leak into other tests."""
-    monkeypatch.setattr(base, "_TRACKERS", dict(base._TRACKERS))
+    monkeypatch.setattr(base, "TRACKERS", base.TRACKERS.copy())
 
 
 def test_iou_is_registered_and_selected_by_name():
