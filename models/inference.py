@@ -1,0 +1,94 @@
+"""Running a loaded detector on frames, and reaching its FPN features.
+
+Frames cross this boundary as ``uint8`` RGB arrays ``[H, W, 3]`` (what the
+video readers yield); the model sees ``float32 [3, H, W]`` in ``[0, 1]``.
+
+The tracker reuses the detector's pyramid: :func:`detect_with_features`
+returns the detections and the features of the same forward pass, and
+:func:`fpn_features` the features alone. Level ``"0"`` is P2 at stride 4 *of
+the transformed batch*: each image is resized by ``image_sizes[i] / original
+size`` (the preset's ``min_size``/``max_size``; 1.0 for ``small`` on 256x192
+frames) and padded at the bottom/right to a multiple of 32, so pixel
+``(x, y)`` of frame ``i`` sits at ``(x * scale / 4, y * scale / 4)`` in P2.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+import torch
+from torchvision.models.detection import MaskRCNN
+
+
+def frames_to_tensors(frames: Sequence[np.ndarray], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """``uint8 [H, W, 3]`` RGB frames as ``float32 [3, H, W]`` tensors in ``[0, 1]`` on ``device``."""
+    tensors = []
+    for frame in frames:
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an RGB frame [H, W, 3], got shape {frame.shape}")
+        tensor = torch.tensor(frame, dtype=torch.uint8, device=device)  # a copy: decoded frames may be read-only
+        tensors.append(tensor.permute(2, 0, 1).float().div_(255.0))
+    return tensors
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s parameters."""
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def fpn_features(model: MaskRCNN, images: list[torch.Tensor]) -> tuple[OrderedDict, list[tuple[int, int]]]:
+    """The FPN pyramid of ``images`` (``float32 [3, H, W]`` in ``[0, 1]``) and the transformed image sizes.
+
+    Returns ``(features, image_sizes)``: ``features`` maps ``"0"``, ``"1"``,
+    ``"2"``, ``"3"``, ``"pool"`` (strides 4, 8, 16, 32, 64) to ``float32
+    [B, C, h, w]``; ``image_sizes[i]`` is ``(height, width)`` of image ``i``
+    after resizing, before padding.
+    """
+    batch, _ = model.transform(images)
+    return model.backbone(batch.tensors), [tuple(size) for size in batch.image_sizes]
+
+
+@torch.no_grad()
+def detect_with_features(
+    model: MaskRCNN, images: list[torch.Tensor]
+) -> tuple[list[dict[str, torch.Tensor]], OrderedDict, list[tuple[int, int]]]:
+    """One eval-mode forward pass: ``(detections, features, image_sizes)``.
+
+    ``detections`` are exactly what ``model(images)`` returns (see
+    :mod:`tubelets.models.detector`); ``features`` and ``image_sizes`` as in
+    :func:`fpn_features`. ``model`` must be in eval mode.
+    """
+    if model.training:
+        raise RuntimeError("detect_with_features needs the model in eval mode (model.eval())")
+    original_sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
+    batch, _ = model.transform(images)
+    features = model.backbone(batch.tensors)
+    proposals, _ = model.rpn(batch, features)
+    detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+    detections = model.transform.postprocess(detections, batch.image_sizes, original_sizes)
+    return detections, features, [tuple(size) for size in batch.image_sizes]
+
+
+@torch.no_grad()
+def detect(model: MaskRCNN, frames: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Detections on ``uint8 [H, W, 3]`` frames, one dict a frame, as numpy arrays.
+
+    Keys: ``boxes float32 [N, 4]`` (``x1, y1, x2, y2`` pixels), ``labels int64
+    [N]`` (data set category ids), ``scores float32 [N]`` (descending),
+    ``masks float32 [N, H, W]`` soft masks in ``[0, 1]``.
+    """
+    if not frames:
+        return []
+    outputs = model(frames_to_tensors(frames, model_device(model)))
+    return [
+        {
+            "boxes": out["boxes"].cpu().numpy(),
+            "labels": out["labels"].cpu().numpy(),
+            "scores": out["scores"].cpu().numpy(),
+            "masks": out["masks"][:, 0].cpu().numpy(),
+        }
+        for out in outputs
+    ]

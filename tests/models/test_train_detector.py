@@ -1,0 +1,108 @@
+import argparse
+import copy
+
+import pytest
+import torch
+
+from tubelets.errors import ConfigError
+from tubelets.models import train_detector as training
+from tubelets.models.checkpoints import read_checkpoint
+from tubelets.models.train_detector import (
+    add_train_detector_arguments,
+    learning_rate,
+    run_train_detector,
+    train_detector,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_a_few_steps_write_a_checkpoint(tiny_shapes_url, small_cfg, tmp_path):
+    out = str(tmp_path / "run" / "detector.pt")
+    result = train_detector(tiny_shapes_url, out, small_cfg, device="cpu", progress=False)
+    assert (result.start_step, result.steps, result.device) == (0, 4, "cpu")
+    assert result.loss > 0 and result.frames > 0
+    checkpoint = read_checkpoint(out)
+    assert checkpoint["step"] == 4 and checkpoint["optimizer"] is not None
+    assert checkpoint["checkpoint_id"] == result.checkpoint_id
+    assert [c["name"] for c in checkpoint["categories"]][:2] == ["disc", "box"]
+    assert checkpoint["config"]["train_detector"]["steps"] == 4
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_shapes_url, small_cfg, tmp_path, monkeypatch):
+    straight = str(tmp_path / "straight.pt")
+    train_detector(tiny_shapes_url, straight, small_cfg, device="cpu", progress=False)
+
+    interrupted = str(tmp_path / "interrupted.pt")
+    real_step = training.train_step
+
+    def crash_at_step_3(*args):
+        if args[5] == 3:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(training, "train_step", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(tiny_shapes_url, interrupted, small_cfg, device="cpu", progress=False)
+    assert read_checkpoint(interrupted)["step"] == 2  # the periodic checkpoint
+    monkeypatch.setattr(training, "train_step", real_step)
+
+    result = train_detector(tiny_shapes_url, interrupted, small_cfg, resume=True, device="cpu", progress=False)
+    assert result.start_step == 2
+    expected, resumed = read_checkpoint(straight)["model"], read_checkpoint(interrupted)["model"]
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+
+
+def test_resume_without_a_checkpoint_starts_at_zero(tiny_shapes_url, small_cfg, tmp_path):
+    small_cfg["train_detector"].update(steps=1, release=True)
+    out = str(tmp_path / "fresh.pt")
+    result = train_detector(tiny_shapes_url, out, small_cfg, resume=True, device="cpu", progress=False)
+    assert result.start_step == 0
+    checkpoint = read_checkpoint(out)
+    assert checkpoint["optimizer"] is None and checkpoint["model"]["rpn.head.cls_logits.weight"].dtype == torch.half
+
+
+def test_too_few_classes_for_the_data_set(tiny_shapes_url, small_cfg, tmp_path):
+    small_cfg["detector"]["num_classes"] = 4
+    with pytest.raises(ConfigError, match="category ids \\[4, 5, 6\\].*num_classes to at least 7"):
+        train_detector(tiny_shapes_url, str(tmp_path / "x.pt"), small_cfg, device="cpu", progress=False)
+
+
+def test_cli_arguments_become_config_overrides(tiny_shapes_url, tmp_path, capsys):
+    parser = add_train_detector_arguments(argparse.ArgumentParser())
+    out = str(tmp_path / "cli.pt")
+    overrides = ["detector.min_size=48", "detector.max_size=64", "train_detector.batch_size=1"]
+    argv = [tiny_shapes_url, out, "--steps", "1", "--seed", "5", "--no-progress", "--device", "cpu"]
+    args = parser.parse_args(argv + [arg for pair in overrides for arg in ("--set", pair)])
+    result = run_train_detector(args)
+    config = read_checkpoint(out)["config"]
+    assert result.steps == 1 and config["train_detector"]["seed"] == 5 and config["train_detector"]["batch_size"] == 1
+    assert "trained 1 steps" in capsys.readouterr().err
+
+
+SCHEDULE = {"lr": 0.01, "steps": 100, "warmup_steps": 10, "schedule": "cosine", "min_lr_ratio": 0.1, "milestones": []}
+
+
+def test_warmup_then_cosine():
+    assert learning_rate(0, SCHEDULE) == pytest.approx(1e-4)
+    assert learning_rate(5, SCHEDULE) == pytest.approx(0.01 * (0.01 + 0.99 * 0.5))
+    assert learning_rate(10, SCHEDULE) == pytest.approx(0.01)
+    assert learning_rate(55, SCHEDULE) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+    assert learning_rate(100, SCHEDULE) == pytest.approx(0.001)
+
+
+def test_step_schedule_and_bad_names():
+    schedule = {**SCHEDULE, "schedule": "step", "milestones": [0.5, 0.8]}
+    assert [learning_rate(s, schedule) for s in (20, 50, 80)] == pytest.approx([0.01, 0.001, 0.0001])
+    with pytest.raises(ConfigError, match="schedule"):
+        learning_rate(20, {**SCHEDULE, "schedule": "linear"})
+
+
+def test_optimizers(small_cfg):
+    model = torch.nn.Linear(2, 2)
+    train_cfg = copy.deepcopy(small_cfg["train_detector"])
+    assert isinstance(training.make_optimizer(model, train_cfg), torch.optim.AdamW)
+    assert isinstance(training.make_optimizer(model, {**train_cfg, "optimizer": "sgd"}), torch.optim.SGD)
+    with pytest.raises(ConfigError, match="optimizer"):
+        training.make_optimizer(model, {**train_cfg, "optimizer": "lamb"})
