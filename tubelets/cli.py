@@ -64,6 +64,26 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    # Parsed here, not in build_parser: the training modules import torch, which
+    # every other command would otherwise pay for at start-up.
+    parser = argparse.ArgumentParser(prog="tubelets train")
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    detector = models.add_parser("detector", help="the Mask R-CNN proposal model")
+    tracker = models.add_parser("tracker", help="the IPDT tracker heads, on a frozen detector")
+    if args.args[:1] == ["tracker"]:
+        from tubelets.models.ipdt.train import add_train_tracker_arguments, run_train_tracker
+
+        add_train_tracker_arguments(tracker).set_defaults(run=run_train_tracker)
+    else:
+        from tubelets.models.train_detector import add_train_detector_arguments, run_train_detector
+
+        add_train_detector_arguments(detector).set_defaults(run=run_train_detector)
+    parsed = parser.parse_args(args.args)
+    parsed.run(parsed)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tubelets.demo import run_demo
 
@@ -123,6 +143,11 @@ def _add_render(commands) -> None:
     parser.set_defaults(handler=_render)
 
 
+def _add_train(commands) -> None:
+    _add_pipeline(commands, "train", _train, "train a model on a YouTube-VIS style data set",
+                  "tubelets train {detector,tracker} DATASET OUT.pt [--config CFG] [--steps N] [--resume] ...")
+
+
 def _add_demo(commands) -> None:
     parser = commands.add_parser("demo", help="run the main job on the embedded sample data")
     parser.add_argument("--data", default="sample-data", help="where the sample data set is generated")
@@ -133,7 +158,7 @@ def _add_demo(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_score, _add_query, _add_demo):
+    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_train, _add_score, _add_query, _add_demo):
         add(commands)
     return parser
 
