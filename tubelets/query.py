@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import TextIO
+from typing import Optional, TextIO
 
 import duckdb
 import fsspec
@@ -102,6 +102,6 @@ def _text_table(table: pa.Table, max_cell: int = 60) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_query(output_url: str, sql: str, fmt: str = "table", out: TextIO = sys.stdout) -> None:
-    """Run ``sql`` against OUTPUT and print the rows in ``fmt``."""
-    out.write(format_table(run_query(output_url, sql), fmt))
+def print_query(output_url: str, sql: str, fmt: str = "table", out: Optional[TextIO] = None) -> None:
+    """Run ``sql`` against OUTPUT and print the rows in ``fmt`` (to stdout unless ``out``)."""
+    (out or sys.stdout).write(format_table(run_query(output_url, sql), fmt))
