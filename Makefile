@@ -29,7 +29,8 @@ demo: $(VENV)/.installed-runtime
 	$(VENV)/bin/tubelets demo --data $(DEMO_DATA) --output $(DEMO_OUT)
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	# One torch thread per test worker: two workers on two cores, no oversubscription.
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) $(DEMO_OUT) .pytest_cache

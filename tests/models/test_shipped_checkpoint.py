@@ -35,20 +35,30 @@ def test_shipped_checkpoint_is_small_and_described(shipped):
     assert checkpoint["checkpoint_id"] == info.checkpoint_id
 
 
-def test_shipped_checkpoint_finds_the_shapes_of_an_unseen_video(shipped):
-    model, _ = shipped
-    video = generate_video(video_rng(4321, 0))  # a seed neither the training nor the evaluation set used
-    frames = list(range(0, video.length, max(1, video.length // 4)))[:4]
-    found, total = 0, 0
+def matched_instances(model, video, frames) -> tuple[int, int]:
+    """(found, total) over the clearly visible instances (>= 400 pixels) of ``frames`` of ``video``.
+
+    Found: some detection has the right category and mask IoU >= 0.5.
+    """
+    found = total = 0
     for t, detections in zip(frames, detect(model, [video.frames[t] for t in frames])):
-        keep = detections["scores"] >= 0.5
-        predicted = [rle.encode(m >= 0.5) for m in detections["masks"][keep]]
+        predicted = [rle.encode(mask >= 0.5) for mask in detections["masks"]]
         for instance in video.instances:
-            if instance.masks[t] is None:
+            if instance.masks[t] is None or instance.masks[t].sum() < 400:
                 continue
             total += 1
             ious = rle.iou_matrix(predicted, [rle.encode(instance.masks[t])])[:, 0]
-            labels = detections["labels"][keep]
-            found += bool(np.any((ious >= 0.5) & (labels == instance.category_id)))
-    assert total > 0
+            found += bool(np.any((ious >= 0.5) & (detections["labels"] == instance.category_id)))
+    return found, total
+
+
+def test_shipped_checkpoint_finds_the_shapes_of_unseen_videos(shipped):
+    model, _ = shipped
+    found = total = 0
+    for seed in range(4321, 4329):  # seeds neither the training (1) nor the evaluation (1234) set used
+        video = generate_video(video_rng(seed, 0))
+        counts = matched_instances(model, video, list(range(0, video.length, 6)))
+        found, total = found + counts[0], total + counts[1]
+    assert total >= 30
+    # Measured when the checkpoint was made: 29 of 40 (72%).
     assert found / total >= 0.6, f"found {found} of {total} instances"
