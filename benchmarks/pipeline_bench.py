@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 
 import apache_beam as beam
@@ -84,31 +83,43 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--work", default="/tmp/tubelets-bench")
     parser.add_argument("--config", default=None)
+    parser.add_argument("--stages", default="decode,proposals,evaluate", help="comma-separated subset to run")
     args = parser.parse_args(argv)
     dataset = f"{args.work}/shapes-{args.seed}-{args.videos}"
     generate_dataset(dataset, videos=args.videos, seed=args.seed)
     urls = list_videos(dataset)
     config = load_config(args.config, ["detector.device=cpu"])
 
-    rows = []
+    stages = set(args.stages.split(","))
+    rows = decode_rows(urls, dataset) if "decode" in stages else []
+    frames = [f for url in urls for _, f in iter_frames(url)]
+    if "proposals" in stages:
+        rows += proposal_rows(frames, config)
+    if "evaluate" in stages:
+        extra = ["--config", args.config] if args.config else []
+        t_eval, _ = timed(lambda: evaluate.run([dataset, f"{args.work}/out", "--direct_num_workers=2", *extra]))
+        rows.append(("evaluate end to end (2 workers)", len(frames), t_eval, float("nan")))
+    print_rows(rows)
+
+
+def decode_rows(urls: list[str], dataset: str) -> list[tuple]:
     sizes = {url: (probe(url).width, probe(url).height) for url in urls}
     t_ffmpeg, n = timed(lambda: bare_ffmpeg(urls, sizes))
     t_lib, _ = timed(lambda: library_decode(urls))
     t_beam, _ = timed(lambda: beam_decode(dataset))
-    rows += [("decode: bare ffmpeg pipe", n, t_ffmpeg, 1.0), ("decode: iter_frames", n, t_lib, t_lib / t_ffmpeg),
-             ("decode: Beam MatchInputs+DecodeVideo", n, t_beam, t_beam / t_ffmpeg)]
+    return [("decode: bare ffmpeg pipe", n, t_ffmpeg, 1.0), ("decode: iter_frames", n, t_lib, t_lib / t_ffmpeg),
+            ("decode: Beam MatchInputs+DecodeVideo", n, t_beam, t_beam / t_ffmpeg)]
 
-    frames = [f for url in urls for _, f in iter_frames(url)]
+
+def proposal_rows(frames: list[np.ndarray], config: dict) -> list[tuple]:
     t_torch, _ = timed(lambda: bare_proposals(frames, config))
     t_ri, _ = timed(lambda: beam_proposals(frames, config))
-    rows += [(f"proposals: bare torch loop (batch {config['proposals']['batch_size']})", len(frames), t_torch, 1.0),
-             ("proposals: Beam RunInference", len(frames), t_ri, t_ri / t_torch)]
+    return [(f"proposals: bare torch loop (batch {config['proposals']['batch_size']})", len(frames), t_torch, 1.0),
+            ("proposals: Beam RunInference", len(frames), t_ri, t_ri / t_torch)]
 
-    out = f"{args.work}/out"
-    t_eval, _ = timed(lambda: evaluate.run([dataset, out, "--direct_num_workers=2"] + (["--config", args.config] if args.config else [])))
-    rows.append(("evaluate end to end (2 workers)", len(frames), t_eval, float("nan")))
 
-    print(f"\n{'stage':48} {'frames':>7} {'seconds':>8} {'frames/s':>9} {'ratio':>6}", file=sys.stdout)
+def print_rows(rows: list[tuple]) -> None:
+    print(f"\n{'stage':48} {'frames':>7} {'seconds':>8} {'frames/s':>9} {'ratio':>6}")
     for name, count, seconds, ratio in rows:
         print(f"{name:48} {count:7d} {seconds:8.2f} {count / seconds:9.1f} {ratio:6.2f}")
 

@@ -48,7 +48,9 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
     ):
         on_gpu = resolve_device(device).type == "cuda"
         # One model per GPU machine, shared by its SDK processes; one per process on CPU.
-        super().__init__(min_batch_size=1, max_batch_size=batch_size, large_model=on_gpu)
+        # A fixed batch size: BatchElements' adaptive sizing starts at one frame and
+        # grows slowly, which on a CPU-bound detector only adds per-call overhead.
+        super().__init__(min_batch_size=batch_size, max_batch_size=batch_size, large_model=on_gpu)
         self._detector_cfg = dict(detector_cfg)
         self._device = device
         self._torch_threads = torch_threads
