@@ -63,6 +63,8 @@ def beam_decode(dataset: str) -> None:
 
 
 def bare_proposals(frames: list[np.ndarray], config: dict) -> None:
+    if config["proposals"]["torch_threads"]:
+        torch.set_num_threads(config["proposals"]["torch_threads"])  # as the model handler does
     model, _ = load_detector(config)
     batch = config["proposals"]["batch_size"]
     with torch.inference_mode():
