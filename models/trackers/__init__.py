@@ -5,6 +5,7 @@ to the imports below.
 """
 
 from tubelets.models.trackers import iou  # noqa: F401  (registers "iou")
+from tubelets.models.trackers import ipdt  # noqa: F401  (registers "ipdt", "pixel", "instance")
 from tubelets.models.trackers.base import (
     FrameSource,
     Tracker,

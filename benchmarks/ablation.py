@@ -1,0 +1,119 @@
+"""The IPDT ablation: iou linking vs. the instance level, the pixel level and both, through the real pipeline.
+
+Generates two Shapes-VIS evaluation sets (``tubelets synth --videos 20 --seed
+1234``, and the same with ``--hard``), runs ``tubelets evaluate`` once per
+(set, variant) with the same detector and calibration, reads each run's
+``metrics`` table and prints one markdown table (AP, AP50, AP75, AR1, AR10)::
+
+    .venv/bin/python benchmarks/ablation.py [--work /tmp/tubelets-ablation] [--set KEY=VALUE ...]
+
+Variants: ``iou`` (overlap linking, the baseline), ``instance`` (Siamese
+only), ``pixel`` (FEELVOS only), ``ipdt`` (both), and ``ipdt`` with
+``calibration.enabled=false``. ``--set`` overrides go to every run (e.g. a
+detector or tracker checkpoint). Runs already present under ``--work`` are
+read, not rerun (delete the folder to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tubelets.tables import read_table
+
+VARIANTS = [  # (row label, tracker, extra overrides)
+    ("iou (linking baseline)", "iou", []),
+    ("instance (Siamese only)", "instance", []),
+    ("pixel (FEELVOS only)", "pixel", []),
+    ("ipdt", "ipdt", []),
+    ("ipdt, no class calibration", "ipdt", ["calibration.enabled=false"]),
+]
+SETS = [("default", []), ("hard", ["--hard"])]
+COLUMNS = ("AP", "AP50", "AP75", "AR1", "AR10")
+TUBELETS = [sys.executable, "-m", "tubelets.cli"]
+
+
+def generate(work: Path) -> dict[str, Path]:
+    """Both evaluation sets (generated once; the generator is deterministic)."""
+    folders = {}
+    for name, flags in SETS:
+        folder = work / f"shapes-1234-{name}"
+        if not (folder / "instances.json").exists():
+            subprocess.run([*TUBELETS, "synth", str(folder), "--videos", "20", "--seed", "1234", *flags], check=True)
+        folders[name] = folder
+    return folders
+
+
+def registration_env(work: Path) -> dict[str, str]:
+    """The environment for the runs. Until ``tubelets/models/trackers/__init__.py`` imports the IPDT trackers,
+    a ``sitecustomize`` on PYTHONPATH registers them in every process of the run (Beam's workers included)."""
+    env = dict(os.environ)
+    from tubelets.models.trackers import known_trackers
+
+    if "ipdt" not in known_trackers():
+        bridge = work / "register-ipdt"
+        bridge.mkdir(parents=True, exist_ok=True)
+        (bridge / "sitecustomize.py").write_text("import tubelets.models.trackers.ipdt  # noqa: F401\n")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(bridge), env.get("PYTHONPATH")]))
+        print("note: registering the ipdt trackers through sitecustomize (trackers/__init__.py lacks the import)",
+              file=sys.stderr)
+    return env
+
+
+def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str], env: dict) -> dict:
+    """The overall metrics row of one ``tubelets evaluate`` run (run only if its folder is absent)."""
+    if not (output / run_id).exists():
+        sets = [arg for override in overrides for arg in ("--set", override)]
+        command = [*TUBELETS, "evaluate", str(dataset), str(output), "--tracker", tracker, "--run-id", run_id,
+                   *sets, "--direct_num_workers=2"]
+        started = time.monotonic()
+        subprocess.run(command, check=True, env=env)
+        print(f"{run_id}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    rows = read_table(str(output), "metrics", run_id).to_pylist()
+    overall = [row for row in rows if row["scope"] == "overall"]
+    if not overall:
+        raise RuntimeError(f"run {run_id} under {output} has no overall metrics row")
+    return overall[0]
+
+
+def run_id(set_name: str, label: str) -> str:
+    return f"{set_name}-" + "".join(c if c.isalnum() else "-" for c in label).strip("-").replace("--", "-")
+
+
+def table(results: dict[tuple[str, str], dict]) -> str:
+    """Markdown: one row per variant, AP..AR10 for each set (in %)."""
+    header = "| tracker | " + " | ".join(f"{s} {c}" for s, _ in SETS for c in COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (1 + len(SETS) * len(COLUMNS))]
+    for label, _, _ in VARIANTS:
+        cells = []
+        for set_name, _ in SETS:
+            row = results[(set_name, label)]
+            cells += ["-" if row[c] is None else f"{100 * row[c]:.1f}" for c in COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-ablation"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every run (repeatable)")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    datasets = generate(work)
+    env = registration_env(work)
+    results = {}
+    for set_name, _ in SETS:
+        for label, tracker, extra in VARIANTS:
+            results[(set_name, label)] = evaluate(datasets[set_name], work / "runs", run_id(set_name, label), tracker,
+                                                  [*args.overrides, *extra], env)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""IPDT tracking cost: time per frame for 1, 4 and 16 instances against the proposal stage, and peak memory.
+
+1. *timing*: one Shapes-VIS video; the detector's time per frame (``detect``
+   in batches of ``proposals.batch_size``, as the pipeline runs it), then the
+   ``ipdt`` tracker's time per frame following N instances (N proposals in
+   frame 0, the confidence floor off so all N stay followed to the end).
+2. *memory*: a 600-frame video (Shapes-VIS videos concatenated, written as an
+   mp4 and read back through the pipeline's lazy ``VideoFrames``), tracked
+   from every frame's ground-truth masks as proposals (prepared beforehand, in
+   this process); each measurement runs in a fresh process that loads the
+   models and proposals, then tracks, and reports its peak resident memory
+   (``ru_maxrss``) before and after tracking and the Python-heap peak
+   (``tracemalloc``) of the tracking call, once with the configured
+   ``feature_window`` and once with a window holding every frame.
+
+Usage: python benchmarks/tracker_bench.py [--threads 2] [--frames 600] [--set KEY=VALUE ...]
+(``--set`` overrides the config, e.g. ``tracker.ipdt.checkpoint=/tmp/t.pt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+import torch
+
+from tubelets import masks
+from tubelets.config import load_config
+from tubelets.io.frames import VideoFrames
+from tubelets.io.video_writer import write_mp4
+from tubelets.models.inference import detect
+from tubelets.models.trackers import build_tracker
+from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+from tubelets.synth import generate_video, spec, video_rng
+
+
+def _register() -> None:
+    import tubelets.models.trackers.ipdt  # noqa: F401  (until trackers/__init__.py imports it)
+
+
+def grid_proposals(length: int, count: int, height: int, width: int) -> VideoProposals:
+    """``count`` 24-pixel square proposals on a grid in frame 0, nothing later."""
+    columns = int(np.ceil(np.sqrt(count)))
+    xs = np.linspace(4, width - 28, columns).astype(int)
+    ys = np.linspace(4, height - 28, columns).astype(int)
+    rles, boxes = [], []
+    for index in range(count):
+        x, y = int(xs[index % columns]), int(ys[index // columns])
+        mask = np.zeros((height, width), np.uint8)
+        mask[y : y + 24, x : x + 24] = 1
+        rles.append(masks.encode(mask))
+        boxes.append([x, y, x + 24, y + 24])
+    first = FrameDetections(0, np.asarray(boxes, np.float32), np.full(count, 0.9, np.float32),
+                            np.ones(count, np.int64), rles)
+    frames = [first] + [FrameDetections.empty(t) for t in range(1, length)]
+    return VideoProposals(VideoMeta("bench", width, height, length), frames)
+
+
+def timing(cfg: dict, seed: int) -> dict:
+    video = generate_video(video_rng(seed, 0), hard=True)
+    frames = list(video.frames)
+    tracker_cfg = {**cfg["tracker"], "ipdt": {**cfg["tracker"]["ipdt"], "min_confidence": 0.0, "max_lost": 10**6}}
+    tracker = build_tracker("ipdt", tracker_cfg)
+    batch = int(cfg["proposals"]["batch_size"])
+    detect(tracker.detector, frames[:batch])  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(frames), batch):
+        detect(tracker.detector, frames[start : start + batch])
+    result = {"frames": len(frames), "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
+    for count in (1, 4, 16):
+        proposals = grid_proposals(len(frames), count, video.height, video.width)
+        tracker.track(grid_proposals(3, count, video.height, video.width), frames[:3])  # warm-up
+        started = time.perf_counter()
+        tracker.track(proposals, frames)
+        result[f"track_ms_per_frame_{count}"] = 1000 * (time.perf_counter() - started) / len(frames)
+    return result
+
+
+def long_video(folder: str, frames: int, seed: int) -> tuple[VideoMeta, VideoProposals]:
+    """A ``frames``-long mp4 of concatenated Shapes-VIS videos and its ground-truth masks as proposals."""
+    pieces, detections, index = [], [], 0
+    while sum(len(p) for p in pieces) < frames:
+        video = generate_video(video_rng(seed, index))
+        index += 1
+        offset = sum(len(p) for p in pieces)
+        for t in range(video.length):
+            visible = [(i, i.masks[t]) for i in video.instances if i.masks[t] is not None]
+            rles = [masks.encode(m.astype(np.uint8)) for _, m in visible]
+            boxes = [[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in map(masks.bbox, rles)]
+            detections.append(FrameDetections(offset + t, np.asarray(boxes, np.float32).reshape(-1, 4),
+                                              np.full(len(rles), 0.9, np.float32),
+                                              np.asarray([i.category_id for i, _ in visible], np.int64), rles))
+        pieces.append(video.frames)
+    stacked = np.concatenate(pieces)[:frames]
+    url = os.path.join(folder, "long.mp4")
+    write_mp4(url, stacked, spec.FPS)
+    meta = VideoMeta("long", stacked.shape[2], stacked.shape[1], frames, url=url)
+    return meta, VideoProposals(meta, detections[:frames])
+
+
+def memory_child(cfg: dict, folder: str, window: int) -> dict:
+    """Runs in its own process: track the long video prepared in ``folder``; peak memory of this process."""
+    with open(os.path.join(folder, "proposals.pkl"), "rb") as handle:
+        proposals = pickle.load(handle)
+    tracker_cfg = {**cfg["tracker"], "ipdt": {**cfg["tracker"]["ipdt"], "feature_window": window}}
+    tracker = build_tracker("ipdt", tracker_cfg)
+    resident = _rss_mb()
+    peak_reset = _reset_peak_rss()
+    tracemalloc.start()
+    started = time.perf_counter()
+    tubelets = tracker.track(proposals, VideoFrames(proposals.meta))
+    seconds = time.perf_counter() - started
+    _, heap_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"frames": proposals.meta.length, "feature_window": window, "tubelets": len(tubelets), "seconds": seconds,
+            "rss_mb_before_tracking": resident, "peak_rss_mb_while_tracking": _peak_rss_mb(),
+            "peak_is_of_tracking_alone": peak_reset, "python_heap_peak_mb": heap_peak / 2**20}
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux: ``clear_refs`` 5), so the peak read later is the tracking's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # "FOLDER:WINDOW"
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    _register()
+    cfg = load_config(None, [*args.overrides, "tracker.ipdt.device=cpu"])
+    if args.memory_child is not None:
+        folder, window = args.memory_child.rsplit(":", 1)
+        print(json.dumps(memory_child(cfg, folder, int(window))))
+        return
+    print(json.dumps({"timing": timing(cfg, args.seed)}))
+    with tempfile.TemporaryDirectory() as folder:
+        _, proposals = long_video(folder, args.frames, args.seed)
+        with open(os.path.join(folder, "proposals.pkl"), "wb") as handle:
+            pickle.dump(proposals, handle)
+        for window in (cfg["tracker"]["ipdt"]["feature_window"], args.frames):
+            command = [sys.executable, __file__, "--memory-child", f"{folder}:{window}", "--threads", str(args.threads)]
+            command += [arg for override in args.overrides for arg in ("--set", override)]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            print(json.dumps({"memory": json.loads(out.strip().splitlines()[-1])}))
+
+
+if __name__ == "__main__":
+    main()

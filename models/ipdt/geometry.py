@@ -1,0 +1,175 @@
+"""Box, anchor and mask geometry shared by the IPDT heads, the training data and the tracker.
+
+Coordinates: boxes are ``float32 [N, 4]`` tensors ``x1, y1, x2, y2`` in pixels
+of the *frame* (pixel-edge convention: pixel ``i`` spans ``i .. i + 1``). A
+pyramid level of stride ``s`` sees frame point ``x`` at ``x * scale / s``,
+where ``scale`` is the detector transform's resize factor (transformed size /
+frame size; 1.0 for the ``small`` preset on 256x192 frames). Masks at stride 4
+("P2 masks") are ``float32 [..., h, w]`` over the *padded* P2 grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+P2_STRIDE = 4
+P3_STRIDE = 8
+# Largest |log| size change one regression step may produce (exp(2) ~ 7x), so a bad delta cannot overflow.
+MAX_LOG_SCALE = 2.0
+
+
+def box_centres_sizes(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([N, 2] centres, [N, 2] sizes)`` of ``[N, 4]`` boxes; sizes are at least one pixel."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sizes = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)
+    return centres, sizes
+
+
+def boxes_from(centres: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """``[N, 4]`` boxes from ``[N, 2]`` centres and sizes."""
+    return torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
+
+
+def scale_boxes(boxes: torch.Tensor, factor: float) -> torch.Tensor:
+    """Boxes grown (or shrunk) by ``factor`` about their centres."""
+    centres, sizes = box_centres_sizes(boxes)
+    return boxes_from(centres, sizes * factor)
+
+
+def search_boxes(boxes: torch.Tensor, context: float, template_size: int, search_size: int) -> torch.Tensor:
+    """The search window around ``boxes``: the template region (box x ``context``) times ``search/template``.
+
+    Template and search crops then share one cell size, so an object of the
+    last box's size covers as many cells in both (the SiamRPN convention).
+    """
+    return scale_boxes(boxes, context * search_size / template_size)
+
+
+def anchor_grid(last_boxes: torch.Tensor, context: float, template_size: int, search_size: int,
+                scales: tuple[float, ...]) -> torch.Tensor:
+    """Anchors of the correlation map: ``float32 [N, A, R, R, 4]`` boxes in frame pixels.
+
+    Response cell ``(i, j)`` (``R = search - template + 1``) is the template
+    placed ``(i - (R-1)/2, j - (R-1)/2)`` cells from the search centre; anchor
+    ``a`` there has the last box's size times ``scales[a]``.
+    """
+    response = search_size - template_size + 1
+    centres, sizes = box_centres_sizes(last_boxes)
+    cell = sizes * context / template_size  # [N, 2] pixels per cell (x, y)
+    offsets = torch.arange(response, dtype=torch.float32, device=last_boxes.device) - (response - 1) / 2
+    grid_y, grid_x = torch.meshgrid(offsets, offsets, indexing="ij")  # [R, R]
+    cx = centres[:, 0, None, None] + grid_x * cell[:, 0, None, None]
+    cy = centres[:, 1, None, None] + grid_y * cell[:, 1, None, None]
+    scale = torch.tensor(scales, dtype=torch.float32, device=last_boxes.device)
+    w = sizes[:, 0, None] * scale  # [N, A]
+    h = sizes[:, 1, None] * scale
+    cx, cy = cx[:, None], cy[:, None]  # [N, 1, R, R]
+    w, h = w[:, :, None, None], h[:, :, None, None]
+    return torch.stack(torch.broadcast_tensors(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
+
+
+def encode_boxes(anchors: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Regression targets ``[..., 4]`` (dx, dy, dw, dh) of ``targets`` relative to ``anchors`` (same shape)."""
+    a_xy, a_wh = (anchors[..., :2] + anchors[..., 2:]) / 2, (anchors[..., 2:] - anchors[..., :2]).clamp(min=1.0)
+    t_xy, t_wh = (targets[..., :2] + targets[..., 2:]) / 2, (targets[..., 2:] - targets[..., :2]).clamp(min=1.0)
+    return torch.cat([(t_xy - a_xy) / a_wh, torch.log(t_wh / a_wh)], dim=-1)
+
+
+def decode_boxes(anchors: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`encode_boxes`; size changes are clamped to ``exp(+-MAX_LOG_SCALE)``."""
+    a_xy, a_wh = (anchors[..., :2] + anchors[..., 2:]) / 2, (anchors[..., 2:] - anchors[..., :2]).clamp(min=1.0)
+    xy = a_xy + deltas[..., :2] * a_wh
+    wh = a_wh * torch.exp(deltas[..., 2:].clamp(-MAX_LOG_SCALE, MAX_LOG_SCALE))
+    return torch.cat([xy - wh / 2, xy + wh / 2], dim=-1)
+
+
+def pairwise_box_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes ``[..., 4]`` and ``[..., 4]`` broadcast elementwise (not a matrix)."""
+    top_left = torch.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    bottom_right = torch.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
+    area_a = (boxes_a[..., 2:] - boxes_a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (boxes_b[..., 2:] - boxes_b[..., :2]).clamp(min=0).prod(-1)
+    return inter / (area_a + area_b - inter).clamp(min=1e-6)
+
+
+def clip_boxes(boxes: torch.Tensor, height: int, width: int, min_size: float = 2.0) -> torch.Tensor:
+    """Boxes clipped to the frame and at least ``min_size`` pixels wide and high."""
+    x1 = boxes[:, 0].clamp(0, width - min_size)
+    y1 = boxes[:, 1].clamp(0, height - min_size)
+    x2 = torch.maximum(boxes[:, 2].clamp(max=width), x1 + min_size)
+    y2 = torch.maximum(boxes[:, 3].clamp(max=height), y1 + min_size)
+    return torch.stack([x1, y1, x2, y2], dim=1)
+
+
+def masks_to_p2(masks: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> torch.Tensor:
+    """Frame masks ``[N, H, W]`` (any dtype) as P2 coverage ``float32 [N, h, w]`` in ``[0, 1]``.
+
+    The mask is resized as the detector resizes the frame, padded bottom/right
+    like the detector's batch, then area-averaged over each 4x4 cell.
+    """
+    count = masks.shape[0]
+    height, width = p2_size
+    if count == 0:
+        return torch.zeros((0, height, width))
+    resized = masks[:, None].float()
+    if scale != 1.0:
+        size = (round(masks.shape[1] * scale), round(masks.shape[2] * scale))
+        resized = F.interpolate(resized, size=size, mode="bilinear", align_corners=False)
+    padded = torch.zeros((count, 1, height * P2_STRIDE, width * P2_STRIDE), device=masks.device)
+    h, w = min(resized.shape[2], padded.shape[2]), min(resized.shape[3], padded.shape[3])
+    padded[:, :, :h, :w] = resized[:, :, :h, :w]
+    return F.avg_pool2d(padded, P2_STRIDE)[:, 0]
+
+
+def p2_to_frame(maps: torch.Tensor, scale: float, frame_size: tuple[int, int]) -> torch.Tensor:
+    """P2 maps ``[N, h, w]`` (logits or probabilities) bilinearly upsampled to frame pixels ``[N, H, W]``."""
+    height, width = frame_size
+    if maps.shape[0] == 0:
+        return maps.new_zeros((0, height, width))
+    factor = P2_STRIDE / scale
+    size = (math.ceil(maps.shape[1] * factor), math.ceil(maps.shape[2] * factor))
+    upsampled = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return upsampled[:, :height, :width]
+
+
+def box_masks(boxes: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+    """``bool [N, H, W]``: 1 inside each box (pixels whose centre lies in it)."""
+    height, width = frame_size
+    ys = torch.arange(height, dtype=torch.float32, device=boxes.device) + 0.5
+    xs = torch.arange(width, dtype=torch.float32, device=boxes.device) + 0.5
+    inside_y = (ys[None] >= boxes[:, 1, None]) & (ys[None] <= boxes[:, 3, None])
+    inside_x = (xs[None] >= boxes[:, 0, None]) & (xs[None] <= boxes[:, 2, None])
+    return inside_y[:, :, None] & inside_x[:, None, :]
+
+
+def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tight boxes ``[N, 4]`` (pixel edges) of boolean masks ``[N, H, W]`` and which masks are non-empty."""
+    count = masks.shape[0]
+    boxes = torch.zeros((count, 4))
+    present = masks.flatten(1).any(1) if count else torch.zeros(0, dtype=torch.bool)
+    for index in torch.nonzero(present).flatten().tolist():
+        ys, xs = torch.nonzero(masks[index], as_tuple=True)
+        boxes[index] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+    return boxes, present
+
+
+def warp_masks(masks: torch.Tensor, old_boxes: torch.Tensor, new_boxes: torch.Tensor, stride: float) -> torch.Tensor:
+    """Move and rescale masks ``[N, h, w]`` (on a grid of ``stride`` frame pixels) from old to new boxes."""
+    if masks.shape[0] == 0:
+        return masks
+    height, width = masks.shape[-2:]
+    old_c, old_s = box_centres_sizes(old_boxes / stride)
+    new_c, new_s = box_centres_sizes(new_boxes / stride)
+    ratio = old_s / new_s  # input units per output unit
+    extent = torch.tensor([width, height], dtype=torch.float32, device=masks.device)
+    # Normalised input coordinate = ratio * normalised output + shift (align_corners=False convention).
+    shift = 2 * (old_c - new_c * ratio) / extent + ratio - 1
+    theta = torch.zeros((masks.shape[0], 2, 3), device=masks.device)
+    theta[:, 0, 0], theta[:, 1, 1] = ratio[:, 0], ratio[:, 1]
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, [masks.shape[0], 1, height, width], align_corners=False)
+    return F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)[:, 0]

@@ -1,0 +1,283 @@
+"""Extending reference instances into tubelets, forward and backward, all instances of a frame at once.
+
+One video is handled in two sweeps (so that every frame's heads run once per
+sweep for every instance being followed, instead of once per instance):
+
+1. **forward** (frame 0 -> T-1): the active instances are propagated into the
+   frame in one batched step; then the frame's proposals, in descending
+   calibrated score, start new instances unless a propagated mask already
+   covers them (mask IoU > ``cover_iou``);
+2. **backward** (T-1 -> 0): each instance started after frame 0 is extended
+   from its reference frame towards the start, again batched per frame.
+
+A step (:meth:`Propagator.step`) predicts each instance's box (instance
+level), mask (pixel level) and a confidence. Below ``min_confidence`` the
+instance is *lost* in that frame (no mask there); it keeps being searched for
+around its motion-extrapolated position and resumes when found, and its
+direction stops after ``max_lost`` consecutive lost frames. A prediction that
+overlaps a proposal of the frame (mask IoU > ``snap_iou``) takes the
+proposal's mask, box and score and votes with its class: the detector's mask
+is sharper than the stride-4 one, and the snap re-anchors the instance (see
+:meth:`Propagator._snap` for the matching rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from tubelets import masks
+from tubelets.models.ipdt import geometry
+from tubelets.models.ipdt.model import IPDT, FrameEncoding
+from tubelets.models.ipdt.pixel import reference_vectors
+from tubelets.models.ipdt.siamese import best_proposals
+from tubelets.models.tubelet_merge import TubeletCandidate
+from tubelets.records import FrameDetections, TubeletFrame, VideoProposals
+
+EncodingSource = Callable[[int], FrameEncoding]
+
+
+@dataclasses.dataclass(frozen=True)
+class PropagationSettings:
+    """How the tracker uses the heads; ``levels`` picks the tracker variant."""
+
+    use_instance: bool = True  # Siamese box + discriminator
+    use_pixel: bool = True  # FEELVOS mask
+    min_confidence: float = 0.5  # below: lost in this frame
+    max_lost: int = 6  # consecutive lost frames before a direction stops
+    mask_threshold: float = 0.5  # on mask probabilities
+    box_margin: float = 1.15  # the mask is cut to the refined box grown by this factor
+    window_influence: float = 0.2  # Siamese cosine window (motion prior)
+    snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
+    cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
+
+
+@dataclasses.dataclass(eq=False)
+class Instance:
+    """One reference instance being extended; ``box``/``mask``/``velocity`` are the current direction's state."""
+
+    serial: int
+    seed_frame: int
+    seed: TubeletFrame
+    template: torch.Tensor  # [C, T, T]
+    reference: tuple[torch.Tensor, torch.Tensor]  # ([K, D] vectors, [K] valid)
+    labels: list[int]
+    scores: list[float]
+    frames: dict[int, TubeletFrame] = dataclasses.field(default_factory=dict)
+    box: torch.Tensor = None  # [4] frame pixels
+    mask: torch.Tensor = None  # float [H, W], 0/1
+    velocity: torch.Tensor = None  # [2] pixels per step of the current direction
+    lost: int = 0
+
+    def reset(self) -> None:
+        """Back to the reference instance, for the other direction."""
+        self.box = torch.as_tensor(self.seed.box, dtype=torch.float32)
+        self.mask = torch.from_numpy(masks.decode(self.seed.mask).astype(np.float32))
+        self.velocity = torch.zeros(2)
+        self.lost = 0
+
+    def candidate(self) -> TubeletCandidate:
+        return TubeletCandidate(dict(self.frames), list(self.labels), list(self.scores))
+
+
+@dataclasses.dataclass
+class StepResult:
+    """Predictions of one step for ``N`` instances (frame pixels)."""
+
+    boxes: torch.Tensor  # [N, 4]
+    masks: torch.Tensor  # bool [N, H, W]
+    confidence: torch.Tensor  # [N] in [0, 1]
+    moved: torch.Tensor  # bool [N, H, W]: the last masks moved by the motion prediction
+
+
+class Propagator:
+    """Runs the two sweeps of one video (see the module docstring)."""
+
+    def __init__(self, model: IPDT, settings: PropagationSettings):
+        if not (settings.use_instance or settings.use_pixel):
+            raise ValueError("a tracker needs the instance level, the pixel level or both")
+        self.model, self.settings = model, settings
+
+    @torch.no_grad()
+    def run(self, proposals: VideoProposals, encodings: EncodingSource) -> list[TubeletCandidate]:
+        """Every instance's tubelet candidate (before merging), in creation order."""
+        instances: list[Instance] = []
+        self._sweep_forward(proposals, encodings, instances)
+        self._sweep_backward(proposals, encodings, instances)
+        return [instance.candidate() for instance in instances]
+
+    def _sweep_forward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance]) -> None:
+        active: list[Instance] = []
+        for detections in proposals.frames:
+            frame = detections.frame
+            if active:
+                active = self._advance(active, frame, frame - 1, detections, encodings)
+            started = self._start(detections, [i for i in instances if frame in i.frames], encodings, len(instances))
+            instances.extend(started)
+            active.extend(started)
+
+    def _sweep_backward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance]) -> None:
+        by_seed: dict[int, list[Instance]] = {}
+        for instance in instances:
+            by_seed.setdefault(instance.seed_frame, []).append(instance)
+        active: list[Instance] = []
+        for detections in reversed(proposals.frames[:-1]):
+            frame = detections.frame
+            joining = by_seed.get(frame + 1, [])
+            for instance in joining:
+                instance.reset()
+            active = active + joining
+            if active:
+                active = self._advance(active, frame, frame + 1, detections, encodings)
+
+    def _advance(self, active: list[Instance], frame: int, previous: int, detections: FrameDetections,
+                 encodings: EncodingSource) -> list[Instance]:
+        """Propagate ``active`` into ``frame``; returns the instances still followed."""
+        result = self.step(active, encodings(frame), encodings(previous))
+        snapped = self._snap(result, detections)
+        alive = []
+        for n, instance in enumerate(active):
+            if n in snapped:
+                item, label = snapped[n]
+                instance.labels.append(label)
+                instance.scores.append(item.score)
+                self._found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
+            elif float(result.confidence[n]) >= self.settings.min_confidence and bool(result.masks[n].any()):
+                score = instance.seed.score * float(result.confidence[n])
+                mask = result.masks[n]
+                item = TubeletFrame(frame, masks.encode(mask.numpy().astype(np.uint8)),
+                                    result.boxes[n].numpy().astype(np.float32), score)
+                self._found(instance, frame, item, mask.float())
+            else:
+                instance.lost += 1  # the search goes on around the extrapolated position (see step)
+            if instance.lost <= self.settings.max_lost:
+                alive.append(instance)
+        return alive
+
+    @staticmethod
+    def _found(instance: Instance, frame: int, item: TubeletFrame, mask: torch.Tensor) -> None:
+        box = torch.as_tensor(item.box, dtype=torch.float32)
+        shift = (geometry.box_centres_sizes(box[None])[0] - geometry.box_centres_sizes(instance.box[None])[0])[0]
+        # A smoothed velocity: one noisy step should not throw the next search window off.
+        instance.velocity = 0.5 * instance.velocity + 0.5 * shift / (instance.lost + 1)
+        instance.box, instance.mask, instance.lost = box, mask, 0
+        instance.frames[frame] = item
+
+    def _snap(self, result: StepResult, detections: FrameDetections) -> dict[int, tuple[TubeletFrame, int]]:
+        """``{instance index: (proposal as a TubeletFrame, its label)}`` for instances a proposal confirms.
+
+        An instance and a proposal match when the proposal overlaps (mask IoU >
+        ``snap_iou``) the instance's prediction or its motion-moved last mask
+        (the ``iou`` linker's cue: it keeps a fast-moving instance on its
+        proposals when a prediction drifts); pairs are assigned one to one,
+        by the Hungarian method on that overlap.
+        """
+        if not len(detections) or result.masks.shape[0] == 0:
+            return {}
+        overlaps = np.maximum(self._overlaps(result.masks, detections), self._overlaps(result.moved, detections))
+        gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
+        rows, cols = linear_sum_assignment(gated, maximize=True)
+        snapped = {}
+        for n, best in zip(rows.tolist(), cols.tolist()):
+            if overlaps[n, best] > self.settings.snap_iou:
+                item = TubeletFrame(detections.frame, detections.masks[best],
+                                    np.asarray(detections.boxes[best], np.float32), float(detections.scores[best]))
+                snapped[n] = (item, int(detections.labels[best]))
+        return snapped
+
+    @staticmethod
+    def _overlaps(predicted: torch.Tensor, detections: FrameDetections) -> np.ndarray:
+        """``float64 [N, D]`` mask IoU of ``bool [N, H, W]`` masks with the frame's proposals."""
+        return masks.iou_matrix([masks.encode(m.numpy().astype(np.uint8)) for m in predicted], detections.masks)
+
+    def _start(self, detections: FrameDetections, present: list[Instance], encodings: EncodingSource,
+               first_serial: int) -> list[Instance]:
+        """New instances from the frame's proposals no present instance covers, best score first."""
+        frame = detections.frame
+        order = np.argsort(-np.asarray(detections.scores), kind="stable")
+        taken = [i.frames[frame].mask for i in present]
+        chosen = []
+        for index in order:
+            if taken and masks.iou_matrix([detections.masks[index]], taken).max() > self.settings.cover_iou:
+                continue
+            chosen.append(int(index))
+            taken.append(detections.masks[index])
+        if not chosen:
+            return []
+        return self._make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial)
+
+    def _make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int) -> list[Instance]:
+        """Templates and reference embeddings of the chosen proposals, all in one batch."""
+        count = len(detections)
+        boxes = torch.as_tensor(np.asarray(detections.boxes), dtype=torch.float32)
+        frame_masks = torch.from_numpy(np.stack([masks.decode(m) for m in detections.masks]).astype(np.float32))
+        zeros = torch.zeros(count, dtype=torch.long)
+        templates = self.model.templates(encoding, boxes, zeros)
+        coverage = geometry.masks_to_p2(frame_masks, encoding.scale, encoding.p2_size)
+        vectors, valid = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), coverage,
+                                           self.model.config.reference_pixels)
+        instances = []
+        for n in range(count):
+            seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
+            instance = Instance(first_serial + n, detections.frame, seed, templates[n], (vectors[n], valid[n]),
+                                [int(detections.labels[n])], [seed.score], {detections.frame: seed})
+            instance.reset()
+            instances.append(instance)
+        return instances
+
+    def step(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding) -> StepResult:
+        """One batched step of every instance into ``current`` (``previous``: one frame back in this direction)."""
+        settings, count = self.settings, len(instances)
+        zeros = torch.zeros(count, dtype=torch.long)
+        last_boxes = torch.stack([i.box for i in instances])
+        last_masks = torch.stack([i.mask for i in instances])
+        # Constant-velocity prediction from the last frame the instance was found in.
+        steps = torch.tensor([i.lost + 1 for i in instances], dtype=torch.float32)[:, None]
+        predicted = last_boxes + (torch.stack([i.velocity for i in instances]) * steps).repeat(1, 2)
+        boxes, confidence = predicted, torch.ones(count)
+        if settings.use_instance:
+            templates = torch.stack([i.template for i in instances])
+            logits, deltas, anchors = self.model.track_instances(current, zeros, templates, predicted)
+            boxes, confidence = best_proposals(logits, deltas, anchors, settings.window_influence)
+            boxes = geometry.clip_boxes(boxes, *current.frame_size)
+        # The last mask moved with the motion prediction: after a few lost frames the object is no longer
+        # where it was last seen, and local matching only looks a few cells around the previous mask.
+        moved = geometry.warp_masks(last_masks, last_boxes, predicted, stride=1.0)
+        if settings.use_pixel:
+            probs, mask_confidence = self._segment(instances, current, previous, moved)
+            frame_masks = probs > settings.mask_threshold
+            if settings.use_instance:
+                frame_masks &= geometry.box_masks(geometry.scale_boxes(boxes, settings.box_margin), current.frame_size)
+                confidence = torch.sqrt(confidence * mask_confidence)
+            else:
+                boxes, _ = geometry.mask_boxes(frame_masks)
+                confidence = mask_confidence
+        else:
+            frame_masks = geometry.warp_masks(last_masks, last_boxes, boxes, stride=1.0) > 0.5
+        return StepResult(boxes, frame_masks, confidence, moved > 0.5)
+
+    def _segment(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding,
+                 last_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask probabilities ``[N, H, W]`` and mask confidences ``[N]`` (mean probability of the predicted mask)."""
+        count = len(instances)
+        zeros = torch.zeros(count, dtype=torch.long)
+        previous_masks = geometry.masks_to_p2(last_masks, current.scale, current.p2_size)
+        vectors = torch.stack([pad_rows(i.reference[0], self.model.config.reference_pixels) for i in instances])
+        valid = torch.stack([pad_rows(i.reference[1], self.model.config.reference_pixels) for i in instances])
+        logits = self.model.segment_instances(current, previous, zeros, (vectors, valid), previous_masks)
+        p2_probs = torch.sigmoid(logits)
+        foreground = p2_probs > self.settings.mask_threshold
+        mask_confidence = (p2_probs * foreground).flatten(1).sum(1) / foreground.flatten(1).sum(1).clamp(min=1)
+        return torch.sigmoid(geometry.p2_to_frame(logits, current.scale, current.frame_size)), mask_confidence
+
+
+def pad_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    """``tensor`` ``[K, ...]`` zero-padded (or cut) to ``rows`` rows."""
+    if tensor.shape[0] >= rows:
+        return tensor[:rows]
+    padding = tensor.new_zeros((rows - tensor.shape[0], *tensor.shape[1:]))
+    return torch.cat([tensor, padding])

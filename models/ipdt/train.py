@@ -1,0 +1,260 @@
+"""Train the IPDT heads on a YouTube-VIS data set, on the frozen detector's features.
+
+``train_tracker(dataset_url, out_url, cfg)`` reads the ``detector:`` section
+(the frozen backbone, loaded with :func:`tubelets.models.loading.load_detector`)
+and ``train_tracker:``. As for the detector (and with its helpers: learning
+rate schedule, optimiser, seeds, atomic checkpoint writing), a run is a pure
+function of its seed: the samples of step ``s`` are drawn from seeds derived
+from ``(seed, s, slot)``, so a resumed run continues as the uninterrupted one
+would. Checkpoints go to ``out_url`` every ``checkpoint_every`` steps and at
+the end, atomically; ``--resume`` continues from there.
+
+The frozen backbone runs once over every frame of the data set
+(:class:`~.data.FeatureBank`); each step then takes ``batch_size`` samples
+(:mod:`.data`, augmented in feature space) through one batched forward of
+the heads.
+
+Command line: ``python -m tubelets.models.ipdt.train DATASET OUT.pt`` (to be
+wired as ``tubelets train tracker``), see :func:`add_train_tracker_arguments`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from typing import Any, Mapping
+
+import fsspec
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tubelets.config import load_config
+from tubelets.errors import ConfigError
+from tubelets.models.checkpoints import strip_for_release, write_checkpoint
+from tubelets.models.detection_data import AUGMENT_STREAM, INIT_STREAM, sample_seed
+from tubelets.models.ipdt import geometry, losses
+from tubelets.models.ipdt.checkpoint import (
+    check_detector,
+    make_tracker_checkpoint,
+    read_tracker_checkpoint,
+    tracker_info,
+)
+from tubelets.models.ipdt.data import FeatureBank, TrackingSample, TrackingSamples, augment_levels
+from tubelets.models.ipdt.model import IPDT, FrameEncoding, IPDTConfig
+from tubelets.models.ipdt.pixel import reference_vectors
+from tubelets.models.loading import CheckpointInfo, load_detector, load_matching, resolve_device
+from tubelets.models.train_detector import _optimizer_to, learning_rate, make_optimizer
+
+SECTION = "train_tracker"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerTrainResult:
+    """What a run did. ``loss`` is the mean total loss of the last ``min(50, steps run)`` steps."""
+
+    checkpoint_url: str
+    checkpoint_id: str
+    detector_checkpoint_id: str
+    start_step: int
+    steps: int
+    loss: float
+    wall_seconds: float
+    device: str
+    instances: int  # (instance, frame) pairs samples are drawn from
+
+
+def step_losses(model: IPDT, bank: FeatureBank, batch: list[TrackingSample], frame_size: tuple[int, int],
+                device: torch.device) -> dict[str, torch.Tensor]:
+    """The four losses of one batch of samples (one batched forward of every head)."""
+    reference, previous, current = encode_batch(model, bank, batch, frame_size, device)
+    index = torch.arange(len(batch), device=device)
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.as_tensor(np.stack([getattr(s, name) for s in batch]), dtype=torch.float32, device=device)
+
+    target_masks = stack("target_mask")
+    target_boxes, present = (t.to(device) for t in geometry.mask_boxes(target_masks > 0.5))
+    templates = model.templates(reference, stack("reference_box"), index)
+    logits, deltas, anchors = model.track_instances(current, index, templates, stack("previous_box"))
+    labels = losses.anchor_labels(anchors, target_boxes, present)
+    coverage = geometry.masks_to_p2(stack("reference_mask"), current.scale, current.p2_size)
+    vectors = reference_vectors(reference.embedding, coverage, model.config.reference_pixels)
+    previous_masks = geometry.masks_to_p2(stack("previous_mask"), current.scale, current.p2_size)
+    mask_logits = model.segment_instances(current, previous, index, vectors, previous_masks)
+    bce, soft_iou = losses.mask_loss(geometry.p2_to_frame(mask_logits, current.scale, frame_size), target_masks)
+    return {
+        "discriminator": losses.discriminator_loss(logits, labels),
+        "box": losses.box_loss(deltas, anchors, target_boxes, labels),
+        "mask_bce": bce,
+        "mask_iou": soft_iou,
+    }
+
+
+def encode_batch(model: IPDT, bank: FeatureBank, batch: list[TrackingSample], frame_size: tuple[int, int],
+                 device: torch.device) -> tuple[FrameEncoding, FrameEncoding, FrameEncoding]:
+    """``(reference, previous, current)`` encodings of a batch (frame ``n`` of each is sample ``n``'s).
+
+    Reference and previous embeddings are computed without gradient: the
+    embedding learns through the target side of every distance, at a third
+    of the backward cost. Only the current (target) frames need the
+    segmentation head's frame term.
+    """
+    scale = bank.scale
+    ref_p2, ref_p3 = bank.levels([s.reference_key for s in batch], device)
+    prev_p2, prev_p3 = bank.levels([s.previous_key for s in batch], device)
+    current = model.encode_frames(*augment_levels(bank, batch, frame_size, device), scale, frame_size)
+    with torch.no_grad():
+        ref_embedding, prev_embedding = model.embedding(torch.cat([ref_p2, prev_p2])).split(len(batch))
+    unused = current.frame_terms[:0]
+    reference = FrameEncoding(ref_p2, ref_p3, ref_embedding, unused, scale, frame_size)
+    previous = FrameEncoding(prev_p2, prev_p3, prev_embedding, unused, scale, frame_size)
+    return reference, previous, current
+
+
+def draw_batch(samples: TrackingSamples, step: int, train_cfg: Mapping) -> list[TrackingSample]:
+    """The samples of step ``step``: each from its own seed ``(seed, step, slot)``."""
+    seed = int(train_cfg["seed"])
+    return [samples.sample(sample_seed(seed, AUGMENT_STREAM, step, slot)) for slot in range(int(train_cfg["batch_size"]))]
+
+
+def train_step(model, bank, samples, optimizer, step: int, train_cfg: Mapping, device) -> dict[str, float]:
+    """One optimiser step; returns each loss and their weighted ``total``."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, train_cfg)
+    parts = step_losses(model, bank, draw_batch(samples, step, train_cfg), samples.frame_size, device)
+    weights = train_cfg["loss_weights"]
+    total = sum(float(weights[name]) * value for name, value in parts.items())
+    if not torch.isfinite(total):
+        raise FloatingPointError(f"tracker training loss is {total.item()} at step {step}; lower {SECTION}.lr")
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    if train_cfg.get("clip_grad_norm"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(train_cfg["clip_grad_norm"]))
+    optimizer.step()
+    return {"total": float(total.item()), **{name: float(value.item()) for name, value in parts.items()}}
+
+
+def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume: bool = False,
+                  device: str = "auto", progress: bool = True) -> TrackerTrainResult:
+    """Train the IPDT heads on the data set at ``dataset_url``; checkpoints to ``out_url``."""
+    started = time.monotonic()
+    train_cfg = cfg[SECTION]
+    torch_device = resolve_device(device)
+    detector_section = {**cfg["detector"], "device": str(torch_device)}
+    detector, detector_info = load_detector({"detector": detector_section})
+    detector.requires_grad_(False)
+    samples = TrackingSamples(dataset_url, train_cfg["augment"], int(train_cfg["max_gap"]))
+    bank = FeatureBank(detector, samples.dataset, progress=progress)
+    torch.manual_seed(sample_seed(int(train_cfg["seed"]), INIT_STREAM))
+    model = IPDT(IPDTConfig.from_dict(train_cfg.get("model") or {}))
+    optimizer = make_optimizer(model, train_cfg)
+    start_step = restore(model, optimizer, out_url, detector_info, train_cfg) if resume else 0
+    model.to(torch_device).train()
+    _optimizer_to(optimizer, torch_device)
+
+    def checkpoint_at(step: int) -> dict:
+        return make_tracker_checkpoint(model, detector=detector_info, detector_section=cfg["detector"], config=cfg,
+                                       step=step, optimizer=optimizer)
+
+    history = run_steps(model, bank, samples, optimizer, train_cfg, out_url, start_step, torch_device, progress,
+                        checkpoint_at)
+    final = checkpoint_at(int(train_cfg["steps"]))
+    if train_cfg["release"]:
+        final = strip_for_release(final)
+    write_checkpoint(out_url, final)
+    recent = [h["total"] for h in history[-50:]]
+    return TrackerTrainResult(
+        checkpoint_url=out_url,
+        checkpoint_id=final["checkpoint_id"],
+        detector_checkpoint_id=detector_info.checkpoint_id,
+        start_step=start_step,
+        steps=int(train_cfg["steps"]),
+        loss=sum(recent) / len(recent) if recent else float("nan"),
+        wall_seconds=time.monotonic() - started,
+        device=str(torch_device),
+        instances=len(samples),
+    )
+
+
+def run_steps(model, bank, samples, optimizer, train_cfg, out_url, start_step, device, progress,
+              checkpoint_at) -> list[dict[str, float]]:
+    """The loop from ``start_step`` to ``steps``, with the detector's progress bar and periodic checkpoints."""
+    steps = range(start_step, int(train_cfg["steps"]))
+    bar = tqdm(total=steps.stop, initial=start_step, disable=not progress, mininterval=2.0, desc="train tracker")
+    history: list[dict[str, float]] = []
+    for step in steps:
+        history.append(train_step(model, bank, samples, optimizer, step, train_cfg, device))
+        bar.update(1)
+        recent = history[-20:]
+        shown = {name: f"{sum(h[name] for h in recent) / len(recent):.3f}" for name in recent[0]}
+        bar.set_postfix(shown, refresh=False)
+        done = step + 1
+        if done % int(train_cfg["checkpoint_every"]) == 0 and done < steps.stop:
+            checkpoint = checkpoint_at(done)
+            write_checkpoint(out_url, checkpoint)
+            bar.write(f"step {done}: checkpoint {checkpoint['checkpoint_id']} -> {out_url} ({shown})")
+    bar.close()
+    return history
+
+
+def restore(model: IPDT, optimizer, out_url: str, detector: CheckpointInfo, train_cfg: Mapping) -> int:
+    """Load the checkpoint at ``out_url`` to resume; returns its step (0 when there is none yet)."""
+    fs, path = fsspec.core.url_to_fs(out_url)
+    if not fs.exists(path):
+        return 0
+    checkpoint = read_tracker_checkpoint(out_url)
+    check_detector(tracker_info(checkpoint, out_url), detector)
+    load_matching(model, checkpoint["model"], out_url)
+    if checkpoint.get("optimizer") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    step = int(checkpoint["step"])
+    if step > int(train_cfg["steps"]):
+        raise ConfigError(f"{out_url!r} is at step {step}, beyond {SECTION}.steps {train_cfg['steps']}")
+    return step
+
+
+def add_train_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``tubelets train tracker``."""
+    parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL) with instances.json")
+    parser.add_argument("out", help="tracker checkpoint to write (any fsspec URL), e.g. tracker.pt")
+    parser.add_argument("--config", default=None, help="config preset name or YAML file (default: default)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. train_tracker.lr=0.0005 (repeatable)")
+    parser.add_argument("--steps", type=int, default=None, help=f"{SECTION}.steps")
+    parser.add_argument("--seed", type=int, default=None, help=f"{SECTION}.seed")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at OUT if there is one")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_train_tracker(args: argparse.Namespace) -> TrackerTrainResult:
+    """Run ``tubelets train tracker`` from parsed arguments; prints a summary to stderr."""
+    overrides = list(args.overrides)
+    overrides += [f"{SECTION}.steps={args.steps}"] if args.steps is not None else []
+    overrides += [f"{SECTION}.seed={args.seed}"] if args.seed is not None else []
+    cfg = load_config(args.config, overrides)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = train_tracker(args.dataset, args.out, cfg, args.resume, args.device, progress=not args.no_progress)
+    print(
+        f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
+        f"{result.instances} instance frames in {result.wall_seconds:.0f} s on {result.device} against detector "
+        f"{result.detector_checkpoint_id}; final loss {result.loss:.3f}; "
+        f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}",
+        file=sys.stderr,
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = add_train_tracker_arguments(argparse.ArgumentParser(prog="python -m tubelets.models.ipdt.train"))
+    run_train_tracker(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

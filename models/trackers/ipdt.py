@@ -1,0 +1,139 @@
+"""The Instance-Pixel Dual Tracker and its two single-level ablations, under the tracker interface.
+
+* ``ipdt``: both levels. The Siamese instance level gives the refined box and
+  a discriminator confidence, the FEELVOS pixel level the mask; the mask is
+  cut to the box, and the confidence is the geometric mean of the two.
+* ``pixel``: the pixel level alone (the paper's FEELVOS row): the mask's box,
+  the mask's confidence.
+* ``instance``: the Siamese level alone: the box and its confidence; the mask
+  is the last one moved and rescaled into the new box.
+
+Each kept proposal is a reference instance extended forward and backward
+through the video (:mod:`tubelets.models.ipdt.propagation`), then tubelets of
+one object are merged (:mod:`tubelets.models.tubelet_merge`). The heads come
+from ``checkpoint`` (a tracker checkpoint, see
+:mod:`tubelets.models.ipdt.checkpoint`), the backbone from the detector that
+checkpoint was trained against, frozen; both load when the tracker is built,
+so a missing or mismatched checkpoint fails before any video is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Optional
+
+from torch import nn
+
+from tubelets.errors import ConfigError
+from tubelets.models.ipdt.checkpoint import TrackerCheckpointInfo, load_tracking_models
+from tubelets.models.ipdt.features import FeatureWindow
+from tubelets.models.ipdt.model import IPDT
+from tubelets.models.ipdt.propagation import PropagationSettings, Propagator
+from tubelets.models.trackers.base import FrameSource, Tracker, frame_getter, register_tracker
+from tubelets.models.tubelet_merge import merge_tubelets
+from tubelets.records import Tubelet, VideoProposals
+
+
+@dataclasses.dataclass(eq=False)
+class DualTracker(Tracker):
+    """Settings shared by ``ipdt``, ``pixel`` and ``instance`` (the ``tracker.<name>`` config keys)."""
+
+    checkpoint: Optional[str] = "builtin:tracker-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
+    detector_checkpoint: Optional[str] = None  # null: the detector recorded in the tracker checkpoint
+    device: str = "auto"  # auto (GPU when present) | cpu | cuda[:N]
+    min_confidence: float = 0.5  # an instance below is lost in that frame
+    max_lost: int = 6  # consecutive lost frames before a direction stops
+    mask_threshold: float = 0.5
+    box_margin: float = 1.15  # ipdt: the mask is cut to the box grown by this factor
+    window_influence: float = 0.2  # Siamese cosine-window weight (motion prior)
+    snap_iou: float = 0.3  # a prediction overlapping a proposal more takes the proposal's mask and score
+    cover_iou: float = 0.5  # a proposal overlapping a prediction more starts no new instance
+    th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
+    feature_window: int = 32  # frames whose features are kept
+
+    LEVELS: ClassVar[tuple[bool, bool]] = (True, True)  # (instance level, pixel level)
+
+    def __post_init__(self) -> None:
+        self._check_settings()
+        self.detector: Optional[nn.Module] = None
+        self.model: Optional[IPDT] = None
+        self.info: Optional[TrackerCheckpointInfo] = None
+        if self.checkpoint is not None:
+            self.detector, self.model, self.info = load_tracking_models(
+                self.checkpoint, self.detector_checkpoint, self.device
+            )
+
+    @classmethod
+    def with_models(cls, detector: nn.Module, model: IPDT, **settings) -> "DualTracker":
+        """A tracker on given models (tests, benchmarks), no checkpoint read."""
+        tracker = cls(checkpoint=None, **settings)
+        tracker.detector, tracker.model = detector.eval(), model.eval()
+        return tracker
+
+    @property
+    def settings(self) -> PropagationSettings:
+        use_instance, use_pixel = self.LEVELS
+        return PropagationSettings(
+            use_instance=use_instance,
+            use_pixel=use_pixel,
+            min_confidence=self.min_confidence,
+            max_lost=self.max_lost,
+            mask_threshold=self.mask_threshold,
+            box_margin=self.box_margin,
+            window_influence=self.window_influence,
+            snap_iou=self.snap_iou,
+            cover_iou=self.cover_iou,
+        )
+
+    def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
+        """Tubelets of one video; ``frames`` (the decoded RGB frames) are read only if there is a proposal."""
+        _check_frame_order(proposals)
+        if self.model is None:
+            raise ConfigError(f"tracker {type(self).__name__} has no checkpoint: set tracker.<name>.checkpoint")
+        if not any(len(detections) for detections in proposals.frames):
+            return []
+        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window)
+        candidates = Propagator(self.model, self.settings).run(proposals, window.__getitem__)
+        return merge_tubelets(candidates, self.th_seq)
+
+    def _check_settings(self) -> None:
+        for name in ("min_confidence", "mask_threshold", "window_influence", "snap_iou", "cover_iou", "th_seq"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"tracker setting {name} must be a number in [0, 1], got {value!r}")
+        for name, minimum in (("max_lost", 0), ("feature_window", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"tracker setting {name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
+            raise ConfigError(f"tracker setting box_margin must be a number >= 1, got {self.box_margin!r}")
+
+
+@register_tracker("ipdt")
+@dataclasses.dataclass(eq=False)
+class IpdtTracker(DualTracker):
+    """Instance and pixel level together (the method)."""
+
+    LEVELS: ClassVar[tuple[bool, bool]] = (True, True)
+
+
+@register_tracker("pixel")
+@dataclasses.dataclass(eq=False)
+class PixelTracker(DualTracker):
+    """Pixel level only (FEELVOS-style mask propagation)."""
+
+    LEVELS: ClassVar[tuple[bool, bool]] = (False, True)
+
+
+@register_tracker("instance")
+@dataclasses.dataclass(eq=False)
+class InstanceTracker(DualTracker):
+    """Instance level only (Siamese box tracking, the mask carried along)."""
+
+    LEVELS: ClassVar[tuple[bool, bool]] = (True, False)
+
+
+def _check_frame_order(proposals: VideoProposals) -> None:
+    numbers = [detections.frame for detections in proposals.frames]
+    if numbers != list(range(len(numbers))):
+        raise ValueError(f"video {proposals.meta.key!r}: proposals must hold frames 0..n-1 in order, got {numbers}")

@@ -1,0 +1,200 @@
+"""The ipdt / pixel / instance trackers: registry, empty cases, bidirectional extension, batching, behaviour.
+
+Mechanics run on tiny untrained models; the behaviour of the trained method
+(lost and found, filling frames a detector missed) needs the shipped
+checkpoints and is skipped without them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tubelets import masks
+from tubelets.errors import CheckpointError, ConfigError
+from tubelets.models.checkpoints import builtin_checkpoints
+from tubelets.models.detector import build_detector
+from tubelets.models.ipdt.model import IPDT, IPDTConfig
+from tubelets.models.trackers import build_tracker, known_trackers
+from tubelets.models.trackers.ipdt import InstanceTracker, IpdtTracker, PixelTracker
+from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+H, W, SIDE = 48, 64, 12
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    detector = build_detector({"preset": "small", "num_classes": 3, "min_size": H, "max_size": W}).eval()
+    heads = IPDT(IPDTConfig(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
+                            reference_pixels=16)).eval()
+    return detector, heads
+
+
+def frames_with(squares, length, seed=0):
+    """``uint8 [T, H, W, 3]`` noise with bright squares at ``squares(t) -> [(x, y), ...]``."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 60, (length, H, W, 3), dtype=np.uint8)
+    for t in range(length):
+        for x, y in squares(t):
+            frames[t, y : y + SIDE, x : x + SIDE] = (230, 200, 40)
+    return frames
+
+
+def proposals_with(placed, key="squares"):
+    """``placed[t]``: ``[(x, y, label, score), ...]`` squares proposed in frame t."""
+    frames = []
+    for t, items in enumerate(placed):
+        rles = []
+        for x, y, _, _ in items:
+            mask = np.zeros((H, W), np.uint8)
+            mask[y : y + SIDE, x : x + SIDE] = 1
+            rles.append(masks.encode(mask))
+        boxes = np.asarray([[x, y, x + SIDE, y + SIDE] for x, y, _, _ in items], np.float32).reshape(-1, 4)
+        frames.append(FrameDetections(t, boxes, np.asarray([i[3] for i in items], np.float32),
+                                      np.asarray([i[2] for i in items], np.int64), rles))
+    return VideoProposals(VideoMeta(key, W, H, len(placed)), frames)
+
+
+def test_the_three_trackers_are_registered_and_check_their_settings(tmp_path):
+    assert {"ipdt", "pixel", "instance"} <= set(known_trackers())
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_tracker("ipdt", {"ipdt": {"checkpoint": None, "max_age": 3}})
+    with pytest.raises(ConfigError, match="min_confidence"):
+        build_tracker("pixel", {"pixel": {"checkpoint": None, "min_confidence": 2}})
+    missing = str(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="nope.pt"):
+        build_tracker("instance", {"instance": {"checkpoint": missing}})
+
+
+def test_no_proposals_give_no_tubelets_and_read_no_frame(models):
+    tracker = IpdtTracker.with_models(*models)
+    assert tracker.track(proposals_with([[], [], []]), frames=None) == []
+    assert tracker.track(proposals_with([]), frames=None) == []
+
+
+def test_one_frame_gives_the_proposals_themselves(models):
+    tracker = IpdtTracker.with_models(*models)
+    video = proposals_with([[(5, 5, 1, 0.9), (40, 20, 2, 0.6)]])
+    tubelets = tracker.track(video, frames_with(lambda t: [(5, 5), (40, 20)], 1))
+    assert [(t.category_id, t.score, len(t.frames)) for t in tubelets] == [(1, pytest.approx(0.9), 1),
+                                                                           (2, pytest.approx(0.6), 1)]
+
+
+def test_frames_out_of_order_are_refused(models):
+    video = proposals_with([[], []])
+    video.frames.reverse()
+    with pytest.raises(ValueError, match="in order"):
+        IpdtTracker.with_models(*models).track(video, frames=None)
+
+
+def test_an_instance_first_proposed_mid_video_is_extended_backward(models):
+    # The instance level carries the mask along; with no confidence floor every step is kept,
+    # so the frames before the proposal can only come from the backward sweep.
+    tracker = InstanceTracker.with_models(*models, min_confidence=0.0)
+    path = lambda t: [(4 + 3 * t, 10)]  # noqa: E731
+    placed = [[], [], [], [(13, 10, 1, 0.9)], [], []]
+    tubelets = tracker.track(proposals_with(placed), frames_with(path, 6))
+    assert len(tubelets) == 1
+    assert [f.frame for f in tubelets[0].frames] == [0, 1, 2, 3, 4, 5]
+    assert tubelets[0].frames[3].score == pytest.approx(0.9)  # the proposal itself
+    assert all(f.score < 0.9 for f in tubelets[0].frames if f.frame != 3)  # propagated: score x confidence
+
+
+@pytest.mark.parametrize("tracker_class", [IpdtTracker, PixelTracker, InstanceTracker])
+def test_each_frame_runs_the_heads_once_whatever_the_number_of_instances(models, tracker_class):
+    detector, heads = models
+    calls: dict[str, int] = {}
+    hooks = [
+        getattr(heads, name).register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+        for name in ("embedding", "discriminator", "correlator", "segmentation")
+    ]
+    counts = []
+    try:
+        for count in (1, 4):
+            calls.clear()
+            starts = [(2 + 15 * i, 5 + 8 * (i % 2)) for i in range(count)]
+            video = proposals_with([[(x, y, 1, 0.9) for x, y in starts]] + [[] for _ in range(4)])
+            tracker = tracker_class.with_models(detector, heads, min_confidence=0.0, max_lost=10)
+            tracker.track(video, frames_with(lambda t: starts, 5))
+            counts.append(dict(calls))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert counts[0] == counts[1]
+    steps = 4  # frames 1..4 of the forward sweep; nothing starts later, so there is no backward sweep
+    use_instance, use_pixel = tracker_class.LEVELS
+    assert counts[0].get("discriminator", 0) == (steps if use_instance else 0)
+    assert counts[0].get("segmentation", 0) == (steps if use_pixel else 0)
+    assert counts[0]["embedding"] == 5  # once per frame
+
+
+# ---- behaviour of the trained method (shipped checkpoints) ----
+
+needs_checkpoints = pytest.mark.skipif(
+    not {"tracker-small", "detector-small"} <= set(builtin_checkpoints()),
+    reason="needs the shipped models/checkpoints/tracker-small.pt and detector-small.pt",
+)
+
+
+def disc_scene(length: int, hidden: range, seed: int = 0):
+    """256x192 frames: a striped disc crossing a noisy background, fully hidden behind a grey wall in ``hidden``.
+
+    Returns ``(frames uint8 [T, H, W, 3], visible masks bool [T, H, W])``.
+    """
+    rng = np.random.default_rng(seed)
+    height, width = 192, 256
+    yy, xx = np.mgrid[:height, :width]
+    frames = np.clip(rng.normal(110, 25, (length, height, width, 3)), 0, 255).astype(np.uint8)
+    visible = np.zeros((length, height, width), bool)
+    for t in range(length):
+        cx, cy = 40 + 6 * t, 90 + 2 * t
+        disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= 24 ** 2
+        frames[t][disc] = np.where(((xx[disc] // 5) % 2)[:, None] == 0, [220, 60, 40], [250, 200, 60])
+        if t in hidden:
+            frames[t, 40:170, cx - 40 : cx + 40] = 128  # a wall that moves with the disc
+        else:
+            visible[t] = disc
+    return frames, visible
+
+
+@needs_checkpoints
+def test_trained_ipdt_loses_an_occluded_instance_and_finds_it_again():
+    frames, visible = disc_scene(16, hidden=range(6, 9))
+    placed = []
+    for t in range(16):
+        rle = masks.encode(visible[t].astype(np.uint8)) if visible[t].any() else None
+        if rle is None:
+            placed.append(FrameDetections.empty(t))
+        else:
+            x, y, w, h = masks.bbox(rle)
+            placed.append(FrameDetections(t, np.array([[x, y, x + w, y + h]], np.float32), np.array([0.9], np.float32),
+                                          np.array([1]), [rle]))
+    video = VideoProposals(VideoMeta("disc", 256, 192, 16), placed)
+    tubelets = build_tracker("ipdt", {"ipdt": {"device": "cpu"}}).track(video, frames)
+    assert len(tubelets) == 1
+    assert [f.frame for f in tubelets[0].frames] == [t for t in range(16) if t not in range(6, 9)]
+
+
+@needs_checkpoints
+def test_trained_ipdt_fills_frames_the_detector_missed():
+    frames, visible = disc_scene(10, hidden=range(0))
+    placed = []
+    for t in range(10):
+        if t in (0, 1, 2, 5, 6):  # missed by the detector
+            placed.append(FrameDetections.empty(t))
+            continue
+        rle = masks.encode(visible[t].astype(np.uint8))
+        x, y, w, h = masks.bbox(rle)
+        placed.append(FrameDetections(t, np.array([[x, y, x + w, y + h]], np.float32), np.array([0.9], np.float32),
+                                      np.array([1]), [rle]))
+    video = VideoProposals(VideoMeta("disc", 256, 192, 10), placed)
+    tubelets = build_tracker("ipdt", {"ipdt": {"device": "cpu"}}).track(video, frames)
+    assert len(tubelets) == 1 and [f.frame for f in tubelets[0].frames] == list(range(10))
+    ious = {item.frame: masks.iou_matrix([item.mask], [masks.encode(visible[item.frame].astype(np.uint8))])[0, 0]
+            for item in tubelets[0].frames}
+    assert all(ious[t] == 1.0 for t in (3, 4, 7, 8, 9))  # the proposals themselves
+    # Propagated stride-4 masks: 0.50-0.67 with tracker-small (3 frames back from the first proposal at worst).
+    assert all(ious[t] > 0.45 for t in (0, 1, 2, 5, 6))
