@@ -49,30 +49,14 @@ def generate(work: Path) -> dict[str, Path]:
     return folders
 
 
-def registration_env(work: Path) -> dict[str, str]:
-    """The environment for the runs. Until ``tubelets/models/trackers/__init__.py`` imports the IPDT trackers,
-    a ``sitecustomize`` on PYTHONPATH registers them in every process of the run (Beam's workers included)."""
-    env = dict(os.environ)
-    from tubelets.models.trackers import known_trackers
-
-    if "ipdt" not in known_trackers():
-        bridge = work / "register-ipdt"
-        bridge.mkdir(parents=True, exist_ok=True)
-        (bridge / "sitecustomize.py").write_text("import tubelets.models.trackers.ipdt  # noqa: F401\n")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(bridge), env.get("PYTHONPATH")]))
-        print("note: registering the ipdt trackers through sitecustomize (trackers/__init__.py lacks the import)",
-              file=sys.stderr)
-    return env
-
-
-def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str], env: dict) -> dict:
+def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str]) -> dict:
     """The overall metrics row of one ``tubelets evaluate`` run (run only if its folder is absent)."""
     if not (output / run_id).exists():
         sets = [arg for override in overrides for arg in ("--set", override)]
         command = [*TUBELETS, "evaluate", str(dataset), str(output), "--tracker", tracker, "--run-id", run_id,
                    *sets, "--direct_num_workers=2"]
         started = time.monotonic()
-        subprocess.run(command, check=True, env=env)
+        subprocess.run(command, check=True)
         print(f"{run_id}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     rows = read_table(str(output), "metrics", run_id).to_pylist()
     overall = [row for row in rows if row["scope"] == "overall"]
@@ -106,12 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     work = Path(args.work)
     datasets = generate(work)
-    env = registration_env(work)
     results = {}
     for set_name, _ in SETS:
         for label, tracker, extra in VARIANTS:
             results[(set_name, label)] = evaluate(datasets[set_name], work / "runs", run_id(set_name, label), tracker,
-                                                  [*args.overrides, *extra], env)
+                                                  [*args.overrides, *extra])
     print(table(results))
 
 
