@@ -27,7 +27,6 @@ import fsspec
 import torch
 from tqdm.auto import tqdm
 
-from tubelets.config import load_config
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.models.augment import augment_sample
 from tubelets.models.checkpoints import FORMAT, make_checkpoint, read_checkpoint, strip_for_release, write_checkpoint
@@ -40,7 +39,8 @@ from tubelets.models.detection_data import (
     sample_seed,
 )
 from tubelets.models.detector import build_detector
-from tubelets.models.loading import apply_checkpoint, load_matching, resolve_device
+from tubelets.models.loading import apply_checkpoint, resolve_device
+from tubelets.models.training_cli import add_training_arguments, training_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,34 +233,12 @@ def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
 
 def add_train_detector_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``tubelets train detector``."""
-    parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL) with instances.json")
-    parser.add_argument("out", help="checkpoint to write (any fsspec URL), e.g. detector.pt")
-    parser.add_argument("--config", default=None, help="config preset name or YAML file (default: default)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. train_detector.lr=0.002 (repeatable)",
-    )
-    parser.add_argument("--steps", type=int, default=None, help="train_detector.steps")
-    parser.add_argument("--seed", type=int, default=None, help="train_detector.seed")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at OUT if there is one")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
+    return add_training_arguments(parser, "train_detector", "detector.pt")
 
 
 def run_train_detector(args: argparse.Namespace) -> TrainResult:
     """Run ``tubelets train detector`` from parsed arguments; prints a summary to stderr."""
-    overrides = list(args.overrides)
-    overrides += [f"train_detector.steps={args.steps}"] if args.steps is not None else []
-    overrides += [f"train_detector.seed={args.seed}"] if args.seed is not None else []
-    cfg = load_config(args.config, overrides)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cfg = training_config(args, "train_detector")
     result = train_detector(args.dataset, args.out, cfg, args.resume, args.device, progress=not args.no_progress)
     print(
         f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tubelets.config import load_config
 from tubelets.errors import ConfigError
 from tubelets.models.checkpoints import strip_for_release, write_checkpoint
 from tubelets.models.detection_data import AUGMENT_STREAM, INIT_STREAM, sample_seed
@@ -47,6 +46,7 @@ from tubelets.models.ipdt.model import IPDT, FrameEncoding, IPDTConfig
 from tubelets.models.ipdt.pixel import reference_vectors
 from tubelets.models.loading import CheckpointInfo, load_detector, load_matching, resolve_device
 from tubelets.models.train_detector import _optimizer_to, learning_rate, make_optimizer
+from tubelets.models.training_cli import add_training_arguments, training_config
 
 SECTION = "train_tracker"
 
@@ -218,28 +218,12 @@ def restore(model: IPDT, optimizer, out_url: str, detector: CheckpointInfo, trai
 
 def add_train_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``tubelets train tracker``."""
-    parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL) with instances.json")
-    parser.add_argument("out", help="tracker checkpoint to write (any fsspec URL), e.g. tracker.pt")
-    parser.add_argument("--config", default=None, help="config preset name or YAML file (default: default)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. train_tracker.lr=0.0005 (repeatable)")
-    parser.add_argument("--steps", type=int, default=None, help=f"{SECTION}.steps")
-    parser.add_argument("--seed", type=int, default=None, help=f"{SECTION}.seed")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at OUT if there is one")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
+    return add_training_arguments(parser, SECTION, "tracker.pt")
 
 
 def run_train_tracker(args: argparse.Namespace) -> TrackerTrainResult:
     """Run ``tubelets train tracker`` from parsed arguments; prints a summary to stderr."""
-    overrides = list(args.overrides)
-    overrides += [f"{SECTION}.steps={args.steps}"] if args.steps is not None else []
-    overrides += [f"{SECTION}.seed={args.seed}"] if args.seed is not None else []
-    cfg = load_config(args.config, overrides)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cfg = training_config(args, SECTION)
     result = train_tracker(args.dataset, args.out, cfg, args.resume, args.device, progress=not args.no_progress)
     print(
         f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
