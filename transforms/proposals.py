@@ -17,6 +17,7 @@ import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from tubelets import masks
+from tubelets.models.inference import frames_to_tensors, model_device
 from tubelets.models.loading import load_detector, resolve_device
 from tubelets.records import FrameDetections
 
@@ -65,10 +66,8 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
     def run_inference(
         self, batch: Sequence[np.ndarray], model: torch.nn.Module, inference_args: Optional[dict] = None
     ) -> Iterable[FrameDetections]:
-        device = next(model.parameters()).device
-        images = [torch.from_numpy(np.ascontiguousarray(f)).to(device).permute(2, 0, 1).float().div_(255) for f in batch]
         with torch.inference_mode():
-            outputs = model(images)
+            outputs = model(frames_to_tensors(batch, model_device(model)))
         return [to_detections(output, self._score_threshold) for output in outputs]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
