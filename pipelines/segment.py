@@ -66,14 +66,15 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> R
     """Check the output, the checkpoint and the run folder before any video is read.
 
     An OUTPUT Beam cannot write to raises ``ConfigError``; a missing, corrupt or
-    mismatched checkpoint raises ``CheckpointError``; a run id whose folder
-    already exists raises ``ConfigError``, so a rerun never overwrites another
-    run's files.
+    mismatched checkpoint (detector or tracker) raises ``CheckpointError``; a
+    run id whose folder already exists raises ``ConfigError``, so a rerun never
+    overwrites another run's files.
     """
     from tubelets.models.loading import load_detector
 
     check_output(output_url)
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
+    check_tracker(config["tracker"])
     run_id = config["run"]["run_id"] or default_run_id()
     fs, path = fsspec.core.url_to_fs(f"{output_url.rstrip('/')}/{run_id}")
     if fs.exists(path):
@@ -81,6 +82,17 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> R
     check_input(input_url)
     names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
     return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names)
+
+
+def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
+    """Build the run's tracker once here (on the CPU), so bad settings or a bad checkpoint fail before any video."""
+    from tubelets.models.trackers import build_tracker
+
+    name = tracker_cfg["name"]
+    settings = tracker_cfg.get(name)
+    if isinstance(settings, Mapping) and "device" in settings:
+        tracker_cfg = {**tracker_cfg, name: {**settings, "device": "cpu"}}
+    build_tracker(name, tracker_cfg)
 
 
 def check_input(input_url: str) -> None:

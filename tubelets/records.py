@@ -105,3 +105,18 @@ class Tubelet:
             if item.frame == frame:
                 return item.mask
         return None
+
+
+@dataclasses.dataclass
+class ObjectPrompt:
+    """One object a user marks to be followed (video object segmentation): a mask or a point on one frame.
+
+    Exactly one of ``mask`` and ``point`` is set. ``object_id`` is the id the
+    object keeps in the outputs (DAVIS palette index, ``1 .. 254``).
+    """
+
+    video: str  # the video's name: data set sequence name, or the input file's name without extension
+    object_id: int
+    frame: int  # 0-based frame of the decoded sequence
+    mask: Optional[JsonRle] = None  # of the decoded frame size
+    point: Optional[tuple[float, float]] = None  # (x, y) in pixels of the decoded frame

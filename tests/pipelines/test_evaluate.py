@@ -124,7 +124,7 @@ def test_the_cli_runs_evaluate_with_an_untrained_detector(tiny_url, run_flags, t
     (overall,) = [r for r in read_table(str(tmp_path), "metrics", "cli").to_pylist() if r["scope"] == "overall"]
     assert (overall["num_videos"], overall["num_gt_instances"]) == (1, len(YouTubeVISDataset(tiny_url).tracks(1)))
     assert read_table(str(tmp_path), "tubelets", "cli").schema.names == tables.TUBELETS.names
-    assert "iou: AP " in capsys.readouterr().err
+    assert "ipdt: AP " in capsys.readouterr().err  # the default tracker
 
 
 @pytest.mark.parametrize("setting", ["io.stride=2", "io.fps=5", "io.max_size=64"])

@@ -17,7 +17,7 @@ def namespace(**values) -> argparse.Namespace:
 
 def test_config_from_args_without_flags_is_the_default_config():
     config = config_from_args(namespace())
-    assert config["run"]["run_id"] is None and config["tracker"]["name"] == "iou" and config["io"]["source"] == "video"
+    assert config["run"]["run_id"] is None and config["tracker"]["name"] == "ipdt" and config["io"]["source"] == "video"
 
 
 def test_the_shorthand_flags_override_set_which_overrides_the_config_file(tmp_path):

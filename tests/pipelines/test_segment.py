@@ -44,6 +44,19 @@ def test_a_corrupt_checkpoint_fails_before_any_video_is_read(config, tmp_path):
         segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
 
 
+def test_a_missing_tracker_checkpoint_fails_before_any_video_is_read(config, tmp_path):
+    config["tracker"]["ipdt"]["checkpoint"] = str(tmp_path / "no-tracker.pt")
+    with pytest.raises(CheckpointError, match="no-tracker.pt"):
+        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_tracker_settings_fail_before_any_video_is_read(config, tmp_path):
+    config["tracker"]["ipdt"]["min_confidence"] = 3
+    with pytest.raises(ConfigError, match="min_confidence"):
+        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
+
+
 def test_an_existing_run_folder_is_a_config_error(config, tmp_path):
     (tmp_path / "taken").mkdir()
     config["run"]["run_id"] = "taken"
@@ -69,7 +82,7 @@ def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path, listed_
     assert re.fullmatch(r"\d{8}T\d{6}Z", spec.run_id)  # the default: a UTC timestamp
     assert spec.run_url == f"{tmp_path}/{spec.run_id}" and spec.checkpoint_id == "untrained"
     assert spec.category_names == {index: name for index, name in enumerate(NAMES, start=1)}
-    assert spec.provenance == {"config_hash": config_hash(config), "checkpoint_id": "untrained", "tracker": "iou",
+    assert spec.provenance == {"config_hash": config_hash(config), "checkpoint_id": "untrained", "tracker": "ipdt",
                                "input": listed_input}
     assert not os.listdir(tmp_path)  # checked, nothing written yet
 

@@ -45,8 +45,11 @@ def pipeline() -> TestPipeline:
 
 @pytest.fixture
 def config() -> dict:
-    """The default config with an untrained detector on the CPU (no checkpoint file needed)."""
-    return copy.deepcopy(load_config(None, ["detector.checkpoint=null", "detector.device=cpu"]))
+    """The default config with an untrained detector on the CPU (no checkpoint file needed).
+
+    The tracker is ``iou``: its tubelets follow exactly from the given proposals.
+    """
+    return copy.deepcopy(load_config(None, ["detector.checkpoint=null", "detector.device=cpu", "tracker.name=iou"]))
 
 
 def _square_mask(height: int, width: int, x: int, y: int, side: int) -> np.ndarray:

@@ -1,0 +1,372 @@
+"""Semi-supervised video object segmentation (VOS) on the IPDT heads: prompted objects through one video.
+
+A user marks each object once, with a mask or a click on one frame (an
+:class:`~tubelets.records.ObjectPrompt`); :meth:`VosSegmenter.segment` gives
+every object's mask in every frame where it is seen.
+
+* **Prompts.** A mask is taken as it is; a click is first grown into a mask on
+  its frame (:func:`~tubelets.models.ipdt.point.grow_from_points`). On its
+  prompt frame an object's output is exactly that mask.
+* **Two sweeps**, as in :mod:`~tubelets.models.ipdt.propagation`: forward from
+  the earliest prompt frame to the last frame, backward from the latest prompt
+  frame to frame 0; an object joins each sweep at its prompt frame. All the
+  objects followed in a frame go through the heads in one batched step
+  (:meth:`Propagator.step`).
+* **The pixel level gives the masks**: FEELVOS global matching to the prompt's
+  embeddings, local matching to the previous frame's mask, the previous mask,
+  the dynamic head.
+* **The instance level checks them**: an object's mask probabilities are cut to
+  its refined Siamese box grown by ``box_margin``; its confidence is the
+  geometric mean of the discriminator's and the mask's. Below
+  ``min_confidence`` the object is lost in that frame and gets no pixel there,
+  but it is still searched for and resumes when found: VOS never stops
+  following an object. The search window follows the constant-velocity
+  extrapolation for ``max_lost`` lost frames, then stays where that left it
+  (further extrapolation mostly drifts off the frame).
+* **One object per pixel** (the DAVIS convention): in each frame a pixel goes
+  to the most probable object among those above ``mask_threshold``, prompt
+  masks first (:func:`~tubelets.models.ipdt.point.exclusive_masks`). These
+  exclusive masks are the previous masks of the next step, so two touching
+  objects do not grow into one another.
+
+A frame before some object's prompt frame is seen by both sweeps (the objects
+prompted at or before it forward, the later ones backward); its pixels are
+assigned once the backward sweep reaches it, over all objects. The forward
+sweep's probabilities of those frames are kept until then (float16, ``H x W``
+per object and frame; nothing is kept when every prompt is on one frame).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from tubelets import masks
+from tubelets.errors import ConfigError
+from tubelets.models.ipdt import geometry
+from tubelets.models.ipdt.checkpoint import TrackerCheckpointInfo, load_tracking_models
+from tubelets.models.ipdt.features import FeatureWindow
+from tubelets.models.ipdt.model import IPDT, FrameEncoding
+from tubelets.models.ipdt.point import exclusive_masks, grow_from_points
+from tubelets.models.ipdt.propagation import Instance, PropagationSettings, Propagator
+from tubelets.models.trackers.base import FrameSource, frame_getter
+from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
+
+
+@dataclasses.dataclass(eq=False)
+class VosSegmenter:
+    """Follows prompted objects through a video (the ``vos:`` config keys); see the module docstring."""
+
+    checkpoint: Optional[str] = "builtin:tracker-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
+    detector_checkpoint: Optional[str] = None  # null: the detector recorded in the tracker checkpoint
+    device: str = "auto"  # auto (GPU when present) | cpu | cuda[:N]
+    mask_threshold: float = 0.5  # on mask probabilities, and the floor of the one-object-per-pixel rule
+    min_confidence: float = 0.5  # an object below is lost in that frame (no mask), still searched for
+    max_lost: int = 6  # lost frames over which the search follows the motion extrapolation; then it stays put
+    box_margin: float = 1.15  # the mask is cut to the refined box grown by this factor
+    window_influence: float = 0.2  # Siamese cosine-window weight (motion prior)
+    point_threshold: float = 0.5  # FEELVOS embedding distance within which a click's region grows
+    feature_window: int = 32  # frames whose features are kept
+
+    def __post_init__(self) -> None:
+        self._check_settings()
+        self.detector: Optional[nn.Module] = None
+        self.model: Optional[IPDT] = None
+        self.info: Optional[TrackerCheckpointInfo] = None
+        if self.checkpoint is not None:
+            self.detector, self.model, self.info = load_tracking_models(
+                self.checkpoint, self.detector_checkpoint, self.device
+            )
+
+    @classmethod
+    def with_models(cls, detector: nn.Module, model: IPDT, **settings) -> "VosSegmenter":
+        """A segmenter on given models (tests, benchmarks), no checkpoint read."""
+        segmenter = cls(checkpoint=None, **settings)
+        segmenter.detector, segmenter.model = detector.eval(), model.eval()
+        return segmenter
+
+    @property
+    def settings(self) -> PropagationSettings:
+        return PropagationSettings(
+            min_confidence=self.min_confidence,
+            max_lost=self.max_lost,
+            mask_threshold=self.mask_threshold,
+            box_margin=self.box_margin,
+            window_influence=self.window_influence,
+        )
+
+    @torch.no_grad()
+    def segment(self, frames: FrameSource, length: int, prompts: Sequence[ObjectPrompt]) -> dict[int, list[TubeletFrame]]:
+        """Every prompted object of one video through its ``length`` frames: ``{object_id: frames}``.
+
+        ``frames`` gives the decoded RGB frames ``uint8 [H, W, 3]``. Each list
+        is sorted by frame and holds the frames where the object has pixels:
+        ``mask`` (JSON RLE), ``box`` (the mask's tight box, ``x1, y1, x2, y2``
+        pixel edges), ``score`` (the frame's confidence, 1 on the prompt
+        frame). A zero-length video gives ``{}``; bad prompts a ``ValueError``.
+        """
+        self._require_model()
+        check_prompts(prompts, length)
+        if length == 0:
+            return {}
+        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window)
+        prompt_masks = self._prompt_masks(prompts, window)
+        return _Sweeps(self, window, {p.object_id: p.frame for p in prompts}, prompt_masks).run(length)
+
+    @torch.no_grad()
+    def grow_from_point(self, encoding: FrameEncoding, points: Sequence[tuple[float, float]],
+                        taken: Optional[np.ndarray] = None) -> list[np.ndarray]:
+        """One ``bool [H, W]`` mask per ``(x, y)`` click on one frame; see :func:`point.grow_from_points`."""
+        self._require_model()
+        return grow_from_points(self.model, encoding, points, self.point_threshold, self.mask_threshold, taken)
+
+    def encode_frame(self, frame: np.ndarray) -> FrameEncoding:
+        """The :class:`FrameEncoding` of one ``uint8 [H, W, 3]`` frame (for :meth:`grow_from_point`)."""
+        self._require_model()
+        return FeatureWindow(self.detector, self.model, lambda _: frame, 2)[0]
+
+    def _prompt_masks(self, prompts: Sequence[ObjectPrompt], window: FeatureWindow) -> dict[int, torch.Tensor]:
+        """``{object_id: bool [H, W]}``: mask prompts checked, clicks grown; one frame's prompts share no pixel."""
+        result: dict[int, torch.Tensor] = {}
+        for frame in sorted({p.frame for p in prompts}):
+            encoding = window[frame]
+            on_frame = [p for p in prompts if p.frame == frame]
+            given = {p.object_id: prompt_mask(p, encoding.frame_size) for p in on_frame if p.mask is not None}
+            taken = _union_of_disjoint(given, frame, encoding.frame_size)
+            clicks = [p for p in on_frame if p.point is not None]
+            try:
+                grown = self.grow_from_point(encoding, [tuple(p.point) for p in clicks], taken)
+            except ValueError as error:
+                raise ValueError(f"video {on_frame[0].video!r}, frame {frame}: {error}") from None
+            result.update({k: torch.from_numpy(m) for k, m in given.items()})
+            result.update({p.object_id: torch.from_numpy(m) for p, m in zip(clicks, grown)})
+        return result
+
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise ConfigError("the VOS segmenter has no checkpoint: set vos.checkpoint")
+
+    def _check_settings(self) -> None:
+        for name in ("mask_threshold", "min_confidence", "window_influence", "point_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"vos setting {name} must be a number in [0, 1], got {value!r}")
+        for name, minimum in (("max_lost", 0), ("feature_window", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"vos setting {name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
+            raise ConfigError(f"vos setting box_margin must be a number >= 1, got {self.box_margin!r}")
+
+
+def check_prompts(prompts: Sequence[ObjectPrompt], length: int) -> None:
+    """``ValueError`` unless ``prompts`` are one video's, one per object, each a mask or a click on a frame < ``length``.
+
+    What needs the frames (mask size, click inside the frame) is checked by
+    :meth:`VosSegmenter.segment` when it reads them.
+    """
+    if not prompts:
+        raise ValueError("no prompts: video object segmentation needs at least one object prompt")
+    videos = sorted({p.video for p in prompts})
+    if len(videos) > 1:
+        raise ValueError(f"prompts of one video expected, got prompts for {videos}")
+    repeated = sorted(k for k, n in Counter(p.object_id for p in prompts).items() if n > 1)
+    if repeated:
+        raise ValueError(f"video {videos[0]!r}: object id(s) {repeated} prompted more than once (one prompt per object)")
+    for prompt in prompts:
+        where = f"video {prompt.video!r}, object {prompt.object_id}"
+        if not _is_int(prompt.object_id):
+            raise ValueError(f"{where}: object_id must be an integer")
+        if not _is_int(prompt.frame) or prompt.frame < 0 or (length > 0 and prompt.frame >= length):
+            raise ValueError(f"{where}: prompt frame {prompt.frame!r} is not a frame of the {length}-frame video")
+        if (prompt.mask is None) == (prompt.point is None):
+            raise ValueError(f"{where}: a prompt needs exactly one of mask and point")
+        if prompt.point is not None and not _is_point(prompt.point):
+            raise ValueError(f"{where}: point must be (x, y) finite numbers, got {prompt.point!r}")
+
+
+def prompt_mask(prompt: ObjectPrompt, frame_size: tuple[int, int]) -> np.ndarray:
+    """The ``bool [H, W]`` mask of a mask prompt; ``ValueError`` when it is unreadable, empty or not frame-sized."""
+    where = f"video {prompt.video!r}, object {prompt.object_id}, frame {prompt.frame}"
+    try:
+        mask = masks.decode(prompt.mask).astype(bool)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{where}: the prompt mask is not a readable RLE ({error})") from None
+    if mask.shape != tuple(frame_size):
+        raise ValueError(f"{where}: the prompt mask is {mask.shape[1]}x{mask.shape[0]}, "
+                         f"the frame {frame_size[1]}x{frame_size[0]}")
+    if not mask.any():
+        raise ValueError(f"{where}: the prompt mask is empty")
+    return mask
+
+
+def _union_of_disjoint(given: dict[int, np.ndarray], frame: int, frame_size: tuple[int, int]) -> np.ndarray:
+    """The union of one frame's prompt masks; ``ValueError`` naming two objects whose masks overlap."""
+    owner = np.zeros(frame_size, np.int64)  # object id + 1 per pixel, 0: free
+    for object_id, mask in given.items():
+        overlap = owner[mask]
+        if overlap.any():
+            other = int(overlap[overlap > 0][0]) - 1
+            raise ValueError(f"frame {frame}: the prompt masks of objects {other} and {object_id} overlap "
+                             "(a pixel belongs to one object at most)")
+        owner[mask] = object_id + 1
+    return owner > 0
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_point(point) -> bool:
+    try:
+        x, y = point
+        return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y))
+    except (TypeError, ValueError):
+        return False
+
+
+class _ProbabilityPropagator(Propagator):
+    """A :class:`Propagator` whose step also keeps the frame-size mask probabilities (VOS assigns pixels by them).
+
+    TODO: drop once ``StepResult`` carries the probabilities (``Propagator._segment`` is private).
+    """
+
+    last_probs: Optional[torch.Tensor] = None
+
+    def _segment(self, *args):
+        probs, confidence = super()._segment(*args)
+        self.last_probs = probs
+        return probs, confidence
+
+
+@dataclasses.dataclass
+class _Evidence:
+    """What the objects followed in one frame say about it, in frame pixels."""
+
+    ids: list[int]
+    probs: torch.Tensor  # float [N, H, W]: mask probability, 0 outside the object's margin box and where it is lost
+    confidence: torch.Tensor  # float [N]; 1 for a prompt
+    boxes: torch.Tensor  # float [N, 4]: refined Siamese boxes (a prompt's: its mask's box)
+    prompts: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)  # object id -> bool [H, W]
+
+    @classmethod
+    def empty(cls, frame_size: tuple[int, int]) -> "_Evidence":
+        return cls([], torch.zeros((0, *frame_size)), torch.zeros(0), torch.zeros((0, 4)))
+
+    def __add__(self, other: "_Evidence") -> "_Evidence":
+        return _Evidence(self.ids + other.ids, torch.cat([self.probs.float(), other.probs.float()]),
+                         torch.cat([self.confidence, other.confidence]), torch.cat([self.boxes, other.boxes]),
+                         {**self.prompts, **other.prompts})
+
+    def compact(self) -> "_Evidence":
+        """The same, probabilities in float16 (kept for the backward sweep)."""
+        return dataclasses.replace(self, probs=self.probs.half())
+
+
+class _Sweeps:
+    """The per-video state of one :meth:`VosSegmenter.segment` call (see the module docstring)."""
+
+    def __init__(self, segmenter: VosSegmenter, window: FeatureWindow, prompt_frames: dict[int, int],
+                 prompt_masks: dict[int, torch.Tensor]):
+        self.settings = segmenter.settings
+        self.propagator = _ProbabilityPropagator(segmenter.model, self.settings)
+        self.window, self.prompt_frames, self.prompt_masks = window, prompt_frames, prompt_masks
+        self.frame_size = next(iter(prompt_masks.values())).shape
+        self.objects = self._make_objects()
+        self.outputs: dict[int, dict[int, TubeletFrame]] = {}  # frame -> object id -> its mask there
+        self.kept: dict[int, _Evidence] = {}  # forward evidence of frames the backward sweep revisits
+
+    def run(self, length: int) -> dict[int, list[TubeletFrame]]:
+        self._forward(length)
+        self._backward()
+        tracks: dict[int, list[TubeletFrame]] = {object_id: [] for object_id in sorted(self.objects)}
+        for frame in sorted(self.outputs):
+            for object_id, item in self.outputs[frame].items():
+                tracks[object_id].append(item)
+        return tracks
+
+    def _make_objects(self) -> dict[int, Instance]:
+        """Templates and reference embeddings of every prompt, one batch per prompt frame."""
+        objects = {}
+        for frame in sorted(set(self.prompt_frames.values())):
+            ids = [k for k, f in self.prompt_frames.items() if f == frame]
+            stacked = torch.stack([self.prompt_masks[k] for k in ids])
+            boxes, _ = geometry.mask_boxes(stacked)
+            detections = FrameDetections(frame, boxes.numpy(), np.ones(len(ids), np.float32), np.asarray(ids, np.int64),
+                                         [masks.encode(m.numpy().astype(np.uint8)) for m in stacked])
+            instances = self.propagator._make_instances(detections, self.window[frame], 0)
+            objects.update(zip(ids, instances))
+        return objects
+
+    def _joining(self, frame: int) -> list[int]:
+        return [k for k, f in self.prompt_frames.items() if f == frame]
+
+    def _forward(self, length: int) -> None:
+        last_prompt = max(self.prompt_frames.values())
+        active: list[int] = []
+        for frame in range(min(self.prompt_frames.values()), length):
+            evidence = self._step(active, frame, frame - 1) + self._prompted(frame)
+            self._settle(frame, evidence, active)
+            if frame < last_prompt:
+                self.kept[frame] = evidence.compact()
+            active += self._joining(frame)
+
+    def _backward(self) -> None:
+        active: list[int] = []
+        for frame in range(max(self.prompt_frames.values()) - 1, -1, -1):
+            for object_id in self._joining(frame + 1):
+                self.objects[object_id].reset()  # back to the prompt, for this direction
+                active.append(object_id)
+            evidence = self._step(active, frame, frame + 1)
+            self._settle(frame, evidence + self.kept.pop(frame, _Evidence.empty(self.frame_size)), active)
+
+    def _prompted(self, frame: int) -> _Evidence:
+        """The prompts of ``frame`` as evidence: probability 1 on the mask."""
+        ids = self._joining(frame)
+        if not ids:
+            return _Evidence.empty(self.frame_size)
+        prompts = {k: self.prompt_masks[k] for k in ids}
+        stacked = torch.stack(list(prompts.values()))
+        return _Evidence(ids, stacked.float(), torch.ones(len(ids)), geometry.mask_boxes(stacked)[0], prompts)
+
+    def _step(self, active: list[int], frame: int, previous: int) -> _Evidence:
+        """Every ``active`` object moved into ``frame`` in one batched step (``previous``: one frame back)."""
+        if not active:
+            return _Evidence.empty(self.frame_size)
+        result = self.propagator.step([self.objects[k] for k in active], self.window[frame], self.window[previous])
+        inside = geometry.box_masks(geometry.scale_boxes(result.boxes, self.settings.box_margin), self.frame_size)
+        found = result.confidence >= self.settings.min_confidence
+        probs = self.propagator.last_probs * (inside & found[:, None, None])
+        return _Evidence(list(active), probs, result.confidence, result.boxes)
+
+    def _settle(self, frame: int, evidence: _Evidence, stepped: list[int]) -> None:
+        """Assign ``frame``'s pixels, record the objects' masks there and move the ``stepped`` objects on."""
+        fixed = {row: evidence.prompts[k] for row, k in enumerate(evidence.ids) if k in evidence.prompts}
+        assigned = exclusive_masks(evidence.probs, self.settings.mask_threshold, fixed)
+        boxes, present = geometry.mask_boxes(assigned)
+        items = {}
+        for row, object_id in enumerate(evidence.ids):
+            if present[row]:
+                items[object_id] = TubeletFrame(frame, masks.encode(assigned[row].numpy().astype(np.uint8)),
+                                                boxes[row].numpy(), float(evidence.confidence[row]))
+        self.outputs[frame] = items
+        for row, object_id in enumerate(evidence.ids):
+            if object_id in stepped:
+                self._move_on(self.objects[object_id], frame, items.get(object_id), evidence, row, assigned[row])
+
+    def _move_on(self, instance: Instance, frame: int, item: Optional[TubeletFrame], evidence: _Evidence, row: int,
+                 mask: torch.Tensor) -> None:
+        """The object's state after ``frame``: found there (its exclusive mask, refined box) or one more frame lost."""
+        if item is not None:  # pixels only go to objects at or above min_confidence (see _step)
+            # The search follows the Siamese box (the object's full extent), not the mask's box, which
+            # shrinks where another object covers part of it.
+            state = dataclasses.replace(item, box=evidence.boxes[row].numpy())
+            Propagator._found(instance, frame, state, mask.float())
+        else:
+            instance.lost = min(instance.lost + 1, self.settings.max_lost)  # the extrapolation stops after max_lost

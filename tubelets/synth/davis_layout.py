@@ -1,0 +1,62 @@
+"""The Shapes-VIS videos in the DAVIS 2017 layout, for video object segmentation::
+
+    OUT/JPEGImages/480p/video_0000/00000.jpg   one JPEG per frame
+    OUT/Annotations/480p/video_0000/00000.png  one palette PNG per frame: object ids, 0 background
+    OUT/ImageSets/2017/val.txt                 every sequence name
+    OUT/videos/video_0000.mp4                  the same frames, H.264 yuv420p at spec.FPS
+
+The videos are those ``generate_dataset`` writes for the same ``seed`` and
+``hard``. An object's id is its 1-based place among the video's instances,
+the order of its annotations in the YouTube-VIS export, so both layouts name
+the objects alike. The folder name ``480p`` is the layout's, whatever the frame size.
+"""
+
+from __future__ import annotations
+
+import fsspec
+
+from tubelets.io.davis import annotation_url, masks_to_id_map, write_annotation
+from tubelets.io.video_writer import write_mp4
+from tubelets.synth import spec, writer
+from tubelets.synth.dataset import _check_arguments, video_name, video_rng
+from tubelets.synth.scene import SyntheticVideo, generate_video
+
+SPLIT = "val"
+
+
+def generate_davis(
+    out_url: str,
+    videos: int = 3,
+    seed: int = 0,
+    width: int = 256,
+    height: int = 192,
+    hard: bool = False,
+    resolution: str = "480p",
+) -> list[str]:
+    """Write the data set under ``out_url`` (any fsspec URL); returns the sequence names.
+
+    Raises ``ValueError`` as ``generate_dataset`` does (negative ``videos`` or
+    ``seed``, a side under 32 pixels, an odd side), before anything is written.
+    """
+    _check_arguments(videos, seed, width, height, write_videos=True)
+    fs, root = fsspec.core.url_to_fs(out_url)
+    root = root.rstrip("/")
+    fs.makedirs(root, exist_ok=True)
+    names = []
+    for index in range(videos):
+        video, name = generate_video(video_rng(seed, index), width, height, hard), video_name(index)
+        writer.write_jpegs(fs, f"{root}/JPEGImages/{resolution}/{name}", video.frames)
+        write_id_maps(fs.unstrip_protocol(root), name, video, resolution)
+        write_mp4(fs.unstrip_protocol(f"{root}/videos/{name}.mp4"), video.frames, spec.FPS)
+        names.append(name)
+    fs.makedirs(f"{root}/ImageSets/2017", exist_ok=True)
+    fs.pipe_file(f"{root}/ImageSets/2017/{SPLIT}.txt", "".join(f"{name}\n" for name in names).encode("utf-8"))
+    return names
+
+
+def write_id_maps(root_url: str, name: str, video: SyntheticVideo, resolution: str = "480p") -> None:
+    """Every frame's annotation PNG: instance ``k`` (0-based) has id ``k + 1``; unseen is 0."""
+    for t in range(video.length):
+        visible = {k + 1: inst.masks[t] for k, inst in enumerate(video.instances) if inst.masks[t] is not None}
+        id_map = masks_to_id_map(visible, (video.height, video.width))
+        write_annotation(annotation_url(root_url, name, t, resolution), id_map)
