@@ -20,6 +20,14 @@ Command = Callable[[argparse.Namespace], int]
 def _synth(args: argparse.Namespace) -> int:
     from tubelets.synth import generate_dataset
 
+    if args.layout == "davis":
+        from tubelets.synth.davis_layout import generate_davis
+
+        names = generate_davis(
+            args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard
+        )
+        print(f"wrote {len(names)} sequences in DAVIS layout to {args.out}", file=sys.stderr)
+        return 0
     gt = generate_dataset(
         args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard
     )
@@ -92,13 +100,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_synth(commands) -> None:
-    parser = commands.add_parser("synth", help="write a Shapes-VIS synthetic data set (YouTube-VIS layout)")
+    parser = commands.add_parser("synth", help="write a Shapes-VIS synthetic data set (YouTube-VIS or DAVIS layout)")
     parser.add_argument("out", help="output folder (any fsspec URL)")
     parser.add_argument("--videos", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--hard", action="store_true", help="more objects, longer videos, blur, flicker, fast motion")
+    parser.add_argument("--layout", choices=("youtube-vis", "davis"), default="youtube-vis",
+                        help="youtube-vis: instances.json + JPEGImages/ + videos/; davis: JPEGImages/480p/, "
+                        "Annotations/480p/ (palette PNGs), ImageSets/2017/val.txt + videos/ (same videos for a seed)")
     parser.set_defaults(handler=_synth)
 
 

@@ -21,6 +21,19 @@ def test_synth_writes_the_youtube_vis_layout(dataset):
     assert len(list((dataset / "JPEGImages" / "video_0000").glob("*.jpg"))) == gt["videos"][0]["length"]
 
 
+def test_synth_writes_the_davis_layout_of_the_same_videos(dataset, tmp_path):
+    from tubelets.io.davis import DavisDataset
+
+    root = tmp_path / "davis"
+    assert main(["synth", str(root), "--videos", "2", "--seed", "4", "--width", "96", "--height", "64",
+                 "--layout", "davis"]) == 0
+    gt = json.loads((dataset / "instances.json").read_text())
+    davis = DavisDataset(str(root))
+    assert davis.sequences() == ["video_0000", "video_0001"]
+    assert [davis.frame_count(s) for s in davis.sequences()] == [v["length"] for v in gt["videos"]]
+    assert (root / "videos" / "video_0000.mp4").stat().st_size > 0
+
+
 def test_score_prints_the_twelve_numbers(dataset, tmp_path, capsys):
     gt = json.loads((dataset / "instances.json").read_text())
     results = tmp_path / "results.json"

@@ -47,7 +47,7 @@ def generate_dataset(
     32 pixels, or (with ``write_videos``) an odd side, which yuv420p cannot hold;
     all before anything is written.
     """
-    _check_arguments(videos, seed, width, height, write_videos)
+    check_arguments(videos, seed, width, height, write_videos)
     fs, root = fsspec.core.url_to_fs(out_url)
     root = root.rstrip("/")
     fs.makedirs(root, exist_ok=True)
@@ -117,7 +117,7 @@ def _info(videos: int, seed: int, width: int, height: int, hard: bool) -> dict:
     }
 
 
-def _check_arguments(videos: int, seed: int, width: int, height: int, write_videos: bool) -> None:
+def check_arguments(videos: int, seed: int, width: int, height: int, write_videos: bool) -> None:
     for name, value in (("videos", videos), ("seed", seed)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

@@ -18,7 +18,7 @@ import fsspec
 from tubelets.io.davis import annotation_url, masks_to_id_map, write_annotation
 from tubelets.io.video_writer import write_mp4
 from tubelets.synth import spec, writer
-from tubelets.synth.dataset import _check_arguments, video_name, video_rng
+from tubelets.synth.dataset import check_arguments, video_name, video_rng
 from tubelets.synth.scene import SyntheticVideo, generate_video
 
 SPLIT = "val"
@@ -38,7 +38,7 @@ def generate_davis(
     Raises ``ValueError`` as ``generate_dataset`` does (negative ``videos`` or
     ``seed``, a side under 32 pixels, an odd side), before anything is written.
     """
-    _check_arguments(videos, seed, width, height, write_videos=True)
+    check_arguments(videos, seed, width, height, write_videos=True)
     fs, root = fsspec.core.url_to_fs(out_url)
     root = root.rstrip("/")
     fs.makedirs(root, exist_ok=True)
