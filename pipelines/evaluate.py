@@ -73,11 +73,15 @@ def _add_source(parser) -> None:
                         help="decode videos/<name>.mp4 or read JPEGImages/ frames (io.source)")
 
 
-def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None) -> RunSpec:
-    """Parse ``evaluate`` arguments, run the pipeline, print the headline metrics."""
+def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None):
+    """Parse ``evaluate`` arguments, run the pipeline, print the headline metrics; returns the run's spec."""
     from tubelets.pipelines.runner import parse_run_arguments, run_to_end
 
     args, config, options = parse_run_arguments("evaluate", argv, extend=_add_source)
+    if config["run"]["task"] != "vis":
+        from tubelets.pipelines.vos import run_vos
+
+        return run_vos(args, config, options, evaluate=True, test_pipeline=test_pipeline)
     check_every_frame(config)
     check_dataset(args.input)
     spec = prepare_run(args.input, args.output, config)

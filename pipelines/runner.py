@@ -12,7 +12,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tubelets.config import load_config
+from tubelets.errors import ConfigError
 from tubelets.pipelines.options import pipeline_options
+from tubelets.tables import TASKS
 
 COUNTERS = ("videos", "frames", "proposals", "tubelets", "dead_letters")
 
@@ -27,6 +29,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
                         help="override a config key, e.g. --set tracker.iou.max_age=3 (repeatable)")
     parser.add_argument("--run-id", default=None, help="name of this run (default: a UTC timestamp)")
     parser.add_argument("--tracker", default=None, help="tracker name (overrides tracker.name)")
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="vis: every instance (default); vos: the objects masked in --prompts; point: clicked (run.task)")
+    parser.add_argument("--prompts", default=None,
+                        help="--task vos|point: prompts JSON or a folder of DAVIS palette PNGs (vos.prompts)")
 
 
 def config_from_args(args: argparse.Namespace) -> dict:
@@ -38,7 +44,14 @@ def config_from_args(args: argparse.Namespace) -> dict:
         overrides.append(f"tracker.name={args.tracker}")
     if getattr(args, "source", None):
         overrides.append(f"io.source={args.source}")
-    return load_config(args.config, overrides)
+    if args.task:
+        overrides.append(f"run.task={args.task}")
+    if args.prompts:
+        overrides.append(f"vos.prompts={args.prompts}")
+    config = load_config(args.config, overrides)
+    if config["run"]["task"] not in TASKS:
+        raise ConfigError(f"run.task must be one of {list(TASKS)}, got {config['run']['task']!r}")
+    return config
 
 
 def parse_run_arguments(
@@ -46,7 +59,7 @@ def parse_run_arguments(
 ) -> tuple[argparse.Namespace, dict, PipelineOptions]:
     """``argv`` -> (our arguments, the config, Beam options from the remaining flags)."""
     parser = argparse.ArgumentParser(prog=f"tubelets {command}")
-    add_run_arguments(parser, "a glob of video files or a YouTube-VIS data set folder (any fsspec URL)")
+    add_run_arguments(parser, "a glob of video files, or a YouTube-VIS or DAVIS data set folder (any fsspec URL)")
     if extend:
         extend(parser)
     args, beam_args = parser.parse_known_args(argv)

@@ -21,7 +21,7 @@ from tubelets.io.dataset import list_videos
 from tubelets.tables import default_run_id
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo
-from tubelets.transforms.inputs import MatchInputs, is_dataset
+from tubelets.transforms.inputs import MatchInputs, is_dataset, is_davis
 from tubelets.transforms.outputs import WriteTable
 from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances
 from tubelets.transforms.tracking import GroupProposals, TrackVideo
@@ -75,13 +75,19 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> R
     check_output(output_url)
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
     check_tracker(config["tracker"])
+    run_id = new_run_id(output_url, config)
+    check_input(input_url)
+    names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
+    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names)
+
+
+def new_run_id(output_url: str, config: Mapping[str, Any]) -> str:
+    """``run.run_id`` (default: a UTC timestamp); its folder must not exist, so a run never overwrites another."""
     run_id = config["run"]["run_id"] or default_run_id()
     fs, path = fsspec.core.url_to_fs(f"{output_url.rstrip('/')}/{run_id}")
     if fs.exists(path):
         raise ConfigError(f"run folder {output_url.rstrip('/')}/{run_id} exists already: choose another run.run_id")
-    check_input(input_url)
-    names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
-    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names)
+    return run_id
 
 
 def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
@@ -96,13 +102,15 @@ def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
 
 
 def check_input(input_url: str) -> None:
-    """INPUT must be a data set folder or match at least one video file.
+    """INPUT must be a data set folder (YouTube-VIS or DAVIS) or match at least one video file.
 
     The listing that feeds the pipeline runs again on a worker; this one only
     makes a mistyped INPUT fail here, in one line, before a run folder exists.
     """
-    if not is_dataset(input_url) and not list_videos(input_url):
-        raise DatasetError(f"INPUT {input_url!r} matches no video files and is not a YouTube-VIS data set folder")
+    if not is_dataset(input_url) and not is_davis(input_url) and not list_videos(input_url):
+        raise DatasetError(
+            f"INPUT {input_url!r} matches no video files and is not a YouTube-VIS or DAVIS data set folder"
+        )
 
 
 def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:
@@ -143,11 +151,15 @@ def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
     return outputs
 
 
-def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None) -> RunSpec:
-    """Parse ``segment`` arguments, build the graph and run it to the end."""
+def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None):
+    """Parse ``segment`` arguments, build the graph and run it to the end; returns the run's spec."""
     from tubelets.pipelines.runner import parse_run_arguments, run_to_end
 
     args, config, options = parse_run_arguments("segment", argv)
+    if config["run"]["task"] != "vis":
+        from tubelets.pipelines.vos import run_vos
+
+        return run_vos(args, config, options, evaluate=False, test_pipeline=test_pipeline)
     spec = prepare_run(args.input, args.output, config)
     run_to_end(spec, options, build_pipeline, test_pipeline)
     return spec

@@ -10,6 +10,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.io.davis import DavisDataset
 from tubelets.io.video import iter_frames
 from tubelets.records import VideoMeta
 from tubelets.transforms.dead_letters import dead_letter
@@ -26,19 +27,23 @@ class DecodeVideo(beam.DoFn):
     decoded cleanly; ``dead_letters`` gets a row for a video that failed. Frames
     stream out as they are decoded, so a long video is never held whole; frames
     of a video that fails part-way have no ``meta`` and are dropped where frames
-    and meta are joined.
+    and meta are joined. With ``emit_frames=False`` the video is still decoded
+    whole (so a corrupt file is caught here) but only ``meta`` comes out, for
+    stages that read frames themselves (:class:`tubelets.io.frames.VideoFrames`).
     """
 
-    def __init__(self, stride: int = 1, fps: float | None = None, max_size: int | None = None):
+    def __init__(self, stride: int = 1, fps: float | None = None, max_size: int | None = None,
+                 emit_frames: bool = True):
         self._stride = stride
         self._fps = fps
         self._max_size = max_size
+        self._emit_frames = emit_frames
 
     def setup(self):
         self._videos = Metrics.counter("tubelets", "videos")
         self._frames = Metrics.counter("tubelets", "frames")
         self._failed = Metrics.counter("tubelets", "dead_letters")
-        self._datasets: dict[str, YouTubeVISDataset] = {}  # JPEG sources: parse instances.json once
+        self._datasets: dict[tuple[str, str], YouTubeVISDataset | DavisDataset] = {}  # parse/list a data set once
 
     def process(self, item) -> Iterator:
         try:
@@ -55,7 +60,8 @@ class DecodeVideo(beam.DoFn):
             indices.append(source_index)
             shape = frame.shape
             self._frames.inc()
-            yield (item.key, position), frame
+            if self._emit_frames:
+                yield (item.key, position), frame
         if shape is None:
             raise ValueError(f"no frames decoded from {item.url}")
         meta = VideoMeta(
@@ -68,7 +74,15 @@ class DecodeVideo(beam.DoFn):
     def _frames_of(self, item) -> Iterator[tuple[int, np.ndarray]]:
         options = {"stride": self._stride}
         if item.source == "jpeg":
-            if item.url not in self._datasets:
-                self._datasets[item.url] = YouTubeVISDataset(item.url)
-            return self._datasets[item.url].iter_frames(item.video_id, source="jpeg", **options)
+            return self._dataset(item).iter_frames(item.video_id, source="jpeg", **options)
+        if item.source == "davis":
+            if self._stride != 1:
+                raise ValueError("DAVIS sequences are read frame by frame: io.stride must be 1")
+            return self._dataset(item).iter_frames(item.key)
         return iter_frames(item.url, fps=self._fps, max_size=self._max_size, **options)
+
+    def _dataset(self, item) -> YouTubeVISDataset | DavisDataset:
+        if (item.source, item.url) not in self._datasets:
+            kind = DavisDataset if item.source == "davis" else YouTubeVISDataset
+            self._datasets[(item.source, item.url)] = kind(item.url)
+        return self._datasets[(item.source, item.url)]

@@ -60,7 +60,7 @@ def metric_rows(
     """Rows of the ``metrics`` table: overall, then each category with ground truth."""
     created = utc_now()
     counts = {"num_videos": metrics.num_videos, "num_gt_instances": metrics.num_gt, "num_predictions": metrics.num_predictions}
-    common = {"dataset": dataset, "tracker": tracker, "created_at": created}
+    common = {"dataset": dataset, "tracker": tracker, "task": "vis", "created_at": created}
     rows = [{**common, "scope": "overall", "category_id": None, "category_name": None, **metric_values(metrics.stats), **counts}]
     for index, category_id in enumerate(metrics.category_ids):
         if category_id not in metrics.per_category:

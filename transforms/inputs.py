@@ -1,8 +1,10 @@
 """Turn the user's INPUT into one element per video, spread over workers.
 
-INPUT is either a glob of video files on any fsspec URL (``gs://b/clips/*.mp4``)
-or a YouTube-VIS data set folder (one holding ``instances.json``), whose videos
-are read from ``videos/<name>.mp4`` or from ``JPEGImages/`` frames.
+INPUT is a glob of video files on any fsspec URL (``gs://b/clips/*.mp4``), a
+YouTube-VIS data set folder (one holding ``instances.json``), whose videos are
+read from ``videos/<name>.mp4`` or from ``JPEGImages/`` frames, or a DAVIS
+folder (``JPEGImages/480p/<sequence>/``), whose sequences are read from their
+JPEG frames.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import apache_beam as beam
 import fsspec
 
 from tubelets.io.dataset import YouTubeVISDataset, list_videos
+from tubelets.io.davis import DavisDataset
 
 ANNOTATIONS = "instances.json"
 
@@ -29,7 +32,7 @@ class VideoInput:
 
     key: str
     url: str
-    source: str = "video"  # "video": a video file; "jpeg": the data set's JPEGImages frames
+    source: str = "video"  # "video": a video file; "jpeg": a YouTube-VIS data set's frames; "davis": a DAVIS sequence
     video_id: Optional[int] = None
 
 
@@ -37,6 +40,12 @@ def is_dataset(input_url: str) -> bool:
     """Whether INPUT is a YouTube-VIS data set folder."""
     fs, path = fsspec.core.url_to_fs(input_url)
     return fs.isfile(f"{path.rstrip('/')}/{ANNOTATIONS}")
+
+
+def is_davis(input_url: str) -> bool:
+    """Whether INPUT is a DAVIS layout folder (and not a YouTube-VIS one)."""
+    fs, path = fsspec.core.url_to_fs(input_url)
+    return not is_dataset(input_url) and fs.isdir(f"{path.rstrip('/')}/JPEGImages/480p")
 
 
 def dataset_inputs(dataset: YouTubeVISDataset, source: str) -> Iterator[VideoInput]:
@@ -50,6 +59,8 @@ def expand_input(input_url: str, source: str = "video") -> list[VideoInput]:
     """Every video INPUT names, in a stable order."""
     if is_dataset(input_url):
         return list(dataset_inputs(YouTubeVISDataset(input_url), source))
+    if is_davis(input_url):
+        return [VideoInput(key=name, url=input_url, source="davis") for name in DavisDataset(input_url).sequences()]
     return [VideoInput(key=url, url=url) for url in list_videos(input_url)]
 
 

@@ -175,11 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = build_parser().parse_known_args(argv)
     if unknown and not hasattr(args, "args"):
         build_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(args, "args"):
-        args.args = list(args.args) + unknown  # a pipeline's own flags, and Beam's
+        # A pipeline's own flags and Beam's, in the order given (argparse would move leading flags last).
+        args.args = argv[argv.index(args.command) + 1 :]
     try:
         return args.handler(args)
     except TubeletsError as error:

@@ -32,8 +32,8 @@ class VideoMeta:
     length: int  # decoded frames
     video_id: Optional[int] = None  # the data set's id, when the input is a data set
     frame_indices: Optional[list[int]] = None  # source index of each decoded frame (None: identity)
-    url: Optional[str] = None  # where the frames came from: a video file, or a data set root (source "jpeg")
-    source: str = "video"  # "video" | "jpeg"
+    url: Optional[str] = None  # where the frames came from: a video file, or a data set root ("jpeg", "davis")
+    source: str = "video"  # "video" | "jpeg" (YouTube-VIS frames) | "davis" (a DAVIS sequence, key = its name)
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 import tubelets
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns)
 
 # One element of ``tubelets.frames``: the instance in one frame where it has a mask.
 FRAME_TYPE = pa.struct(
@@ -43,9 +43,9 @@ TUBELETS = pa.schema(
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("video", pa.string(), nullable=False),  # input URL or data set video name
         pa.field("video_id", pa.int64()),  # data set video id when the input is a data set
-        pa.field("tubelet_id", pa.int32(), nullable=False),  # unique within the video
-        pa.field("category_id", pa.int32(), nullable=False),
-        pa.field("category_name", pa.string(), nullable=False),
+        pa.field("tubelet_id", pa.int32(), nullable=False),  # unique within the video; VOS runs: the prompt's object id
+        pa.field("category_id", pa.int32(), nullable=False),  # VOS runs: 0 (a prompted object has no category)
+        pa.field("category_name", pa.string(), nullable=False),  # VOS runs: "object"
         pa.field("score", pa.float32(), nullable=False),
         pa.field("first_frame", pa.int32(), nullable=False),
         pa.field("last_frame", pa.int32(), nullable=False),
@@ -56,16 +56,27 @@ TUBELETS = pa.schema(
 )
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+# DAVIS J (region IoU) and F (boundary F-measure): mean, recall, decay over the scored frames; JF_mean their mean.
+VOS_METRIC_NAMES = ("JF_mean", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
+TASKS = ("vis", "vos", "point")
 
+# VIS runs (task "vis") fill the AP/AR columns, scope "overall" or "category";
+# VOS runs (task "vos" or "point") fill the J/F columns, scope "overall",
+# "sequence" or "object", and (point runs) prompt_iou. The others are null.
 METRICS = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("dataset", pa.string(), nullable=False),
         pa.field("tracker", pa.string(), nullable=False),
-        pa.field("scope", pa.string(), nullable=False),  # "overall" or "category"
-        pa.field("category_id", pa.int32()),  # null for the overall row
+        pa.field("task", pa.string(), nullable=False),  # one of TASKS
+        pa.field("scope", pa.string(), nullable=False),  # "overall", "category" (VIS), "sequence", "object" (VOS)
+        pa.field("category_id", pa.int32()),  # VIS category rows
         pa.field("category_name", pa.string()),
+        pa.field("sequence", pa.string()),  # VOS sequence and object rows
+        pa.field("object_id", pa.int32()),  # VOS object rows
         *[pa.field(name, pa.float64()) for name in METRIC_NAMES],  # null where undefined (no GT)
+        *[pa.field(name, pa.float64()) for name in VOS_METRIC_NAMES],
+        pa.field("prompt_iou", pa.float64()),  # point runs: IoU of the mask grown from the click with the ground truth
         pa.field("num_videos", pa.int64(), nullable=False),
         pa.field("num_gt_instances", pa.int64(), nullable=False),
         pa.field("num_predictions", pa.int64(), nullable=False),

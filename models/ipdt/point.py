@@ -3,13 +3,20 @@
 * :func:`exclusive_masks`: several objects' mask probabilities to masks that
   share no pixel (a pixel goes to the most probable object above the
   threshold; masks given outright, such as prompts, take their pixels first).
-* :func:`grow_from_points`: one click per object to a mask. The click's P2
-  cell seeds a region of cells whose pixel embedding lies within
-  ``point_threshold`` (FEELVOS distance) of the click's, connected to it;
-  the dynamic segmentation head then refines that region on the same frame
-  (global matching against the region's embeddings, the region as the
-  previous mask and local matching against the frame itself), as if the
-  region were the object's mask in a previous frame.
+* :func:`grow_from_points`: one click per object to a mask. The seed is the
+  click's P2 cell and its neighbours, with the cells whose pixel embedding
+  lies within ``point_threshold`` (FEELVOS distance) of the click cell's,
+  connected to it. The dynamic segmentation head then grows the seed on the
+  same frame, as if it were the object's mask in the previous frame (global
+  matching against the region's embeddings, the region as the previous mask,
+  local matching against the frame itself), a few times over: each step
+  reaches only ``local_radius`` cells beyond the last mask.
+
+  Why the neighbours: the head was trained on previous masks the size of an
+  object and gives nothing back for a single cell; and with the shipped
+  ``tracker-small`` embedding the FEELVOS distance saturates (squared
+  distances inside one object are mostly 10-1000, and ``d > 0.999`` beyond
+  8), so the distance test adds few cells at any threshold.
 
 Coordinates: clicks are ``(x, y)`` in frame pixels (pixel ``i`` spans
 ``i .. i + 1``); masks are ``bool [H, W]`` of the frame size.
@@ -30,6 +37,8 @@ from tubelets.models.ipdt.pixel import feelvos_distance, reference_vectors
 
 # 8-connectivity: thin parts (a star's points, a ring) meet their neighbours diagonally.
 CONNECTIVITY = np.ones((3, 3), dtype=bool)
+GROW_STEPS = 8  # head refinements of a click's region at most
+SEED_RADIUS = 1  # P2 cells around the click always in its seed region
 
 
 def exclusive_masks(probs: torch.Tensor, threshold: float, fixed: Optional[dict[int, torch.Tensor]] = None) -> torch.Tensor:
@@ -76,10 +85,12 @@ def click_pixels(points: Sequence[tuple[float, float]], frame_size: tuple[int, i
 
 
 def seed_regions(encoding: FrameEncoding, pixels: list[tuple[int, int]], point_threshold: float) -> torch.Tensor:
-    """``float32 [N, h, w]`` P2 regions (0/1): cells near each click's embedding and connected to its cell.
+    """``float32 [N, h, w]`` P2 seed regions (0/1) of clicks at pixels ``(row, column)``.
 
-    Only the cells that show the frame count (not the detector's padding);
-    the click's own cell is always in its region.
+    A seed is the click's cell, the cells within ``SEED_RADIUS`` of it, and the
+    cells nearer than ``point_threshold`` (FEELVOS distance) to the click
+    cell's embedding, the component connected to the click. Only cells that
+    show the frame count (not the detector's padding).
     """
     embedding = encoding.embedding[0]  # [D, h, w]
     height, width = encoding.p2_size
@@ -92,7 +103,7 @@ def seed_regions(encoding: FrameEncoding, pixels: list[tuple[int, int]], point_t
         seed = embedding[:, cy, cx, None, None]
         near = feelvos_distance((embedding - seed).pow(2).sum(0)) < point_threshold
         near = near[:rows, :cols].cpu().numpy()
-        near[cy, cx] = True
+        near[max(cy - SEED_RADIUS, 0) : cy + SEED_RADIUS + 1, max(cx - SEED_RADIUS, 0) : cx + SEED_RADIUS + 1] = True
         regions[n, :rows, :cols] = torch.from_numpy(component_at(near, cy, cx)).float()
     return regions
 
@@ -109,43 +120,49 @@ def refine_regions(model: IPDT, encoding: FrameEncoding, regions: torch.Tensor) 
 
 @torch.no_grad()
 def grow_from_points(model: IPDT, encoding: FrameEncoding, points: Sequence[tuple[float, float]],
-                     point_threshold: float, mask_threshold: float,
-                     taken: Optional[np.ndarray] = None, refine: bool = True) -> list[np.ndarray]:
+                     point_threshold: float, mask_threshold: float, taken: Optional[np.ndarray] = None,
+                     steps: int = GROW_STEPS) -> list[np.ndarray]:
     """One ``bool [H, W]`` mask per ``(x, y)`` click of one frame (``encoding``, ``P = 1``); masks share no pixel.
 
-    ``taken`` (``bool [H, W]``) marks pixels that belong to other objects
-    already (prompt masks of the frame): no mask gets them, and a click on
+    The seed regions (:func:`seed_regions`) are refined by the head up to
+    ``steps`` times, each mask feeding the next step (local matching reaches
+    ``local_radius`` cells, so a step grows a mask by a few cells at most),
+    until no mask changes. ``taken`` (``bool [H, W]``) marks pixels of other
+    objects (the frame's prompt masks): no mask gets them, and a click on
     one is a ``ValueError``, as are two clicks on one pixel. Each mask is the
-    component holding its click, never empty: where the head's mask misses
-    the click, the seed region (and at worst the click's pixel) stands in.
-    ``refine=False`` skips the head and returns the seed regions.
+    component holding its click and never empty (at worst the click's pixel).
+    ``steps=0`` returns the seed regions.
     """
     if not points:
         return []
     pixels = click_pixels(points, encoding.frame_size)
-    taken = np.zeros(encoding.frame_size, bool) if taken is None else np.asarray(taken, bool)
+    taken = torch.zeros(encoding.frame_size, dtype=torch.bool) if taken is None else torch.as_tensor(taken, dtype=torch.bool)
     _check_clicks(points, pixels, taken)
-    regions = seed_regions(encoding, pixels, point_threshold)
-    seed_masks = geometry.p2_to_frame(regions, encoding.scale, encoding.frame_size) > 0.5
-    probs = refine_regions(model, encoding, regions) if refine else seed_masks.float()
-    probs = probs.masked_fill(torch.from_numpy(taken).to(probs.device), 0.0)
-    for n, (y, x) in enumerate(pixels):  # each click's pixel is its own object's
+    seeds = geometry.p2_to_frame(seed_regions(encoding, pixels, point_threshold), encoding.scale, encoding.frame_size)
+    grown = _settle_clicks(seeds, 0.5, pixels, taken)
+    for _ in range(steps):
+        regions = geometry.masks_to_p2(grown.to(encoding.embedding.device), encoding.scale, encoding.p2_size)
+        grown, previous = _settle_clicks(refine_regions(model, encoding, regions), mask_threshold, pixels, taken), grown
+        if torch.equal(grown, previous):
+            break
+    return list(grown.numpy())
+
+
+def _settle_clicks(probs: torch.Tensor, threshold: float, pixels: list[tuple[int, int]], taken: torch.Tensor) -> torch.Tensor:
+    """``bool [N, H, W]`` (CPU): exclusive masks of probabilities ``[N, H, W]``, each the component holding its click.
+
+    ``taken`` pixels go to no click; each click's own pixel always goes to it.
+    """
+    probs = probs.masked_fill(taken.to(probs.device), 0.0)
+    for n, (y, x) in enumerate(pixels):
         probs[:, y, x] = 0.0
         probs[n, y, x] = 1.0
     # Below 1, so that a click's own pixel (probability 1) always passes.
-    assigned = exclusive_masks(probs, min(mask_threshold, 0.999)).cpu().numpy()
-    grown = [component_at(assigned[n], y, x) for n, (y, x) in enumerate(pixels)]
-    seed_masks = seed_masks.cpu().numpy()
-    for n, (y, x) in enumerate(pixels):
-        if not grown[n].any():
-            others = np.any([g for m, g in enumerate(grown) if m != n], axis=0) if len(grown) > 1 else False
-            fallback = component_at(seed_masks[n] & ~taken & ~others, y, x)
-            fallback[y, x] = True
-            grown[n] = fallback
-    return grown
+    assigned = exclusive_masks(probs, min(threshold, 0.999)).cpu().numpy()
+    return torch.from_numpy(np.stack([component_at(assigned[n], y, x) for n, (y, x) in enumerate(pixels)]))
 
 
-def _check_clicks(points, pixels: list[tuple[int, int]], taken: np.ndarray) -> None:
+def _check_clicks(points, pixels: list[tuple[int, int]], taken: torch.Tensor) -> None:
     seen: dict[tuple[int, int], int] = {}
     for n, pixel in enumerate(pixels):
         if taken[pixel]:

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.io.davis import DavisDataset
 from tubelets.io.video import iter_frames
 from tubelets.records import VideoMeta
 
@@ -35,7 +36,7 @@ class VideoFrames:
         self._cached_windows = max(1, int(cached_windows))
         self._cache: OrderedDict[int, list[np.ndarray]] = OrderedDict()
         self._sources = list(meta.frame_indices) if meta.frame_indices is not None else list(range(meta.length))
-        self._dataset = YouTubeVISDataset(meta.url) if meta.source == "jpeg" else None
+        self._dataset = _frames_dataset(meta)
 
     def __len__(self) -> int:
         return self._meta.length
@@ -55,7 +56,8 @@ class VideoFrames:
     def _decode_window(self, chunk: int) -> list[np.ndarray]:
         wanted = self._sources[chunk * self._window : (chunk + 1) * self._window]
         if self._dataset is not None:
-            return [self._dataset.read_frame(self._meta.video_id, index) for index in wanted]
+            video = self._meta.key if self._meta.source == "davis" else self._meta.video_id
+            return [self._dataset.read_frame(video, index) for index in wanted]
         keep = set(wanted)
         frames = {
             index: frame
@@ -63,3 +65,12 @@ class VideoFrames:
             if index in keep
         }
         return [frames[index] for index in wanted]
+
+
+def _frames_dataset(meta: VideoMeta) -> YouTubeVISDataset | DavisDataset | None:
+    """The data set a video's frames are read from; None for a video file."""
+    if meta.source == "jpeg":
+        return YouTubeVISDataset(meta.url)
+    if meta.source == "davis":
+        return DavisDataset(meta.url)
+    return None

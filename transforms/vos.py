@@ -1,0 +1,147 @@
+"""Video object segmentation stages: pair videos with their prompts, follow the objects, write DAVIS PNGs.
+
+A video's *name* joins it with its prompts: a data set video's name (DAVIS
+sequence, YouTube-VIS video) or a video file's name without its extension
+(``gs://b/clips/cat.mp4`` -> ``cat``), as in the prompts file.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator, Mapping
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from tubelets import masks
+from tubelets.io.davis import annotation_url, write_annotation
+from tubelets.io.frames import VideoFrames
+from tubelets.io.prompts import PromptError, check_prompts, video_name_from_url
+from tubelets.records import ObjectPrompt, Tubelet, TubeletFrame, VideoMeta
+from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS, dead_letter
+
+LOG = logging.getLogger(__name__)
+OBJECT_CATEGORY = {0: "object"}  # VOS tubelets have no category: id 0 in the tubelets table
+
+
+def video_name(meta: VideoMeta) -> str:
+    """The name prompts use for a video (see the module docstring)."""
+    return meta.key if meta.source in ("jpeg", "davis") else video_name_from_url(meta.key)
+
+
+def pair_prompts(joined: tuple[str, Mapping[str, list]]) -> Iterator:
+    """``(name, {"meta": [VideoMeta], "prompts": [[ObjectPrompt]]})`` -> ``(VideoMeta, prompts)``.
+
+    Prompts that name no input video, an input video with no prompt, and two
+    inputs of one name are dead letters; the other videos go on. A video
+    without meta failed to decode and has its dead letter already.
+    """
+    name, grouped = joined
+    metas = list(grouped["meta"])
+    prompts = [prompt for batch in grouped["prompts"] for prompt in batch]
+    if not metas:
+        if prompts:
+            yield dead_letter(name, "prompts", PromptError(f"prompts name video {name!r}, which is not among the inputs"))
+        return
+    if len(metas) > 1:
+        error = PromptError(f"{len(metas)} input videos are named {name!r}: {[m.key for m in metas]}")
+        yield from (dead_letter(meta.key, "prompts", error) for meta in metas)
+        return
+    if not prompts:
+        yield dead_letter(metas[0].key, "prompts", PromptError(f"no prompt names video {name!r}"))
+        return
+    yield metas[0], prompts
+
+
+class PairPrompts(beam.PTransform):
+    """``(key, VideoMeta)`` and ``(name, [ObjectPrompt])`` -> ``(VideoMeta, prompts)``, dead letters tagged."""
+
+    def expand(self, inputs):
+        metas, prompts = inputs
+        named = metas | "ByName" >> beam.Map(lambda item: (video_name(item[1]), item[1]))
+        return (
+            {"meta": named, "prompts": prompts}
+            | "JoinPrompts" >> beam.CoGroupByKey()
+            | "Pair" >> beam.FlatMap(pair_prompts).with_outputs(DEAD_LETTERS, main="videos")
+        )
+
+
+def build_segmenter(vos_cfg: Mapping[str, Any]):
+    """The :class:`~tubelets.models.vos.VosSegmenter` of the ``vos:`` section (``prompts`` is not its key)."""
+    from tubelets.models.vos import VosSegmenter
+
+    return VosSegmenter(**{key: value for key, value in vos_cfg.items() if key != "prompts"})
+
+
+def objects_to_tubelets(objects: Mapping[int, list[TubeletFrame]]) -> list[Tubelet]:
+    """``{object_id: frames}`` -> tubelets with ``tubelet_id = object_id``, category 0, mean frame score."""
+    return [
+        Tubelet(int(object_id), 0, float(np.mean([f.score for f in frames])), frames)
+        for object_id, frames in sorted(objects.items())
+        if frames
+    ]
+
+
+class SegmentObjects(beam.DoFn):
+    """``(VideoMeta, [ObjectPrompt])`` -> ``(VideoMeta, [Tubelet])``, one tubelet per prompted object.
+
+    A prompt that does not fit its video (frame past the end, mask of another
+    size, point outside) or a video that fails while being read sends that
+    video to dead letters; the others go on.
+    """
+
+    def __init__(self, vos_cfg: Mapping[str, Any], max_size: int | None = None):
+        self._vos_cfg = dict(vos_cfg)
+        self._max_size = max_size
+
+    def setup(self):
+        self._segmenter = build_segmenter(self._vos_cfg)
+        self._tubelets = Metrics.counter("tubelets", "tubelets")
+        self._failed = Metrics.counter("tubelets", "dead_letters")
+
+    def process(self, item: tuple[VideoMeta, list[ObjectPrompt]]) -> Iterator:
+        meta, prompts = item
+        try:
+            check_prompts(prompts, video_name(meta), meta.length, (meta.height, meta.width))
+            frames = VideoFrames(meta, max_size=self._max_size)
+            tubelets = objects_to_tubelets(self._segmenter.segment(frames, meta.length, prompts))
+        except Exception as error:  # noqa: BLE001 - one bad video or prompt must not stop the others
+            LOG.warning("video %s goes to dead letters: %s", meta.key, error)
+            self._failed.inc()
+            yield dead_letter(meta.key, "prompts" if isinstance(error, PromptError) else "vos", error)
+        else:
+            self._tubelets.inc(len(tubelets))
+            LOG.info("video %s: %d frames, %d objects", meta.key, meta.length, len(tubelets))
+            yield meta, tubelets
+
+
+def frame_id_maps(tubelets: list[Tubelet], meta: VideoMeta) -> Iterator[np.ndarray]:
+    """Each frame's ``uint8 [H, W]`` object-id map (0 background) of a video's VOS tubelets, in frame order.
+
+    One frame at a time: a long video's maps are never held together. VOS
+    masks never overlap, so the order objects are painted in does not matter.
+    """
+    by_frame: dict[int, list[tuple[int, dict]]] = {}
+    for tubelet in tubelets:
+        for item in tubelet.frames:
+            by_frame.setdefault(item.frame, []).append((tubelet.tubelet_id, item.mask))
+    for frame in range(meta.length):
+        id_map = np.zeros((meta.height, meta.width), np.uint8)
+        for object_id, mask in by_frame.get(frame, []):
+            id_map[masks.decode(mask).astype(bool)] = object_id
+        yield id_map
+
+
+class WriteAnnotations(beam.DoFn):
+    """``(VideoMeta, [Tubelet])`` -> DAVIS palette PNGs, every frame, under ``run_url/Annotations/480p/<name>/``."""
+
+    def __init__(self, run_url: str):
+        self._run_url = run_url
+
+    def process(self, item: tuple[VideoMeta, list[Tubelet]]) -> Iterator[str]:
+        meta, tubelets = item
+        name = video_name(meta)
+        for frame, id_map in enumerate(frame_id_maps(tubelets, meta)):
+            write_annotation(annotation_url(self._run_url, name, frame), id_map)
+        yield name
