@@ -252,7 +252,7 @@ class FeatureBank:
     """The frozen backbone's P2 and P3 of every frame, computed once (~1 MB a 256x192 frame)."""
 
     def __init__(self, detector: torch.nn.Module, dataset: YouTubeVISDataset, batch_size: int = 8,
-                 progress: bool = False):
+                 progress: bool = False, source: str = "jpeg"):
         from tqdm.auto import tqdm
 
         from tubelets.models.ipdt.features import backbone_levels
@@ -262,7 +262,8 @@ class FeatureBank:
         keys = [(video.id, t) for video in dataset.videos for t in range(video.length)]
         bar = tqdm(total=len(keys), disable=not progress, mininterval=2.0, desc="backbone features")
         for video in dataset.videos:
-            frames = list(dataset.iter_frames(video.id))
+            # source "video": the mp4's decoded frames, as the pipeline sees them (H.264 differs from JPEG).
+            frames = list(dataset.iter_frames(video.id, source=source))
             for start in range(0, len(frames), batch_size):
                 chunk = frames[start : start + batch_size]
                 p2, p3, self.scale = backbone_levels(detector, [frame for _, frame in chunk])

@@ -33,7 +33,8 @@ def train_cfg(small_cfg, detector_url, tiny_heads):
     cfg["detector"].update(num_classes=3, checkpoint=detector_url)
     heads = dataclasses.asdict(tiny_heads)
     heads["anchor_scales"] = list(heads["anchor_scales"])
-    cfg["train_tracker"].update(steps=4, batch_size=2, warmup_steps=1, checkpoint_every=2, model=heads)
+    # source jpeg: the tiny data set has no mp4 copies
+    cfg["train_tracker"].update(steps=4, batch_size=2, warmup_steps=1, checkpoint_every=2, model=heads, source="jpeg")
     return cfg
 
 
@@ -86,6 +87,7 @@ def test_command_line_arguments(tiny_shapes_url, detector_url, tmp_path, capsys)
         "--set", f"detector.checkpoint={detector_url}", "--set", "detector.num_classes=3",
         "--set", "detector.min_size=48", "--set", "detector.max_size=64",
         "--set", "train_tracker.batch_size=2", "--set", f"train_tracker.model={heads}",
+        "--set", "train_tracker.source=jpeg",
     ])
     result = run_train_tracker(args)
     assert result.steps == 1 and "trained 1 steps" in capsys.readouterr().err
