@@ -295,7 +295,7 @@ class _Sweeps:
         """Templates and reference embeddings of every prompt, one batch per prompt frame."""
         objects = {}
         for frame in sorted(set(self.prompt_frames.values())):
-            ids = [k for k, f in self.prompt_frames.items() if f == frame]
+            ids = self._joining(frame)
             stacked = torch.stack([self.prompt_masks[k] for k in ids])
             boxes, _ = geometry.mask_boxes(stacked)
             detections = FrameDetections(frame, boxes.numpy(), np.ones(len(ids), np.float32), np.asarray(ids, np.int64),

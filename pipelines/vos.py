@@ -134,7 +134,7 @@ def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollec
     videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=spec.config["io"]["source"])
     decoded = videos | "Decode" >> beam.ParDo(DecodeVideo(emit_frames=False)).with_outputs(META, DEAD_LETTERS, main="frames")
     prompts = p | "Prompts" >> beam.Create(sorted(spec.prompts.items()))
-    paired = (decoded[META], prompts) | "PairPrompts" >> PairPrompts()
+    paired = (videos, decoded[META], prompts) | "PairPrompts" >> PairPrompts()
     segmented = paired.videos | "Segment" >> beam.ParDo(SegmentObjects(spec.config["vos"])).with_outputs(
         DEAD_LETTERS, main="tracked")
     run_id = spec.run_id

@@ -19,52 +19,68 @@ from tubelets.io.davis import annotation_url, write_annotation
 from tubelets.io.frames import VideoFrames
 from tubelets.io.prompts import PromptError, check_prompts, video_name_from_url
 from tubelets.records import ObjectPrompt, Tubelet, TubeletFrame, VideoMeta
+from tubelets.transforms.inputs import VideoInput
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS, dead_letter
 
 LOG = logging.getLogger(__name__)
 OBJECT_CATEGORY = {0: "object"}  # VOS tubelets have no category: id 0 in the tubelets table
 
 
-def video_name(meta: VideoMeta) -> str:
-    """The name prompts use for a video (see the module docstring)."""
-    return meta.key if meta.source in ("jpeg", "davis") else video_name_from_url(meta.key)
+def video_name(video: VideoInput | VideoMeta) -> str:
+    """The name prompts use for an input or decoded video (see the module docstring)."""
+    from_dataset = video.source in ("jpeg", "davis") or video.video_id is not None
+    return video.key if from_dataset else video_name_from_url(video.key)
 
 
 def pair_prompts(joined: tuple[str, Mapping[str, list]]) -> Iterator:
-    """``(name, {"meta": [VideoMeta], "prompts": [[ObjectPrompt]]})`` -> ``(VideoMeta, prompts)``.
+    """``(name, {"input": [VideoInput], "meta": [VideoMeta], "prompts": [[ObjectPrompt]]})`` -> ``(VideoMeta, prompts)``.
 
-    Prompts that name no input video, an input video with no prompt, and two
-    inputs of one name are dead letters; the other videos go on. A video
-    without meta failed to decode and has its dead letter already.
+    Dead letters: prompts that name no input, an input with no prompt, two
+    inputs of one name. An input without meta failed to decode and has its
+    dead letter already. The other videos go on.
     """
     name, grouped = joined
-    metas = list(grouped["meta"])
+    inputs, metas = list(grouped["input"]), list(grouped["meta"])
     prompts = [prompt for batch in grouped["prompts"] for prompt in batch]
-    if not metas:
+    if not inputs:
         if prompts:
             yield dead_letter(name, "prompts", PromptError(f"prompts name video {name!r}, which is not among the inputs"))
-        return
-    if len(metas) > 1:
-        error = PromptError(f"{len(metas)} input videos are named {name!r}: {[m.key for m in metas]}")
-        yield from (dead_letter(meta.key, "prompts", error) for meta in metas)
-        return
-    if not prompts:
-        yield dead_letter(metas[0].key, "prompts", PromptError(f"no prompt names video {name!r}"))
-        return
-    yield metas[0], prompts
+    elif len(inputs) > 1:
+        error = PromptError(f"{len(inputs)} input videos are named {name!r}: {sorted(i.key for i in inputs)}")
+        yield from (dead_letter(item.key, "prompts", error) for item in inputs)
+    elif not prompts:
+        yield dead_letter(inputs[0].key, "prompts", PromptError(f"no prompt names video {name!r}"))
+    elif metas:
+        yield metas[0], prompts
 
 
 class PairPrompts(beam.PTransform):
-    """``(key, VideoMeta)`` and ``(name, [ObjectPrompt])`` -> ``(VideoMeta, prompts)``, dead letters tagged."""
+    """``VideoInput``s, ``(key, VideoMeta)`` and ``(name, [ObjectPrompt])`` -> ``(VideoMeta, prompts)``, dead letters tagged."""
 
-    def expand(self, inputs):
-        metas, prompts = inputs
-        named = metas | "ByName" >> beam.Map(lambda item: (video_name(item[1]), item[1]))
+    def expand(self, streams):
+        inputs, metas, prompts = streams
         return (
-            {"meta": named, "prompts": prompts}
+            {
+                "input": inputs | "InputsByName" >> beam.Map(lambda item: (video_name(item), item)),
+                "meta": metas | "MetaByName" >> beam.Map(lambda item: (video_name(item[1]), item[1])),
+                "prompts": prompts,
+            }
             | "JoinPrompts" >> beam.CoGroupByKey()
-            | "Pair" >> beam.FlatMap(pair_prompts).with_outputs(DEAD_LETTERS, main="videos")
+            | "Pair" >> beam.ParDo(_CountingPairs()).with_outputs(DEAD_LETTERS, main="videos")
         )
+
+
+class _CountingPairs(beam.DoFn):
+    """:func:`pair_prompts`, counting its dead letters in the run's summary."""
+
+    def setup(self):
+        self._failed = Metrics.counter("tubelets", "dead_letters")
+
+    def process(self, joined) -> Iterator:
+        for output in pair_prompts(joined):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                self._failed.inc()
+            yield output
 
 
 def build_segmenter(vos_cfg: Mapping[str, Any]):

@@ -121,3 +121,53 @@ def test_a_jpeg_video_missing_a_frame_fails_part_way_without_meta(shapes_url, da
     assert len(frames) == 3 and metas == []  # the orphan frames are dropped where meta and frames join
     (row,) = dead
     assert (row["error_type"], row["stage"]) == ("DatasetError", "decode") and "frame 3" in row["message"]
+
+
+# ---- DAVIS sequences, and meta without frames (the VOS pipeline reads frames itself) ---------------------
+
+
+@pytest.fixture(scope="module")
+def davis_url(tmp_path_factory) -> str:
+    """One DAVIS sequence, video_0000 of seed 1: 12 frames of 64x48."""
+    from tubelets.synth.davis_layout import generate_davis
+
+    root = tmp_path_factory.mktemp("decode-davis") / "davis"
+    generate_davis(str(root), videos=1, seed=1, width=64, height=48)
+    return str(root)
+
+
+def test_the_davis_source_reads_the_sequence_jpegs(davis_url):
+    from tubelets.io.davis import DavisDataset
+
+    sequence = DavisDataset(davis_url)
+    frames, metas, dead = run_decode(VideoInput(key="video_0000", url=davis_url, source="davis"))
+    length = sequence.frame_count("video_0000")
+    assert dead == [] and length == 12
+    assert [key for key, _ in frames] == [("video_0000", t) for t in range(length)]
+    assert all(np.array_equal(frame, sequence.read_frame("video_0000", t)) for (_, t), frame in frames)
+    assert metas == [("video_0000", VideoMeta(key="video_0000", width=64, height=48, length=length,
+                                              frame_indices=list(range(length)), url=davis_url, source="davis"))]
+
+
+def test_without_frames_the_video_is_still_decoded_whole_for_its_meta(davis_url, decoded, first_video):
+    davis = VideoInput(key="video_0000", url=davis_url, source="davis")
+    for item, (_, full_metas, _) in ((first_video, decoded), (davis, run_decode(davis))):
+        frames, metas, dead = run_decode(item, emit_frames=False)
+        assert (frames, dead) == ([], []) and metas == full_metas  # every frame was decoded, and counted in length
+
+
+def test_without_frames_a_corrupt_video_is_still_a_dead_letter(bad_videos):
+    url = bad_videos["not_a_video"]
+    frames, metas, dead = run_decode(VideoInput(key=url, url=url), emit_frames=False)
+    assert (frames, metas) == ([], []) and [(d["stage"], d["error_type"]) for d in dead] == [("decode", "not_a_video")]
+
+
+def test_a_davis_sequence_is_never_strided(davis_url):
+    frames, metas, dead = run_decode(VideoInput(key="video_0000", url=davis_url, source="davis"), stride=2)
+    assert (frames, metas) == ([], []) and "io.stride must be 1" in dead[0]["message"]
+
+
+def test_a_missing_davis_sequence_is_a_dead_letter(davis_url):
+    _, metas, dead = run_decode(VideoInput(key="nope", url=davis_url, source="davis"))
+    assert metas == [] and (dead[0]["input"], dead[0]["error_type"]) == ("nope", "DatasetError")
+    assert "'nope'" in dead[0]["message"]

@@ -79,3 +79,32 @@ def test_match_inputs_lists_the_videos_inside_the_pipeline(shapes_url, pipeline)
 def test_match_inputs_of_an_empty_glob_is_an_empty_collection(tmp_path, pipeline):
     with pipeline as p:
         assert_that(p | MatchInputs(str(tmp_path / "*.mp4")), equal_to([]))
+
+
+# ---- DAVIS folders ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def davis_url(tmp_path_factory) -> str:
+    """Two DAVIS sequences of 64x48 (seed 1)."""
+    from tubelets.synth.davis_layout import generate_davis
+
+    root = tmp_path_factory.mktemp("inputs-davis") / "davis"
+    generate_davis(str(root), videos=2, seed=1, width=64, height=48)
+    return str(root)
+
+
+def test_is_davis_needs_jpeg_images_480p_and_no_instances_json(davis_url, shapes_url, tmp_path):
+    from tubelets.transforms.inputs import is_davis
+
+    assert is_davis(davis_url) and is_davis(davis_url + "/")
+    assert not is_davis(shapes_url) and not is_davis(str(tmp_path)) and not is_davis(f"{davis_url}/videos/*.mp4")
+    both = tmp_path / "both"
+    (both / "JPEGImages" / "480p").mkdir(parents=True)
+    (both / "instances.json").write_text(json.dumps({"videos": []}))
+    assert not is_davis(str(both)) and is_dataset(str(both))  # a YouTube-VIS folder stays one
+
+
+def test_a_davis_folder_gives_its_sequences_by_name(davis_url):
+    assert expand_input(davis_url) == [VideoInput(key=name, url=davis_url, source="davis") for name in NAMES]
+    assert expand_input(davis_url, source="jpeg") == expand_input(davis_url)  # a DAVIS folder has only its JPEGs

@@ -54,3 +54,29 @@ def test_metrics_schema_has_all_twelve_numbers():
 def test_default_run_id_sorts_by_time():
     run_id = tables.default_run_id()
     assert len(run_id) == 16 and run_id.endswith("Z")
+
+
+def _vos_metric_row(**changes):
+    row = {"run_id": "r", "dataset": "davis", "tracker": "ipdt", "task": "vos", "scope": "object", "sequence": "bear",
+           "object_id": 2, **dict.fromkeys(tables.VOS_METRIC_NAMES, 0.5), "prompt_iou": None, "num_videos": 1,
+           "num_gt_instances": 2, "num_predictions": 2, "created_at": tables.utc_now()}
+    return {**row, **changes}
+
+
+def test_metrics_schema_has_the_vos_columns():
+    assert tables.TASKS == ("vis", "vos", "point") and tables.SCHEMA_VERSION == "2"
+    assert len(tables.VOS_METRIC_NAMES) == 7 and "JF_mean" in tables.VOS_METRIC_NAMES
+    for name in (*tables.VOS_METRIC_NAMES, "prompt_iou"):
+        assert tables.METRICS.field(name).type == pa.float64() and tables.METRICS.field(name).nullable
+    assert tables.METRICS.field("object_id").type == pa.int32() and tables.METRICS.field("sequence").type == pa.string()
+    assert not tables.METRICS.field("task").nullable
+
+
+def test_a_vos_metrics_row_reads_back_and_needs_its_task(tmp_path):
+    tables.write_rows([_vos_metric_row(), _vos_metric_row(scope="overall", sequence=None, object_id=None,
+                                                          prompt_iou=0.75)], str(tmp_path), "r", "metrics")
+    back = tables.read_table(str(tmp_path), "metrics", "r").to_pylist()
+    assert [(r["scope"], r["sequence"], r["object_id"], r["prompt_iou"], r["AP"]) for r in back] == [
+        ("object", "bear", 2, None, None), ("overall", None, None, 0.75, None)]
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, ValueError)):
+        tables.to_arrow([_vos_metric_row(task=None)], tables.METRICS)

@@ -52,3 +52,17 @@ def test_out_of_range_and_missing_url():
         VideoFrames(meta)[2]
     with pytest.raises(ValueError, match="no source url"):
         VideoFrames(VideoMeta("v", 8, 8, 2))
+
+
+def test_davis_source_reads_the_sequence_jpegs(tmp_path):
+    from tubelets.io.davis import DavisDataset
+    from tubelets.synth.davis_layout import generate_davis
+
+    root = str(tmp_path / "davis")
+    generate_davis(root, videos=1, seed=1, width=64, height=48)
+    sequence = DavisDataset(root)
+    length = sequence.frame_count("video_0000")
+    frames = VideoFrames(VideoMeta("video_0000", 64, 48, length, url=root, source="davis"), window=4, cached_windows=1)
+    for t in [length - 1, 0, 5, 4]:  # across windows, backward and forward
+        np.testing.assert_array_equal(frames[t], sequence.read_frame("video_0000", t))
+    assert len(frames) == length and len(frames._cache) == 1
