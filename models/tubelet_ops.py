@@ -175,3 +175,17 @@ def tubelet_rows(
             }
         )
     return rows
+
+
+def tubelet_from_row(row: Mapping) -> Tubelet:
+    """A row of the ``tubelets`` table back as a :class:`Tubelet` (the inverse of :func:`tubelet_rows`)."""
+    frames = [
+        TubeletFrame(
+            int(item["frame"]),
+            {"size": [int(item["height"]), int(item["width"])], "counts": item["rle"]},
+            np.asarray(item["box"], np.float32),
+            float(item["score"]),
+        )
+        for item in row["frames"]
+    ]
+    return Tubelet(int(row["tubelet_id"]), int(row["category_id"]), float(row["score"]), frames)

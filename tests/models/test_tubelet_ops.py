@@ -4,6 +4,7 @@ import pytest
 from tubelets import masks, tables
 from tubelets.errors import DatasetError
 from tubelets.models.tubelet_ops import (
+    tubelet_from_row,
     box_iou,
     finalize_tubelet,
     frame_of,
@@ -139,3 +140,16 @@ def test_rows_without_video_id_and_with_an_unnamed_category():
         tubelet_rows([Tubelet(0, 1, 0.5, [])], META, "run-1", {1: "disc"})
     with pytest.raises(ValueError, match="2 frame_indices for 6 decoded frames"):
         tubelet_rows(_tubelets(), VideoMeta("v", WIDTH, HEIGHT, 6, frame_indices=[0, 1]), "run-1", {1: "disc"})
+
+
+def test_a_table_row_reads_back_as_the_tubelet_it_was_written_from():
+    written = _tubelets()
+    rows = tables.to_arrow(tubelet_rows(written, META, "run-1", {1: "disc", 3: "star"}), tables.TUBELETS).to_pylist()
+    for tubelet, row in zip(written, rows):
+        back = tubelet_from_row(row)
+        assert (back.tubelet_id, back.category_id, back.score) == pytest.approx(
+            (tubelet.tubelet_id, tubelet.category_id, tubelet.score))
+        assert [f.frame for f in back.frames] == [f.frame for f in tubelet.frames]
+        for got, expected in zip(back.frames, tubelet.frames):
+            np.testing.assert_array_equal(masks.decode(got.mask), masks.decode(expected.mask))
+            np.testing.assert_allclose(got.box, expected.box)
