@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -69,9 +69,13 @@ class VosSegmenter:
     mask_threshold: float = 0.5  # on mask probabilities, and the floor of the one-object-per-pixel rule
     min_confidence: float = 0.5  # an object below is lost in that frame (no mask), still searched for
     max_lost: int = 6  # lost frames over which the search follows the motion extrapolation; then it stays put
-    box_margin: float = 1.15  # the mask is cut to the refined box grown by this factor
-    window_influence: float = 0.2  # Siamese cosine-window weight (motion prior)
-    point_threshold: float = 0.5  # FEELVOS embedding distance within which a click's region grows
+    # The mask is cut to the refined box grown by this factor. Wider than the trackers' 1.15: the Siamese box
+    # lags a moving object and a tight cut removes its leading edge (Shapes-VIS J 0.56 at 1.15, 0.60 at 3).
+    box_margin: float = 3.0
+    window_influence: float = 0.4  # Siamese cosine-window weight (motion prior)
+    # FEELVOS embedding distance within which a click's seed region grows (little effect with tracker-small,
+    # whose distances saturate: see tubelets.models.ipdt.point).
+    point_threshold: float = 0.5
     feature_window: int = 32  # frames whose features are kept
 
     def __post_init__(self) -> None:
@@ -83,6 +87,15 @@ class VosSegmenter:
             self.detector, self.model, self.info = load_tracking_models(
                 self.checkpoint, self.detector_checkpoint, self.device
             )
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, Any]) -> "VosSegmenter":
+        """A segmenter from the ``vos:`` config section; an unknown key is a ``ConfigError`` listing the known ones."""
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown vos setting(s) {unknown}; known: {known}")
+        return cls(**settings)
 
     @classmethod
     def with_models(cls, detector: nn.Module, model: IPDT, **settings) -> "VosSegmenter":
@@ -102,7 +115,8 @@ class VosSegmenter:
         )
 
     @torch.no_grad()
-    def segment(self, frames: FrameSource, length: int, prompts: Sequence[ObjectPrompt]) -> dict[int, list[TubeletFrame]]:
+    def segment(self, frames: FrameSource, length: int,
+                prompts: Sequence[ObjectPrompt]) -> dict[int, list[TubeletFrame]]:
         """Every prompted object of one video through its ``length`` frames: ``{object_id: frames}``.
 
         ``frames`` gives the decoded RGB frames ``uint8 [H, W, 3]``. Each list
@@ -166,7 +180,7 @@ class VosSegmenter:
 
 
 def check_prompts(prompts: Sequence[ObjectPrompt], length: int) -> None:
-    """``ValueError`` unless ``prompts`` are one video's, one per object, each a mask or a click on a frame < ``length``.
+    """``ValueError`` unless ``prompts`` are one video's, one per object, each a mask or a click on a frame.
 
     What needs the frames (mask size, click inside the frame) is checked by
     :meth:`VosSegmenter.segment` when it reads them.
@@ -178,7 +192,8 @@ def check_prompts(prompts: Sequence[ObjectPrompt], length: int) -> None:
         raise ValueError(f"prompts of one video expected, got prompts for {videos}")
     repeated = sorted(k for k, n in Counter(p.object_id for p in prompts).items() if n > 1)
     if repeated:
-        raise ValueError(f"video {videos[0]!r}: object id(s) {repeated} prompted more than once (one prompt per object)")
+        raise ValueError(f"video {videos[0]!r}: object id(s) {repeated} prompted more than once "
+                         "(one prompt per object)")
     for prompt in prompts:
         where = f"video {prompt.video!r}, object {prompt.object_id}"
         if not _is_int(prompt.object_id):
@@ -226,23 +241,10 @@ def _is_int(value) -> bool:
 def _is_point(point) -> bool:
     try:
         x, y = point
-        return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y))
+        numbers = [isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in (x, y)]
+        return all(numbers) and math.isfinite(x) and math.isfinite(y)
     except (TypeError, ValueError):
         return False
-
-
-class _ProbabilityPropagator(Propagator):
-    """A :class:`Propagator` whose step also keeps the frame-size mask probabilities (VOS assigns pixels by them).
-
-    TODO: drop once ``StepResult`` carries the probabilities (``Propagator._segment`` is private).
-    """
-
-    last_probs: Optional[torch.Tensor] = None
-
-    def _segment(self, *args):
-        probs, confidence = super()._segment(*args)
-        self.last_probs = probs
-        return probs, confidence
 
 
 @dataclasses.dataclass
@@ -275,7 +277,7 @@ class _Sweeps:
     def __init__(self, segmenter: VosSegmenter, window: FeatureWindow, prompt_frames: dict[int, int],
                  prompt_masks: dict[int, torch.Tensor]):
         self.settings = segmenter.settings
-        self.propagator = _ProbabilityPropagator(segmenter.model, self.settings)
+        self.propagator = Propagator(segmenter.model, self.settings)
         self.window, self.prompt_frames, self.prompt_masks = window, prompt_frames, prompt_masks
         self.frame_size = next(iter(prompt_masks.values())).shape
         self.objects = self._make_objects()
@@ -300,7 +302,7 @@ class _Sweeps:
             boxes, _ = geometry.mask_boxes(stacked)
             detections = FrameDetections(frame, boxes.numpy(), np.ones(len(ids), np.float32), np.asarray(ids, np.int64),
                                          [masks.encode(m.numpy().astype(np.uint8)) for m in stacked])
-            instances = self.propagator._make_instances(detections, self.window[frame], 0)
+            instances = self.propagator.make_instances(detections, self.window[frame], 0)
             objects.update(zip(ids, instances))
         return objects
 
@@ -342,7 +344,7 @@ class _Sweeps:
         result = self.propagator.step([self.objects[k] for k in active], self.window[frame], self.window[previous])
         inside = geometry.box_masks(geometry.scale_boxes(result.boxes, self.settings.box_margin), self.frame_size)
         found = result.confidence >= self.settings.min_confidence
-        probs = self.propagator.last_probs * (inside & found[:, None, None])
+        probs = result.probs * (inside & found[:, None, None])
         return _Evidence(list(active), probs, result.confidence, result.boxes)
 
     def _settle(self, frame: int, evidence: _Evidence, stepped: list[int]) -> None:
@@ -367,6 +369,6 @@ class _Sweeps:
             # The search follows the Siamese box (the object's full extent), not the mask's box, which
             # shrinks where another object covers part of it.
             state = dataclasses.replace(item, box=evidence.boxes[row].numpy())
-            Propagator._found(instance, frame, state, mask.float())
+            Propagator.found(instance, frame, state, mask.float())
         else:
             instance.lost = min(instance.lost + 1, self.settings.max_lost)  # the extrapolation stops after max_lost

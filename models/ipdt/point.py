@@ -41,7 +41,8 @@ GROW_STEPS = 8  # head refinements of a click's region at most
 SEED_RADIUS = 1  # P2 cells around the click always in its seed region
 
 
-def exclusive_masks(probs: torch.Tensor, threshold: float, fixed: Optional[dict[int, torch.Tensor]] = None) -> torch.Tensor:
+def exclusive_masks(probs: torch.Tensor, threshold: float,
+                    fixed: Optional[dict[int, torch.Tensor]] = None) -> torch.Tensor:
     """``bool [N, H, W]`` masks sharing no pixel, from probabilities ``float [N, H, W]``.
 
     A pixel goes to the object of highest probability among those above
@@ -110,7 +111,7 @@ def seed_regions(encoding: FrameEncoding, pixels: list[tuple[int, int]], point_t
 
 @torch.no_grad()
 def refine_regions(model: IPDT, encoding: FrameEncoding, regions: torch.Tensor) -> torch.Tensor:
-    """Mask probabilities ``float32 [N, H, W]`` from the dynamic head fed P2 ``regions`` as reference and previous mask."""
+    """Mask probabilities ``float32 [N, H, W]``: the head fed P2 ``regions`` as reference and as previous mask."""
     count = regions.shape[0]
     pair = torch.zeros(count, dtype=torch.long, device=regions.device)
     reference = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), regions, model.config.reference_pixels)
@@ -136,7 +137,7 @@ def grow_from_points(model: IPDT, encoding: FrameEncoding, points: Sequence[tupl
     if not points:
         return []
     pixels = click_pixels(points, encoding.frame_size)
-    taken = torch.zeros(encoding.frame_size, dtype=torch.bool) if taken is None else torch.as_tensor(taken, dtype=torch.bool)
+    taken = torch.zeros(encoding.frame_size, dtype=torch.bool) if taken is None else torch.as_tensor(taken).bool()
     _check_clicks(points, pixels, taken)
     seeds = geometry.p2_to_frame(seed_regions(encoding, pixels, point_threshold), encoding.scale, encoding.frame_size)
     grown = _settle_clicks(seeds, 0.5, pixels, taken)
@@ -148,7 +149,8 @@ def grow_from_points(model: IPDT, encoding: FrameEncoding, points: Sequence[tupl
     return list(grown.numpy())
 
 
-def _settle_clicks(probs: torch.Tensor, threshold: float, pixels: list[tuple[int, int]], taken: torch.Tensor) -> torch.Tensor:
+def _settle_clicks(probs: torch.Tensor, threshold: float, pixels: list[tuple[int, int]],
+                   taken: torch.Tensor) -> torch.Tensor:
     """``bool [N, H, W]`` (CPU): exclusive masks of probabilities ``[N, H, W]``, each the component holding its click.
 
     ``taken`` pixels go to no click; each click's own pixel always goes to it.

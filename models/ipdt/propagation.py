@@ -54,6 +54,7 @@ class PropagationSettings:
     window_influence: float = 0.2  # Siamese cosine window (motion prior)
     snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
+    max_unconfirmed: int | None = None  # frames followed with no proposal confirming before a direction stops (None: no limit)
 
 
 @dataclasses.dataclass(eq=False)
@@ -72,6 +73,8 @@ class Instance:
     mask: torch.Tensor = None  # float [H, W], 0/1
     velocity: torch.Tensor = None  # [2] pixels per step of the current direction
     lost: int = 0
+    unconfirmed: list[int] = dataclasses.field(default_factory=list)  # frames filled since a proposal last confirmed it
+    since_confirmed: int = 0  # steps since a proposal last confirmed it (found or lost)
 
     def reset(self) -> None:
         """Back to the reference instance, for the other direction."""
@@ -79,6 +82,7 @@ class Instance:
         self.mask = torch.from_numpy(masks.decode(self.seed.mask).astype(np.float32))
         self.velocity = torch.zeros(2)
         self.lost = 0
+        self.unconfirmed, self.since_confirmed = [], 0
 
     def candidate(self) -> TubeletCandidate:
         return TubeletCandidate(dict(self.frames), list(self.labels), list(self.scores))
@@ -92,6 +96,7 @@ class StepResult:
     masks: torch.Tensor  # bool [N, H, W]
     confidence: torch.Tensor  # [N] in [0, 1]
     moved: torch.Tensor  # bool [N, H, W]: the last masks moved by the motion prediction
+    probs: torch.Tensor | None = None  # float [N, H, W] mask probabilities (pixel level only; None without it)
 
 
 class Propagator:
@@ -141,25 +146,46 @@ class Propagator:
         snapped = self._snap(result, detections)
         alive = []
         for n, instance in enumerate(active):
+            instance.since_confirmed += 1
             if n in snapped:
                 item, label = snapped[n]
                 instance.labels.append(label)
                 instance.scores.append(item.score)
-                self._found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
+                self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
+                instance.unconfirmed, instance.since_confirmed = [], 0
             elif float(result.confidence[n]) >= self.settings.min_confidence and bool(result.masks[n].any()):
                 score = instance.seed.score * float(result.confidence[n])
                 mask = result.masks[n]
                 item = TubeletFrame(frame, masks.encode(mask.numpy().astype(np.uint8)),
                                     result.boxes[n].numpy().astype(np.float32), score)
-                self._found(instance, frame, item, mask.float())
+                self.found(instance, frame, item, mask.float())
+                instance.unconfirmed.append(frame)
             else:
                 instance.lost += 1  # the search goes on around the extrapolated position (see step)
+            if self._unconfirmed_too_long(instance):
+                continue
             if instance.lost <= self.settings.max_lost:
                 alive.append(instance)
         return alive
 
+    def _unconfirmed_too_long(self, instance: Instance) -> bool:
+        """Stop a direction no proposal has confirmed for ``max_unconfirmed`` steps, dropping its unconfirmed tail.
+
+        The heads' confidence stays high on a look-alike the search drifted
+        onto, so the detector is the check: a tail it never confirmed is
+        more likely drift than an object the detector missed that long.
+        """
+        limit = self.settings.max_unconfirmed
+        if limit is None or instance.since_confirmed <= limit:
+            return False
+        for frame in instance.unconfirmed:
+            del instance.frames[frame]
+        instance.unconfirmed = []
+        return True
+
     @staticmethod
-    def _found(instance: Instance, frame: int, item: TubeletFrame, mask: torch.Tensor) -> None:
+    def found(instance: Instance, frame: int, item: TubeletFrame, mask: torch.Tensor) -> None:
+        """``instance`` is at ``item`` in ``frame`` (its ``mask`` float ``[H, W]``): record it, update box and velocity."""
         box = torch.as_tensor(item.box, dtype=torch.float32)
         shift = (geometry.box_centres_sizes(box[None])[0] - geometry.box_centres_sizes(instance.box[None])[0])[0]
         # A smoothed velocity: one noisy step should not throw the next search window off.
@@ -208,9 +234,9 @@ class Propagator:
             taken.append(detections.masks[index])
         if not chosen:
             return []
-        return self._make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial)
+        return self.make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial)
 
-    def _make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int) -> list[Instance]:
+    def make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int) -> list[Instance]:
         """Templates and reference embeddings of the chosen proposals, all in one batch."""
         count = len(detections)
         boxes = torch.as_tensor(np.asarray(detections.boxes), dtype=torch.float32)
@@ -247,6 +273,7 @@ class Propagator:
         # The last mask moved with the motion prediction: after a few lost frames the object is no longer
         # where it was last seen, and local matching only looks a few cells around the previous mask.
         moved = geometry.warp_masks(last_masks, last_boxes, predicted, stride=1.0)
+        probs = None
         if settings.use_pixel:
             probs, mask_confidence = self._segment(instances, current, previous, moved)
             frame_masks = probs > settings.mask_threshold
@@ -258,7 +285,7 @@ class Propagator:
                 confidence = mask_confidence
         else:
             frame_masks = geometry.warp_masks(last_masks, last_boxes, boxes, stride=1.0) > 0.5
-        return StepResult(boxes, frame_masks, confidence, moved > 0.5)
+        return StepResult(boxes, frame_masks, confidence, moved > 0.5, probs)
 
     def _segment(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding,
                  last_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

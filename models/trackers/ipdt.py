@@ -48,6 +48,7 @@ class DualTracker(Tracker):
     window_influence: float = 0.2  # Siamese cosine-window weight (motion prior)
     snap_iou: float = 0.3  # a prediction overlapping a proposal more takes the proposal's mask and score
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts no new instance
+    max_unconfirmed: Optional[int] = None  # steps with no proposal confirming before a direction stops (tail dropped)
     th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
     feature_window: int = 32  # frames whose features are kept
 
@@ -83,6 +84,7 @@ class DualTracker(Tracker):
             window_influence=self.window_influence,
             snap_iou=self.snap_iou,
             cover_iou=self.cover_iou,
+            max_unconfirmed=self.max_unconfirmed,
         )
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
@@ -101,8 +103,10 @@ class DualTracker(Tracker):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"tracker setting {name} must be a number in [0, 1], got {value!r}")
-        for name, minimum in (("max_lost", 0), ("feature_window", 2)):
+        for name, minimum in (("max_lost", 0), ("feature_window", 2), ("max_unconfirmed", 0)):
             value = getattr(self, name)
+            if name == "max_unconfirmed" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"tracker setting {name} must be an integer >= {minimum}, got {value!r}")
         if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:

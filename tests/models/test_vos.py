@@ -56,7 +56,8 @@ def assert_well_formed(result, length):
     """Sorted frames, non-empty masks, boxes that are the masks' boxes, and no pixel in two objects."""
     union = {}
     for items in result.values():
-        assert [i.frame for i in items] == sorted({i.frame for i in items}) and all(0 <= i.frame < length for i in items)
+        frames = [i.frame for i in items]
+        assert frames == sorted(set(frames)) and all(0 <= frame < length for frame in frames)
         for item in items:
             mask = masks.decode(item.mask).astype(bool)
             x, y, w, h = masks.bbox(item.mask)
@@ -75,6 +76,9 @@ def test_settings_are_checked_and_a_missing_checkpoint_fails_on_construction(tmp
             VosSegmenter(checkpoint=None, **settings)
     with pytest.raises(CheckpointError, match="nope.pt"):
         VosSegmenter(checkpoint=str(tmp_path / "nope.pt"))
+    with pytest.raises(ConfigError, match=r"unknown vos setting\(s\) \['snap_iou'\]"):
+        VosSegmenter.from_config({"checkpoint": None, "snap_iou": 0.3})
+    assert VosSegmenter.from_config({"checkpoint": None, "max_lost": 2}).max_lost == 2
     with pytest.raises(ConfigError, match="no checkpoint"):
         VosSegmenter(checkpoint=None).segment([], 1, [square_prompt(1, 0, 5, 5)])
 
@@ -144,8 +148,10 @@ def test_a_point_prompt_starts_from_its_grown_mask(models):
 def test_each_frame_runs_the_heads_once_whatever_the_number_of_objects(models):
     detector, heads = models
     calls: dict[str, int] = {}
-    hooks = [getattr(heads, name).register_forward_hook(
-        lambda *_, name=name: calls.__setitem__(name, calls.get(name, 0) + 1)) for name in ("discriminator", "segmentation")]
+    def counter(name):
+        return lambda *_: calls.__setitem__(name, calls.get(name, 0) + 1)
+
+    hooks = [getattr(heads, name).register_forward_hook(counter(name)) for name in ("discriminator", "segmentation")]
     counts = []
     try:
         for count in (1, 4):
