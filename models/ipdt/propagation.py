@@ -106,6 +106,8 @@ class Propagator:
         if not (settings.use_instance or settings.use_pixel):
             raise ValueError("a tracker needs the instance level, the pixel level or both")
         self.model, self.settings = model, settings
+        # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
+        self.device = next(model.parameters()).device
 
     @torch.no_grad()
     def run(self, proposals: VideoProposals, encodings: EncodingSource) -> list[TubeletCandidate]:
@@ -238,12 +240,12 @@ class Propagator:
 
     def make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int) -> list[Instance]:
         """Templates and reference embeddings of the chosen proposals, all in one batch."""
-        count = len(detections)
+        count, device = len(detections), self.device
         boxes = torch.as_tensor(np.asarray(detections.boxes), dtype=torch.float32)
         frame_masks = torch.from_numpy(np.stack([masks.decode(m) for m in detections.masks]).astype(np.float32))
-        zeros = torch.zeros(count, dtype=torch.long)
-        templates = self.model.templates(encoding, boxes, zeros)
-        coverage = geometry.masks_to_p2(frame_masks, encoding.scale, encoding.p2_size)
+        zeros = torch.zeros(count, dtype=torch.long, device=device)
+        templates = self.model.templates(encoding, boxes.to(device), zeros)
+        coverage = geometry.masks_to_p2(frame_masks.to(device), encoding.scale, encoding.p2_size)
         vectors, valid = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), coverage,
                                            self.model.config.reference_pixels)
         instances = []
@@ -258,7 +260,7 @@ class Propagator:
     def step(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding) -> StepResult:
         """One batched step of every instance into ``current`` (``previous``: one frame back in this direction)."""
         settings, count = self.settings, len(instances)
-        zeros = torch.zeros(count, dtype=torch.long)
+        zeros = torch.zeros(count, dtype=torch.long, device=self.device)
         last_boxes = torch.stack([i.box for i in instances])
         last_masks = torch.stack([i.mask for i in instances])
         # Constant-velocity prediction from the last frame the instance was found in.
@@ -267,9 +269,9 @@ class Propagator:
         boxes, confidence = predicted, torch.ones(count)
         if settings.use_instance:
             templates = torch.stack([i.template for i in instances])
-            logits, deltas, anchors = self.model.track_instances(current, zeros, templates, predicted)
+            logits, deltas, anchors = self.model.track_instances(current, zeros, templates, predicted.to(self.device))
             boxes, confidence = best_proposals(logits, deltas, anchors, settings.window_influence)
-            boxes = geometry.clip_boxes(boxes, *current.frame_size)
+            boxes, confidence = geometry.clip_boxes(boxes, *current.frame_size).cpu(), confidence.cpu()
         # The last mask moved with the motion prediction: after a few lost frames the object is no longer
         # where it was last seen, and local matching only looks a few cells around the previous mask.
         moved = geometry.warp_masks(last_masks, last_boxes, predicted, stride=1.0)
@@ -291,15 +293,16 @@ class Propagator:
                  last_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask probabilities ``[N, H, W]`` and mask confidences ``[N]`` (mean probability of the predicted mask)."""
         count = len(instances)
-        zeros = torch.zeros(count, dtype=torch.long)
-        previous_masks = geometry.masks_to_p2(last_masks, current.scale, current.p2_size)
+        zeros = torch.zeros(count, dtype=torch.long, device=self.device)
+        previous_masks = geometry.masks_to_p2(last_masks.to(self.device), current.scale, current.p2_size)
         vectors = torch.stack([pad_rows(i.reference[0], self.model.config.reference_pixels) for i in instances])
         valid = torch.stack([pad_rows(i.reference[1], self.model.config.reference_pixels) for i in instances])
         logits = self.model.segment_instances(current, previous, zeros, (vectors, valid), previous_masks)
         p2_probs = torch.sigmoid(logits)
         foreground = p2_probs > self.settings.mask_threshold
         mask_confidence = (p2_probs * foreground).flatten(1).sum(1) / foreground.flatten(1).sum(1).clamp(min=1)
-        return torch.sigmoid(geometry.p2_to_frame(logits, current.scale, current.frame_size)), mask_confidence
+        probs = torch.sigmoid(geometry.p2_to_frame(logits, current.scale, current.frame_size))
+        return probs.cpu(), mask_confidence.cpu()
 
 
 def pad_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
