@@ -262,3 +262,15 @@ def test_shipped_object_is_lost_behind_a_wall_and_out_of_the_frame_and_found_aga
     result = shipped.segment(frames, 22, [mask_prompt(1, 0, visible[0, 0])])
     present = [t for t in range(22) if visible[0, t].any()]
     assert [i.frame for i in result[1]] == present
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_checkpoints
+def test_the_gpu_follows_the_objects_as_the_cpu_does(shipped):
+    frames, visible = disc_video(10, [lambda t: (60 + 5 * t, 80 + 2 * t)])
+    prompts = [mask_prompt(1, 5, visible[0, 5])]
+    on_cpu = decoded(shipped.segment(frames, 10, prompts)[1])
+    on_gpu = decoded(VosSegmenter(device="cuda").segment(frames, 10, prompts)[1])
+    assert sorted(on_gpu) == sorted(on_cpu)
+    assert all((on_gpu[t] & on_cpu[t]).sum() > 0.95 * (on_gpu[t] | on_cpu[t]).sum() for t in on_cpu)

@@ -178,8 +178,8 @@ def test_trained_ipdt_loses_an_occluded_instance_and_finds_it_again():
     assert [f.frame for f in tubelets[0].frames] == [t for t in range(16) if t not in range(6, 9)]
 
 
-@needs_checkpoints
-def test_trained_ipdt_fills_frames_the_detector_missed():
+def missed_disc_video():
+    """Ten frames of the disc scene whose detector missed frames 0, 1, 2, 5 and 6."""
     frames, visible = disc_scene(10, hidden=range(0))
     placed = []
     for t in range(10):
@@ -190,7 +190,12 @@ def test_trained_ipdt_fills_frames_the_detector_missed():
         x, y, w, h = masks.bbox(rle)
         placed.append(FrameDetections(t, np.array([[x, y, x + w, y + h]], np.float32), np.array([0.9], np.float32),
                                       np.array([1]), [rle]))
-    video = VideoProposals(VideoMeta("disc", 256, 192, 10), placed)
+    return frames, visible, VideoProposals(VideoMeta("disc", 256, 192, 10), placed)
+
+
+@needs_checkpoints
+def test_trained_ipdt_fills_frames_the_detector_missed():
+    frames, visible, video = missed_disc_video()
     tubelets = build_tracker("ipdt", {"ipdt": {"device": "cpu"}}).track(video, frames)
     assert len(tubelets) == 1 and [f.frame for f in tubelets[0].frames] == list(range(10))
     ious = {item.frame: masks.iou_matrix([item.mask], [masks.encode(visible[item.frame].astype(np.uint8))])[0, 0]
@@ -198,3 +203,15 @@ def test_trained_ipdt_fills_frames_the_detector_missed():
     assert all(ious[t] == 1.0 for t in (3, 4, 7, 8, 9))  # the proposals themselves
     # Propagated stride-4 masks: 0.50-0.67 with tracker-small (3 frames back from the first proposal at worst).
     assert all(ious[t] > 0.45 for t in (0, 1, 2, 5, 6))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_checkpoints
+def test_ipdt_on_the_gpu_gives_the_cpu_tubelets():
+    frames, _, video = missed_disc_video()
+    on_cpu = build_tracker("ipdt", {"ipdt": {"device": "cpu"}}).track(video, frames)
+    on_gpu = build_tracker("ipdt", {"ipdt": {"device": "cuda"}}).track(video, frames)
+    assert [[f.frame for f in t.frames] for t in on_gpu] == [[f.frame for f in t.frames] for t in on_cpu]
+    for cpu_frame, gpu_frame in zip(on_cpu[0].frames, on_gpu[0].frames):
+        assert masks.iou_matrix([gpu_frame.mask], [cpu_frame.mask])[0, 0] > 0.95
