@@ -6,8 +6,10 @@
 #
 # Generates the Shapes-VIS training (1000 videos, seed 1) and held-out evaluation
 # (20 videos, seed 1234) sets, trains the `small` preset with the configs/detector_small.yaml recipe
-# (seeded: the same machine gives the same weights), evaluates per-frame mask AP,
-# and copies the checkpoint into the package.
+# (stage 1: JPEG frames from scratch), then continues on the decoded mp4 frames of the first 400
+# training videos (stage 2: the frames the pipeline sees, H.264 rather than JPEG), evaluates
+# per-frame mask AP on the held-out mp4s, and copies the checkpoint into the package. Seeded:
+# the same machine gives the same weights.
 set -euo pipefail
 
 WORK="${1:-/tmp/detector-small}"
@@ -18,8 +20,14 @@ THREADS="${THREADS:-1}"  # one thread: faster than two on a shared 2-core machin
 # the frames are the same as `tubelets synth OUT --videos N --seed S` writes.
 "$PY" -c "from tubelets.synth import generate_dataset as g; g('$WORK/shapes-train', videos=1000, seed=1, write_videos=False)"
 "$PY" -c "from tubelets.synth import generate_dataset as g; g('$WORK/shapes-eval', videos=20, seed=1234, write_videos=False)"
-time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train" "$WORK/detector-small.pt" \
+time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train" "$WORK/detector-small-stage1.pt" \
     --config detector_small --threads "$THREADS"
-"$PY" -m tubelets.models.evaluate_detector "$WORK/shapes-eval" --config detector_small \
+"$PY" -m tubelets.cli synth "$WORK/shapes-train-mp4" --videos 400 --seed 1
+"$PY" -m tubelets.cli synth "$WORK/shapes-eval-mp4" --videos 20 --seed 1234
+time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train-mp4" "$WORK/detector-small.pt" \
+    --config detector_small --threads "$THREADS" --steps 2500 \
+    --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage1.pt" \
+    --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
+"$PY" -m tubelets.models.evaluate_detector "$WORK/shapes-eval-mp4" --config detector_small --source video \
     --checkpoint "$WORK/detector-small.pt" --threads "$THREADS" | tee "$WORK/eval.json"
 cp "$WORK/detector-small.pt" models/checkpoints/detector-small.pt
