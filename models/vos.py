@@ -45,14 +45,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from tubelets import masks
 from tubelets.errors import ConfigError
 from tubelets.models.ipdt import geometry
-from tubelets.models.ipdt.checkpoint import TrackerCheckpointInfo, load_tracking_models
+from tubelets.models.ipdt.checkpoint import UsesTrackingModels
 from tubelets.models.ipdt.features import FeatureWindow
-from tubelets.models.ipdt.model import IPDT, FrameEncoding
+from tubelets.models.ipdt.model import FrameEncoding
 from tubelets.models.ipdt.point import exclusive_masks, grow_from_points
 from tubelets.models.ipdt.propagation import Instance, PropagationSettings, Propagator
 from tubelets.models.trackers.base import FrameSource, frame_getter
@@ -60,7 +59,7 @@ from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
 
 
 @dataclasses.dataclass(eq=False)
-class VosSegmenter:
+class VosSegmenter(UsesTrackingModels):
     """Follows prompted objects through a video (the ``vos:`` config keys); see the module docstring."""
 
     checkpoint: Optional[str] = "builtin:tracker-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
@@ -80,13 +79,7 @@ class VosSegmenter:
 
     def __post_init__(self) -> None:
         self._check_settings()
-        self.detector: Optional[nn.Module] = None
-        self.model: Optional[IPDT] = None
-        self.info: Optional[TrackerCheckpointInfo] = None
-        if self.checkpoint is not None:
-            self.detector, self.model, self.info = load_tracking_models(
-                self.checkpoint, self.detector_checkpoint, self.device
-            )
+        self.load_models()
 
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> "VosSegmenter":
@@ -96,13 +89,6 @@ class VosSegmenter:
         if unknown:
             raise ConfigError(f"unknown vos setting(s) {unknown}; known: {known}")
         return cls(**settings)
-
-    @classmethod
-    def with_models(cls, detector: nn.Module, model: IPDT, **settings) -> "VosSegmenter":
-        """A segmenter on given models (tests, benchmarks), no checkpoint read."""
-        segmenter = cls(checkpoint=None, **settings)
-        segmenter.detector, segmenter.model = detector.eval(), model.eval()
-        return segmenter
 
     @property
     def settings(self) -> PropagationSettings:

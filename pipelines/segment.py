@@ -51,6 +51,7 @@ class RunSpec:
             "checkpoint_id": self.checkpoint_id,
             "tracker": self.config["tracker"]["name"],
             "input": self.input_url,
+            "task": self.config["run"]["task"],
         }
 
 

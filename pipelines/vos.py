@@ -23,10 +23,10 @@ from typing import Any, Mapping, Optional
 
 import apache_beam as beam
 
-from tubelets.config import config_hash
 from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.davis import DavisDataset
 from tubelets.io.prompts import Prompts, farthest_interior_point, prompts_from_annotations, read_prompts
+from tubelets.pipelines.segment import RunSpec, check_input, check_output, new_run_id
 from tubelets.records import ObjectPrompt
 from tubelets.tables import read_table
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
@@ -40,15 +40,10 @@ TRACKER_NAME = "ipdt"  # the pixel level with the instance-level check, on the t
 
 
 @dataclasses.dataclass(frozen=True)
-class VosRunSpec:
-    """What one VOS run reads and writes, decided before the graph is built."""
+class VosRunSpec(RunSpec):
+    """A :class:`RunSpec` with the run's prompts; the objects have no category (:data:`OBJECT_CATEGORY`)."""
 
-    input_url: str
-    output_url: str
-    run_id: str
-    config: Mapping[str, Any]
-    checkpoint_id: str
-    prompts: Prompts
+    prompts: Prompts = dataclasses.field(default_factory=dict)
     evaluate: bool = False
 
     @property
@@ -56,18 +51,8 @@ class VosRunSpec:
         return self.config["run"]["task"]
 
     @property
-    def run_url(self) -> str:
-        return f"{self.output_url.rstrip('/')}/{self.run_id}"
-
-    @property
     def provenance(self) -> dict[str, str]:
-        return {
-            "config_hash": config_hash(self.config),
-            "checkpoint_id": self.checkpoint_id,
-            "tracker": TRACKER_NAME,
-            "input": self.input_url,
-            "task": self.task,
-        }
+        return {**super().provenance, "tracker": TRACKER_NAME}
 
 
 def check_vos_config(config: Mapping[str, Any]) -> None:
@@ -112,8 +97,6 @@ def as_point(prompt: ObjectPrompt) -> ObjectPrompt:
 
 def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], evaluate: bool = False) -> VosRunSpec:
     """Check the config, OUTPUT, INPUT, the tracker checkpoint and the prompts before any video is read."""
-    from tubelets.pipelines.segment import check_input, check_output, new_run_id
-
     check_vos_config(config)
     check_output(output_url)
     segmenter = build_segmenter({**config["vos"], "device": "cpu"})
@@ -123,7 +106,8 @@ def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], 
                            f"(JPEGImages/480p/, Annotations/480p/); {input_url!r} is not one")
     check_input(input_url)
     prompts = load_prompts(input_url, config)
-    return VosRunSpec(input_url, output_url, run_id, config, segmenter.info.checkpoint_id, prompts, evaluate)
+    return VosRunSpec(input_url, output_url, run_id, config, segmenter.info.checkpoint_id, OBJECT_CATEGORY,
+                      prompts, evaluate)
 
 
 def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollection]:

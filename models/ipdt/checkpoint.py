@@ -130,3 +130,27 @@ def load_tracking_models(url: str, detector_checkpoint: Optional[str] = None,
         parameter.requires_grad_(False)
     model = model_from_checkpoint(checkpoint, url).to(next(detector.parameters()).device)
     return detector, model, info
+
+
+class UsesTrackingModels:
+    """For a dataclass with ``checkpoint``, ``detector_checkpoint`` and ``device`` fields: its models.
+
+    :meth:`load_models` (call it from ``__post_init__``) sets ``detector``,
+    ``model`` (the IPDT heads) and ``info`` from the tracker checkpoint, or
+    leaves them None when ``checkpoint`` is None; :meth:`with_models` builds
+    one on given models instead (tests, benchmarks).
+    """
+
+    def load_models(self) -> None:
+        self.detector, self.model, self.info = None, None, None
+        if self.checkpoint is not None:
+            self.detector, self.model, self.info = load_tracking_models(
+                self.checkpoint, self.detector_checkpoint, self.device
+            )
+
+    @classmethod
+    def with_models(cls, detector: torch.nn.Module, model: IPDT, **settings):
+        """One on given models, no checkpoint read."""
+        made = cls(checkpoint=None, **settings)
+        made.detector, made.model = detector.eval(), model.eval()
+        return made

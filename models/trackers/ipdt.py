@@ -22,12 +22,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
-from torch import nn
-
 from tubelets.errors import ConfigError
-from tubelets.models.ipdt.checkpoint import TrackerCheckpointInfo, load_tracking_models
+from tubelets.models.ipdt.checkpoint import UsesTrackingModels
 from tubelets.models.ipdt.features import FeatureWindow
-from tubelets.models.ipdt.model import IPDT
 from tubelets.models.ipdt.propagation import PropagationSettings, Propagator
 from tubelets.models.trackers.base import FrameSource, Tracker, frame_getter, register_tracker
 from tubelets.models.tubelet_merge import merge_tubelets
@@ -35,7 +32,7 @@ from tubelets.records import Tubelet, VideoProposals
 
 
 @dataclasses.dataclass(eq=False)
-class DualTracker(Tracker):
+class DualTracker(UsesTrackingModels, Tracker):
     """Settings shared by ``ipdt``, ``pixel`` and ``instance`` (the ``tracker.<name>`` config keys)."""
 
     checkpoint: Optional[str] = "builtin:tracker-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
@@ -56,20 +53,7 @@ class DualTracker(Tracker):
 
     def __post_init__(self) -> None:
         self._check_settings()
-        self.detector: Optional[nn.Module] = None
-        self.model: Optional[IPDT] = None
-        self.info: Optional[TrackerCheckpointInfo] = None
-        if self.checkpoint is not None:
-            self.detector, self.model, self.info = load_tracking_models(
-                self.checkpoint, self.detector_checkpoint, self.device
-            )
-
-    @classmethod
-    def with_models(cls, detector: nn.Module, model: IPDT, **settings) -> "DualTracker":
-        """A tracker on given models (tests, benchmarks), no checkpoint read."""
-        tracker = cls(checkpoint=None, **settings)
-        tracker.detector, tracker.model = detector.eval(), model.eval()
-        return tracker
+        self.load_models()
 
     @property
     def settings(self) -> PropagationSettings:

@@ -37,3 +37,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models():
+    """``(detector, heads)``: an untrained ``small`` detector for 48x64 frames and small untrained IPDT heads.
+
+    For the trackers' and VOS's logic and shape tests: nothing is read from a checkpoint.
+    """
+    from tubelets.models.detector import build_detector
+    from tubelets.models.ipdt.model import IPDT, IPDTConfig
+
+    torch.manual_seed(0)
+    detector = build_detector({"preset": "small", "num_classes": 3, "min_size": 48, "max_size": 64}).eval()
+    heads = IPDT(IPDTConfig(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
+                            reference_pixels=16)).eval()
+    return detector, heads

@@ -15,22 +15,11 @@ from tubelets import masks
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.metrics.davis import region_similarity
 from tubelets.models.checkpoints import builtin_checkpoints
-from tubelets.models.detector import build_detector
-from tubelets.models.ipdt.model import IPDT, IPDTConfig
 from tubelets.models.vos import VosSegmenter
 from tubelets.records import ObjectPrompt
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 H, W, SIDE = 48, 64, 12
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    detector = build_detector({"preset": "small", "num_classes": 3, "min_size": H, "max_size": W}).eval()
-    heads = IPDT(IPDTConfig(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
-                            reference_pixels=16)).eval()
-    return detector, heads
 
 
 def square_frames(corners, length, seed=0):

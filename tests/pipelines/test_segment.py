@@ -83,7 +83,7 @@ def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path, listed_
     assert spec.run_url == f"{tmp_path}/{spec.run_id}" and spec.checkpoint_id == "untrained"
     assert spec.category_names == {index: name for index, name in enumerate(NAMES, start=1)}
     assert spec.provenance == {"config_hash": config_hash(config), "checkpoint_id": "untrained", "tracker": "ipdt",
-                               "input": listed_input}
+                               "task": "vis", "input": listed_input}
     assert not os.listdir(tmp_path)  # checked, nothing written yet
 
 

@@ -125,5 +125,5 @@ def test_config_section_matches_the_defaults_and_builds_the_tracker():
     section = load_config()["tracker"]
     defaults = {field.name: field.default for field in dataclasses.fields(IouTracker)}
     assert section["iou"] == defaults
-    assert build_tracker(None, section) == IouTracker()
+    assert build_tracker("iou", section) == IouTracker()
     assert build_tracker("iou", {"iou": {"max_age": 2}}).max_age == 2

@@ -7,30 +7,22 @@ checkpoints and is skipped without them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from tubelets import masks
+from tubelets.config import load_config
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.models.checkpoints import builtin_checkpoints
-from tubelets.models.detector import build_detector
-from tubelets.models.ipdt.model import IPDT, IPDTConfig
 from tubelets.models.trackers import build_tracker, known_trackers
 from tubelets.models.trackers.ipdt import InstanceTracker, IpdtTracker, PixelTracker
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 H, W, SIDE = 48, 64, 12
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    detector = build_detector({"preset": "small", "num_classes": 3, "min_size": H, "max_size": W}).eval()
-    heads = IPDT(IPDTConfig(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
-                            reference_pixels=16)).eval()
-    return detector, heads
 
 
 def frames_with(squares, length, seed=0):
@@ -215,3 +207,11 @@ def test_ipdt_on_the_gpu_gives_the_cpu_tubelets():
     assert [[f.frame for f in t.frames] for t in on_gpu] == [[f.frame for f in t.frames] for t in on_cpu]
     for cpu_frame, gpu_frame in zip(on_cpu[0].frames, on_gpu[0].frames):
         assert masks.iou_matrix([gpu_frame.mask], [cpu_frame.mask])[0, 0] > 0.95
+
+
+def test_ipdt_is_the_default_tracker_and_its_config_section_holds_every_setting():
+    section = load_config()["tracker"]
+    assert section["name"] == "ipdt"
+    fields = {field.name: field.default for field in dataclasses.fields(IpdtTracker)}
+    for name in ("ipdt", "pixel", "instance"):
+        assert set(section[name]) == set(fields), name
