@@ -23,6 +23,9 @@ every object's mask in every frame where it is seen.
   following an object. The search window follows the constant-velocity
   extrapolation for ``max_lost`` lost frames, then stays where that left it
   (further extrapolation mostly drifts off the frame).
+* **Re-detection** (:mod:`~tubelets.models.vos_redetect`, ``snap_iou``): where
+  one of the detector's proposals of the frame (any category) matches an
+  object's mask, the object takes the proposal's sharper mask.
 * **One object per pixel** (the DAVIS convention): in each frame a pixel goes
   to the most probable object among those above ``mask_threshold``, prompt
   masks first (:func:`~tubelets.models.ipdt.point.exclusive_masks`). These
@@ -55,6 +58,7 @@ from tubelets.models.ipdt.model import FrameEncoding
 from tubelets.models.ipdt.point import exclusive_masks, grow_from_points
 from tubelets.models.ipdt.propagation import Instance, PropagationSettings, Propagator
 from tubelets.models.trackers.base import FrameSource, frame_getter
+from tubelets.models.vos_redetect import ProposalSource, detector_proposals, snap_to_proposals
 from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
 
 
@@ -76,6 +80,8 @@ class VosSegmenter(UsesTrackingModels):
     # whose distances saturate: see tubelets.models.ipdt.point).
     point_threshold: float = 0.5
     feature_window: int = 32  # frames whose features are kept
+    snap_iou: Optional[float] = 0.5  # re-detection: a proposal overlapping an object's mask more replaces it (None: off)
+    proposal_score: float = 0.3  # re-detection: proposals scoring below are ignored
 
     def __post_init__(self) -> None:
         self._check_settings()
@@ -115,9 +121,11 @@ class VosSegmenter(UsesTrackingModels):
         check_prompts(prompts, length)
         if length == 0:
             return {}
-        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window)
+        get_frame = frame_getter(frames)
+        window = FeatureWindow(self.detector, self.model, get_frame, self.feature_window)
         prompt_masks = self._prompt_masks(prompts, window)
-        return _Sweeps(self, window, {p.object_id: p.frame for p in prompts}, prompt_masks).run(length)
+        proposals = None if self.snap_iou is None else detector_proposals(self.detector, get_frame, self.proposal_score)
+        return _Sweeps(self, window, {p.object_id: p.frame for p in prompts}, prompt_masks, proposals).run(length)
 
     @torch.no_grad()
     def grow_from_point(self, encoding: FrameEncoding, points: Sequence[tuple[float, float]],
@@ -153,7 +161,10 @@ class VosSegmenter(UsesTrackingModels):
             raise ConfigError("the VOS segmenter has no checkpoint: set vos.checkpoint")
 
     def _check_settings(self) -> None:
-        for name in ("mask_threshold", "min_confidence", "window_influence", "point_threshold"):
+        snap = self.snap_iou
+        if snap is not None and (isinstance(snap, bool) or not isinstance(snap, (int, float)) or not 0 <= snap <= 1):
+            raise ConfigError(f"vos setting snap_iou must be a number in [0, 1] or null, got {self.snap_iou!r}")
+        for name in ("mask_threshold", "min_confidence", "window_influence", "point_threshold", "proposal_score"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"vos setting {name} must be a number in [0, 1], got {value!r}")
@@ -261,8 +272,9 @@ class _Sweeps:
     """The per-video state of one :meth:`VosSegmenter.segment` call (see the module docstring)."""
 
     def __init__(self, segmenter: VosSegmenter, window: FeatureWindow, prompt_frames: dict[int, int],
-                 prompt_masks: dict[int, torch.Tensor]):
+                 prompt_masks: dict[int, torch.Tensor], proposals: Optional[ProposalSource] = None):
         self.settings = segmenter.settings
+        self.proposals, self.snap_iou = proposals, segmenter.snap_iou
         self.propagator = Propagator(segmenter.model, self.settings)
         self.window, self.prompt_frames, self.prompt_masks = window, prompt_frames, prompt_masks
         self.frame_size = next(iter(prompt_masks.values())).shape
@@ -331,6 +343,8 @@ class _Sweeps:
         inside = geometry.box_masks(geometry.scale_boxes(result.boxes, self.settings.box_margin), self.frame_size)
         found = result.confidence >= self.settings.min_confidence
         probs = result.probs * (inside & found[:, None, None])
+        if self.proposals is not None:
+            probs = snap_to_proposals(probs, self.proposals(frame), self.settings.mask_threshold, self.snap_iou)
         return _Evidence(list(active), probs, result.confidence, result.boxes)
 
     def _settle(self, frame: int, evidence: _Evidence, stepped: list[int]) -> None:

@@ -87,7 +87,7 @@ def build_segmenter(vos_cfg: Mapping[str, Any]):
     """The :class:`~tubelets.models.vos.VosSegmenter` of the ``vos:`` section (``prompts`` is not its key)."""
     from tubelets.models.vos import VosSegmenter
 
-    return VosSegmenter(**{key: value for key, value in vos_cfg.items() if key != "prompts"})
+    return VosSegmenter.from_config({key: value for key, value in vos_cfg.items() if key != "prompts"})
 
 
 def objects_to_tubelets(objects: Mapping[int, list[TubeletFrame]]) -> list[Tubelet]:
