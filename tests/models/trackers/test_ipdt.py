@@ -95,6 +95,20 @@ def test_an_instance_first_proposed_mid_video_is_extended_backward(models):
     assert all(f.score < 0.9 for f in tubelets[0].frames if f.frame != 3)  # propagated: score x confidence
 
 
+def test_a_direction_no_proposal_confirms_stops_and_drops_its_unconfirmed_tail(models):
+    path = lambda t: [(4 + 3 * t, 10)]  # noqa: E731
+    placed = [[], [], [(10, 10, 1, 0.9)], [], [], [], [], [], []]  # one proposal, on frame 2
+    video, frames = proposals_with(placed), frames_with(path, 9)
+    unlimited = InstanceTracker.with_models(*models, min_confidence=0.0)
+    assert [[f.frame for f in t.frames] for t in unlimited.track(video, frames)] == [list(range(9))]
+    limited = InstanceTracker.with_models(*models, min_confidence=0.0, max_unconfirmed=2)
+    # Backward, frames 1 and 0 are 2 unconfirmed steps: kept. Forward, the 3rd unconfirmed step (frame 5)
+    # stops the direction and drops frames 3 and 4 with it.
+    assert [[f.frame for f in t.frames] for t in limited.track(video, frames)] == [[0, 1, 2]]
+    with pytest.raises(ConfigError, match="max_unconfirmed"):
+        InstanceTracker(checkpoint=None, max_unconfirmed=-1)
+
+
 @pytest.mark.parametrize("tracker_class", [IpdtTracker, PixelTracker, InstanceTracker])
 def test_each_frame_runs_the_heads_once_whatever_the_number_of_instances(models, tracker_class):
     detector, heads = models
