@@ -44,9 +44,9 @@ def config_from_args(args: argparse.Namespace) -> dict:
         overrides.append(f"tracker.name={args.tracker}")
     if getattr(args, "source", None):
         overrides.append(f"io.source={args.source}")
-    if args.task:
+    if getattr(args, "task", None):
         overrides.append(f"run.task={args.task}")
-    if args.prompts:
+    if getattr(args, "prompts", None):
         overrides.append(f"vos.prompts={args.prompts}")
     config = load_config(args.config, overrides)
     if config["run"]["task"] not in TASKS:
