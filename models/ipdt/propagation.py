@@ -18,7 +18,10 @@ direction stops after ``max_lost`` consecutive lost frames. A prediction that
 overlaps a proposal of the frame (mask IoU > ``snap_iou``) takes the
 proposal's mask, box and score and votes with its class: the detector's mask
 is sharper than the stride-4 one, and the snap re-anchors the instance (see
-:meth:`Propagator._snap` for the matching rule).
+:meth:`Propagator._snap` for the matching rule). A direction that no proposal
+has confirmed for ``max_unconfirmed`` steps stops, and the frames it filled
+since the last confirmation are dropped: the heads stay confident on a
+look-alike they drifted onto, so the detector is the check against drift.
 """
 
 from __future__ import annotations
