@@ -114,4 +114,5 @@ def test_config_section_matches_the_function_defaults_but_th_cc_for_the_shipped_
     assert parameters["th_cc"].default == 0.5 and section["th_cc"] == 0.3
     assert {**section, "th_cc": 0.5} == {name: parameters[name].default for name in section}
     assert set(section) == set(parameters) - {"proposals"}
-    assert calibrate_classes(VIDEO, **section).reliable == {1}
+    assert calibrate_classes(VIDEO, **section).reliable == {1, 2}  # class 2's mean lies between 0.3 and 0.5
+    assert calibrate_classes(VIDEO, **{**section, "th_cc": 0.5}).reliable == {1}
