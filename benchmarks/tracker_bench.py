@@ -68,7 +68,9 @@ def grid_proposals(length: int, count: int, height: int, width: int) -> VideoPro
 def timing(cfg: dict, seed: int) -> dict:
     video = generate_video(video_rng(seed, 0), hard=True)
     frames = list(video.frames)
-    tracker_cfg = {**cfg["tracker"], "ipdt": {**cfg["tracker"]["ipdt"], "min_confidence": 0.0, "max_lost": 10**6}}
+    # Every instance followed to the end: no confidence floor, no stop for lost or unconfirmed steps.
+    followed = {"min_confidence": 0.0, "max_lost": 10**6, "max_unconfirmed": None}
+    tracker_cfg = {**cfg["tracker"], "ipdt": {**cfg["tracker"]["ipdt"], **followed}}
     tracker = build_tracker("ipdt", tracker_cfg)
     batch = int(cfg["proposals"]["batch_size"])
     detect(tracker.detector, frames[:batch])  # warm-up
