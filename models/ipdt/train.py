@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import time
 from typing import Any, Mapping
 
-import fsspec
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from tubelets.errors import ConfigError
-from tubelets.models.checkpoints import strip_for_release, write_checkpoint
 from tubelets.models.detection_data import AUGMENT_STREAM, INIT_STREAM, sample_seed
 from tubelets.models.ipdt import geometry, losses
 from tubelets.models.ipdt.checkpoint import (
@@ -45,7 +42,8 @@ from tubelets.models.ipdt.data import FeatureBank, TrackingSample, TrackingSampl
 from tubelets.models.ipdt.model import IPDT, FrameEncoding, IPDTConfig
 from tubelets.models.ipdt.pixel import reference_vectors
 from tubelets.models.loading import CheckpointInfo, load_detector, load_matching, resolve_device
-from tubelets.models.train_detector import _optimizer_to, learning_rate, make_optimizer
+from tubelets.models import training_loop
+from tubelets.models.training_loop import make_optimizer
 from tubelets.models.training_cli import add_training_arguments, training_config
 
 SECTION = "train_tracker"
@@ -122,18 +120,10 @@ def draw_batch(samples: TrackingSamples, step: int, train_cfg: Mapping) -> list[
 
 def train_step(model, bank, samples, optimizer, step: int, train_cfg: Mapping, device) -> dict[str, float]:
     """One optimiser step; returns each loss and their weighted ``total``."""
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(step, train_cfg)
     parts = step_losses(model, bank, draw_batch(samples, step, train_cfg), samples.frame_size, device)
     weights = train_cfg["loss_weights"]
     total = sum(float(weights[name]) * value for name, value in parts.items())
-    if not torch.isfinite(total):
-        raise FloatingPointError(f"tracker training loss is {total.item()} at step {step}; lower {SECTION}.lr")
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    if train_cfg.get("clip_grad_norm"):
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(train_cfg["clip_grad_norm"]))
-    optimizer.step()
+    training_loop.optimizer_step(model, optimizer, total, step, train_cfg, SECTION)
     return {"total": float(total.item()), **{name: float(value.item()) for name, value in parts.items()}}
 
 
@@ -151,69 +141,43 @@ def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume
     torch.manual_seed(sample_seed(int(train_cfg["seed"]), INIT_STREAM))
     model = IPDT(IPDTConfig.from_dict(train_cfg.get("model") or {}))
     optimizer = make_optimizer(model, train_cfg)
-    start_step = restore(model, optimizer, out_url, detector_info, train_cfg) if resume else 0
+    start_step = 0
+    if resume:
+        start_step = training_loop.resume(out_url, optimizer, train_cfg, SECTION,
+                                          lambda url: load_training_checkpoint(model, url, detector_info))
     model.to(torch_device).train()
-    _optimizer_to(optimizer, torch_device)
+    training_loop.optimizer_to(optimizer, torch_device)
 
     def checkpoint_at(step: int) -> dict:
         return make_tracker_checkpoint(model, detector=detector_info, detector_section=cfg["detector"], config=cfg,
                                        step=step, optimizer=optimizer)
 
-    history = run_steps(model, bank, samples, optimizer, train_cfg, out_url, start_step, torch_device, progress,
-                        checkpoint_at)
-    final = checkpoint_at(int(train_cfg["steps"]))
-    if train_cfg["release"]:
-        final = strip_for_release(final)
-    write_checkpoint(out_url, final)
-    recent = [h["total"] for h in history[-50:]]
+    def one_step(step: int, _) -> training_loop.StepLosses:
+        return train_step(model, bank, samples, optimizer, step, train_cfg, torch_device)
+
+    steps = range(start_step, int(train_cfg["steps"]))
+    history = training_loop.run_steps(steps, itertools.repeat(None), one_step, checkpoint_at, out_url, train_cfg,
+                                      progress, "train tracker")
+    final = training_loop.write_final(out_url, checkpoint_at(int(train_cfg["steps"])), train_cfg)
     return TrackerTrainResult(
         checkpoint_url=out_url,
         checkpoint_id=final["checkpoint_id"],
         detector_checkpoint_id=detector_info.checkpoint_id,
         start_step=start_step,
         steps=int(train_cfg["steps"]),
-        loss=sum(recent) / len(recent) if recent else float("nan"),
+        loss=training_loop.recent_mean(history, "total"),
         wall_seconds=time.monotonic() - started,
         device=str(torch_device),
         instances=len(samples),
     )
 
 
-def run_steps(model, bank, samples, optimizer, train_cfg, out_url, start_step, device, progress,
-              checkpoint_at) -> list[dict[str, float]]:
-    """The loop from ``start_step`` to ``steps``, with the detector's progress bar and periodic checkpoints."""
-    steps = range(start_step, int(train_cfg["steps"]))
-    bar = tqdm(total=steps.stop, initial=start_step, disable=not progress, mininterval=2.0, desc="train tracker")
-    history: list[dict[str, float]] = []
-    for step in steps:
-        history.append(train_step(model, bank, samples, optimizer, step, train_cfg, device))
-        bar.update(1)
-        recent = history[-20:]
-        shown = {name: f"{sum(h[name] for h in recent) / len(recent):.3f}" for name in recent[0]}
-        bar.set_postfix(shown, refresh=False)
-        done = step + 1
-        if done % int(train_cfg["checkpoint_every"]) == 0 and done < steps.stop:
-            checkpoint = checkpoint_at(done)
-            write_checkpoint(out_url, checkpoint)
-            bar.write(f"step {done}: checkpoint {checkpoint['checkpoint_id']} -> {out_url} ({shown})")
-    bar.close()
-    return history
-
-
-def restore(model: IPDT, optimizer, out_url: str, detector: CheckpointInfo, train_cfg: Mapping) -> int:
-    """Load the checkpoint at ``out_url`` to resume; returns its step (0 when there is none yet)."""
-    fs, path = fsspec.core.url_to_fs(out_url)
-    if not fs.exists(path):
-        return 0
+def load_training_checkpoint(model: IPDT, out_url: str, detector: CheckpointInfo) -> dict:
+    """The tracker checkpoint at ``out_url``, checked against ``detector``, its weights loaded into ``model``."""
     checkpoint = read_tracker_checkpoint(out_url)
     check_detector(tracker_info(checkpoint, out_url), detector)
     load_matching(model, checkpoint["model"], out_url)
-    if checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    step = int(checkpoint["step"])
-    if step > int(train_cfg["steps"]):
-        raise ConfigError(f"{out_url!r} is at step {step}, beyond {SECTION}.steps {train_cfg['steps']}")
-    return step
+    return checkpoint
 
 
 def add_train_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
