@@ -39,17 +39,51 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+# The tiny untrained models of the logic and shape tests (48x64 frames): nothing read from a checkpoint.
+TINY_DETECTOR = {"preset": "small", "num_classes": 3, "min_size": 48, "max_size": 64, "checkpoint": None}
+TINY_HEADS_SETTINGS = dict(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
+                           reference_pixels=16)
+
+
+def tiny_heads_config():
+    from tubelets.models.ipdt.model import IPDTConfig
+
+    return IPDTConfig(**TINY_HEADS_SETTINGS)
+
+
 @pytest.fixture(scope="module")
 def models():
-    """``(detector, heads)``: an untrained ``small`` detector for 48x64 frames and small untrained IPDT heads.
-
-    For the trackers' and VOS's logic and shape tests: nothing is read from a checkpoint.
-    """
+    """``(detector, heads)``: the tiny untrained detector and IPDT heads, drawn from one seed."""
     from tubelets.models.detector import build_detector
-    from tubelets.models.ipdt.model import IPDT, IPDTConfig
+    from tubelets.models.ipdt.model import IPDT
 
     torch.manual_seed(0)
-    detector = build_detector({"preset": "small", "num_classes": 3, "min_size": 48, "max_size": 64}).eval()
-    heads = IPDT(IPDTConfig(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
-                            reference_pixels=16)).eval()
-    return detector, heads
+    detector = build_detector(TINY_DETECTOR).eval()
+    return detector, IPDT(tiny_heads_config()).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_detector():
+    from tubelets.models.detector import build_detector
+
+    torch.manual_seed(0)
+    return build_detector(TINY_DETECTOR).eval()
+
+
+@pytest.fixture
+def tiny_model():
+    from tubelets.models.ipdt.model import IPDT
+
+    torch.manual_seed(1)
+    return IPDT(tiny_heads_config()).eval()
+
+
+@pytest.fixture
+def tiny_detector_section() -> dict:
+    """The ``detector:`` settings of the tiny detector (no checkpoint)."""
+    return dict(TINY_DETECTOR)
+
+
+@pytest.fixture
+def tiny_heads():
+    return tiny_heads_config()

@@ -1,41 +1,19 @@
-"""Fixtures of the IPDT tests: a tiny untrained detector and head set, and tiny square videos."""
+"""Fixtures of the IPDT tests: tiny square videos (the tiny models are in ``tests/models/conftest.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tubelets import masks
-from tubelets.models.detector import build_detector
-from tubelets.models.ipdt.model import IPDT, IPDTConfig
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
 
-HEIGHT, WIDTH = 48, 64
-TINY_DETECTOR = {"preset": "small", "num_classes": 3, "min_size": HEIGHT, "max_size": WIDTH, "checkpoint": None}
-TINY_HEADS = IPDTConfig(embedding_dim=8, siamese_channels=16, segmentation_channels=8, local_radius=2,
-                        reference_pixels=16)
+HEIGHT, WIDTH = 48, 64  # the tiny detector's frame size
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread: the tests run two at a time on a 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_detector():
-    torch.manual_seed(0)
-    return build_detector(TINY_DETECTOR).eval()
-
-
-@pytest.fixture
-def tiny_model():
-    torch.manual_seed(1)
-    return IPDT(TINY_HEADS).eval()
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Every IPDT test on one torch thread (see ``one_torch_thread``)."""
 
 
 def square_frames(length: int, squares: list[tuple[int, int, int]], seed: int = 0) -> np.ndarray:
@@ -70,14 +48,3 @@ def detections(frame: int, placed: list[tuple[int, int, int, float]]) -> FrameDe
 def video(frames_placed: list[list[tuple[int, int, int, float]]], key: str = "squares") -> VideoProposals:
     meta = VideoMeta(key, WIDTH, HEIGHT, len(frames_placed))
     return VideoProposals(meta, [detections(t, placed) for t, placed in enumerate(frames_placed)])
-
-
-@pytest.fixture
-def tiny_detector_section() -> dict:
-    """The ``detector:`` settings of the tiny detector (no checkpoint)."""
-    return dict(TINY_DETECTOR)
-
-
-@pytest.fixture
-def tiny_heads() -> IPDTConfig:
-    return TINY_HEADS
