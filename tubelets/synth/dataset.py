@@ -10,6 +10,8 @@ same however many videos are asked for.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import fsspec
 import numpy as np
 
@@ -48,16 +50,13 @@ def generate_dataset(
     all before anything is written.
     """
     check_arguments(videos, seed, width, height, write_videos)
-    fs, root = fsspec.core.url_to_fs(out_url)
-    root = root.rstrip("/")
-    fs.makedirs(root, exist_ok=True)
+    fs, root = output_root(out_url)
     video_records, annotations = [], []
-    for index in range(videos):
-        video, name = generate_video(video_rng(seed, index), width, height, hard), video_name(index)
+    for index, name, video in generated_videos(videos, seed, width, height, hard):
         if write_jpegs:
             writer.write_jpegs(fs, f"{root}/JPEGImages/{name}", video.frames)
         if write_videos:
-            write_mp4(fs.unstrip_protocol(f"{root}/videos/{name}.mp4"), video.frames, spec.FPS)
+            write_video_file(fs, root, name, video)
         video_records.append(video_record(index + 1, name, video))
         annotations.extend(annotation_records(video, index + 1, first_id=len(annotations) + 1))
     dataset = {
@@ -68,6 +67,25 @@ def generate_dataset(
     }
     writer.write_json(fs, f"{root}/instances.json", dataset)
     return dataset
+
+
+def output_root(out_url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The file system and root path of ``out_url`` (created, no trailing slash)."""
+    fs, root = fsspec.core.url_to_fs(out_url)
+    root = root.rstrip("/")
+    fs.makedirs(root, exist_ok=True)
+    return fs, root
+
+
+def generated_videos(videos: int, seed: int, width: int, height: int, hard: bool) -> Iterator[tuple[int, str, SyntheticVideo]]:
+    """``(index, name, video)`` of the data set's videos, each drawn from its own generator."""
+    for index in range(videos):
+        yield index, video_name(index), generate_video(video_rng(seed, index), width, height, hard)
+
+
+def write_video_file(fs: fsspec.AbstractFileSystem, root: str, name: str, video: SyntheticVideo) -> None:
+    """``root/videos/<name>.mp4``: the frames as H.264 yuv420p at ``spec.FPS``."""
+    write_mp4(fs.unstrip_protocol(f"{root}/videos/{name}.mp4"), video.frames, spec.FPS)
 
 
 def video_record(video_id: int, name: str, video: SyntheticVideo) -> dict:

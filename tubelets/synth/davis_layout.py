@@ -13,13 +13,10 @@ the objects alike. The folder name ``480p`` is the layout's, whatever the frame 
 
 from __future__ import annotations
 
-import fsspec
-
 from tubelets.io.davis import annotation_url, masks_to_id_map, write_annotation
-from tubelets.io.video_writer import write_mp4
-from tubelets.synth import spec, writer
-from tubelets.synth.dataset import check_arguments, video_name, video_rng
-from tubelets.synth.scene import SyntheticVideo, generate_video
+from tubelets.synth import writer
+from tubelets.synth.dataset import check_arguments, generated_videos, output_root, write_video_file
+from tubelets.synth.scene import SyntheticVideo
 
 SPLIT = "val"
 
@@ -39,15 +36,12 @@ def generate_davis(
     ``seed``, a side under 32 pixels, an odd side), before anything is written.
     """
     check_arguments(videos, seed, width, height, write_videos=True)
-    fs, root = fsspec.core.url_to_fs(out_url)
-    root = root.rstrip("/")
-    fs.makedirs(root, exist_ok=True)
+    fs, root = output_root(out_url)
     names = []
-    for index in range(videos):
-        video, name = generate_video(video_rng(seed, index), width, height, hard), video_name(index)
+    for _, name, video in generated_videos(videos, seed, width, height, hard):
         writer.write_jpegs(fs, f"{root}/JPEGImages/{resolution}/{name}", video.frames)
         write_id_maps(fs.unstrip_protocol(root), name, video, resolution)
-        write_mp4(fs.unstrip_protocol(f"{root}/videos/{name}.mp4"), video.frames, spec.FPS)
+        write_video_file(fs, root, name, video)
         names.append(name)
     fs.makedirs(f"{root}/ImageSets/2017", exist_ok=True)
     fs.pipe_file(f"{root}/ImageSets/2017/{SPLIT}.txt", "".join(f"{name}\n" for name in names).encode("utf-8"))
