@@ -115,7 +115,8 @@ def encode_batch(model: IPDT, bank: FeatureBank, batch: list[TrackingSample], fr
 def draw_batch(samples: TrackingSamples, step: int, train_cfg: Mapping) -> list[TrackingSample]:
     """The samples of step ``step``: each from its own seed ``(seed, step, slot)``."""
     seed = int(train_cfg["seed"])
-    return [samples.sample(sample_seed(seed, AUGMENT_STREAM, step, slot)) for slot in range(int(train_cfg["batch_size"]))]
+    slots = range(int(train_cfg["batch_size"]))
+    return [samples.sample(sample_seed(seed, AUGMENT_STREAM, step, slot)) for slot in slots]
 
 
 def train_step(model, bank, samples, optimizer, step: int, train_cfg: Mapping, device) -> dict[str, float]:

@@ -77,7 +77,9 @@ def output_root(out_url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, root
 
 
-def generated_videos(videos: int, seed: int, width: int, height: int, hard: bool) -> Iterator[tuple[int, str, SyntheticVideo]]:
+def generated_videos(
+    videos: int, seed: int, width: int, height: int, hard: bool
+) -> Iterator[tuple[int, str, SyntheticVideo]]:
     """``(index, name, video)`` of the data set's videos, each drawn from its own generator."""
     for index in range(videos):
         yield index, video_name(index), generate_video(video_rng(seed, index), width, height, hard)
