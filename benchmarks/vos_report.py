@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from tubelets.io.davis import DavisDataset
+from tubelets.io.davis import DavisDataset, object_ids_in
 from tubelets.metrics.davis import summarize
 from tubelets.metrics.davis_matching import evaluate_tubelets
 from tubelets.models.tubelet_ops import tubelet_from_row
@@ -53,11 +53,11 @@ def matched_vis_scores(davis: DavisDataset, output: Path, run_id: str) -> dict:
     by_video: dict[str, list] = {}
     for row in read_table(str(output), "tubelets", run_id).to_pylist():
         by_video.setdefault(row["video"], []).append(tubelet_from_row(row))
-    results = [
-        evaluate_tubelets(davis.annotations(seq), davis.object_ids(seq), by_video.get(seq, []), sequence=seq)
-        for seq in davis.sequences()
-        if davis.object_ids(seq)
-    ]
+    results = []
+    for seq in davis.sequences():
+        truth = davis.annotations(seq)
+        if object_ids_in(truth):
+            results.append(evaluate_tubelets(truth, object_ids_in(truth), by_video.get(seq, []), sequence=seq))
     return summarize(results)
 
 

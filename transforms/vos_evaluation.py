@@ -17,7 +17,7 @@ import apache_beam as beam
 import numpy as np
 
 from tubelets.errors import DatasetError
-from tubelets.io.davis import DavisDataset
+from tubelets.io.davis import DavisDataset, object_ids_in
 from tubelets.metrics.davis import SequenceResult, evaluate_sequence, region_similarity, summarize
 from tubelets.records import ObjectPrompt
 from tubelets.tables import VOS_METRIC_NAMES, utc_now
@@ -63,7 +63,7 @@ class ScoreSequence(beam.DoFn):
         if tracked:
             meta, tubelets = tracked[0]
             predicted = np.stack(list(frame_id_maps(tubelets, meta))) if meta.length else predicted
-        result = evaluate_sequence(truth, predicted, self._dataset.object_ids(name), sequence=name)
+        result = evaluate_sequence(truth, predicted, object_ids_in(truth), sequence=name)
         prompt_iou = {
             p.object_id: float(region_similarity(truth[p.frame : p.frame + 1] == p.object_id,
                                                  predicted[p.frame : p.frame + 1] == p.object_id)[0])

@@ -154,8 +154,8 @@ class DavisDataset:
         """Object ids in any annotation of the sequence, ascending (no background, no void)."""
         found: set[int] = set()
         for t in self.annotated_frames(seq):
-            found.update(int(i) for i in np.unique(self.read_annotation(seq, t)))
-        return sorted(found - {BACKGROUND_ID, VOID_ID})
+            found.update(object_ids_in(self.read_annotation(seq, t)))
+        return sorted(found)
 
     def _split_sequences(self) -> list[str]:
         url = join_url(self.root_url, "ImageSets", "2017", f"{self.split}.txt")
@@ -240,10 +240,14 @@ def read_palette_png(url: str) -> np.ndarray:
         return np.array(image, dtype=np.uint8)
 
 
+def object_ids_in(id_maps: np.ndarray) -> list[int]:
+    """The object ids in id maps of any shape, ascending (no background, no void)."""
+    return sorted({int(i) for i in np.unique(id_maps)} - {BACKGROUND_ID, VOID_ID})
+
+
 def id_map_to_masks(id_map: np.ndarray) -> dict[int, np.ndarray]:
     """``{object_id: bool [H, W]}`` for each id in ``id_map``, ascending (no background, no void)."""
-    ids = [int(i) for i in np.unique(id_map) if i not in (BACKGROUND_ID, VOID_ID)]
-    return {i: id_map == i for i in ids}
+    return {i: id_map == i for i in object_ids_in(id_map)}
 
 
 def masks_to_id_map(masks: Mapping[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
