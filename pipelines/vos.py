@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 
 import apache_beam as beam
 
+from tubelets import masks
 from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.davis import DavisDataset
 from tubelets.io.prompts import Prompts, farthest_interior_point, prompts_from_annotations, read_prompts
@@ -90,8 +91,6 @@ def as_point(prompt: ObjectPrompt) -> ObjectPrompt:
     """A point prompt at the mask's farthest interior point (a point prompt as it is)."""
     if prompt.mask is None:
         return prompt
-    from tubelets import masks
-
     return dataclasses.replace(prompt, mask=None, point=farthest_interior_point(masks.decode(prompt.mask)))
 
 
