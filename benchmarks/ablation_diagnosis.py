@@ -1,0 +1,59 @@
+"""Why the ablation's trackers score as they do: ranking, classes, or the tubelets themselves.
+
+Reads the runs ``benchmarks/ablation.py`` left under ``--work`` (each run's
+``results.json`` and its set's ``instances.json``) and prints, per set and
+tracker, AP as is and under the oracles of
+:mod:`tubelets.metrics.vis_diagnosis` (perfect scores, perfect classes,
+both), the share of ground-truth tracks whose best tubelet reaches video IoU
+0.5, and where the union of each track with its best tubelet goes::
+
+    .venv/bin/python benchmarks/ablation.py            # the runs (about 12 min)
+    .venv/bin/python benchmarks/ablation_diagnosis.py  # this table (about a minute)
+
+"AP, oracle both" is what a tracker's tubelets are worth when only their
+masks count: when it is equal across trackers, their AP differences come
+from scores and classes, which come from the detector's proposals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ablation import SETS, VARIANTS, run_id
+
+from tubelets.metrics.vis_diagnosis import diagnose
+
+HEADER = ("| set | tracker | AP | AP, oracle scores | AP, oracle classes | AP, oracle both | AP50, oracle both "
+          "| tracks found | video IoU | missed | extra | overlap |")
+
+
+def row(set_name: str, label: str, gt: dict, results_path: Path) -> str:
+    diagnosis = diagnose(gt, json.loads(results_path.read_text()))
+    ap, frames = diagnosis.ap, diagnosis.frames
+    cells = [ap["real"]["AP"], ap["oracle scores"]["AP"], ap["oracle classes"]["AP"], ap["oracle both"]["AP"],
+             ap["oracle both"]["AP50"], frames.tracks_found, frames.iou, frames.missed, frames.extra, frames.overlap]
+    return f"| {set_name} | {label} | " + " | ".join(f"{100 * value:.1f}" for value in cells) + " |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-ablation"))
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    print(HEADER)
+    print("|" + "---|" * HEADER.count(" | ") + "---|")
+    for set_name, _ in SETS:
+        gt = json.loads((work / f"shapes-1234-{set_name}" / "instances.json").read_text())
+        for label, _, _ in VARIANTS:
+            results_path = work / "runs" / run_id(set_name, label) / "results.json"
+            if not results_path.exists():
+                raise SystemExit(f"{results_path} is missing: run benchmarks/ablation.py --work {work} first")
+            print(row(set_name, label, gt, results_path), flush=True)
+
+
+if __name__ == "__main__":
+    main()
