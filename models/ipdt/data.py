@@ -14,7 +14,14 @@ step before ``t`` towards ``r``. Then, drawn from the sample's own seed:
 * *occlusion*: patches cut from another video's frame are pasted over the
   instance; the covered pixels leave its mask;
 * *absence*: sometimes the target is a frame of another video, so the
-  instance is not there (the discriminator must learn to say "lost").
+  instance is not there (the discriminator must learn to say "lost");
+* *distractors* (DaSiamRPN's distractor-aware training): sometimes the
+  previous box and mask are another instance of the same video, as when the
+  tracker has drifted onto a neighbour; the target stays the reference
+  instance. The boxes of the video's other instances in the target frame
+  (``other_boxes``) let the loss weigh the proposals on them as hard
+  negatives: a negative from another video is easy, a look-alike next to
+  the instance is what a tracker confuses.
 
 The backbone is frozen, so every frame's FPN levels are computed once
 (:class:`FeatureBank`) and the motion and occlusion augmentations are applied
@@ -69,6 +76,7 @@ class TrackingSample:
     target_mask: np.ndarray  # after motion and occlusion; empty when absent
     reference_box: np.ndarray  # jittered
     previous_box: np.ndarray  # jittered: where the search window is centred
+    other_boxes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.float32))  # [K, 4] the video's other instances in the target (after motion)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +118,10 @@ class TrackingSamples:
         previous_mask = self._mask(anchor.video_id, anchor.track, previous)
         target_key = (anchor.video_id, target)
         target_mask = self._mask(anchor.video_id, anchor.track, target)
+        others = self._others(anchor, target)
         if rng.random() < float(self.augment["absent"]):
-            target_key, target_mask = self._other_frame(rng, anchor.video_id), np.zeros_like(target_mask)
+            target_key, target_mask, others = self._other_frame(rng, anchor.video_id), np.zeros_like(target_mask), []
+        previous_mask = self._maybe_distractor(rng, anchor, previous, previous_mask)
         motion = motion_theta(rng, self.augment)
         target_mask = warp_mask(target_mask, motion)
         occluders = sample_occluders(target_mask, self._other_frame(rng, anchor.video_id), rng, self.augment)
@@ -131,7 +141,21 @@ class TrackingSamples:
             target_mask=target_mask,
             reference_box=jitter_box(tight_box(reference_mask), rng, float(self.augment["reference_jitter"])),
             previous_box=jitter_box(tight_box(previous_mask), rng, float(self.augment["previous_jitter"])),
+            other_boxes=visible_boxes([warp_mask(mask, motion) for mask in others]),
         )
+
+    def _others(self, anchor: _Anchor, frame: int) -> list[np.ndarray]:
+        """Masks of the video's other instances visible in ``frame``."""
+        count = len(self._masks[anchor.video_id])
+        masks = [self._mask(anchor.video_id, track, frame) for track in range(count) if track != anchor.track]
+        return [mask for mask in masks if mask.sum() >= MIN_VISIBLE_PIXELS]
+
+    def _maybe_distractor(self, rng: np.random.Generator, anchor: _Anchor, previous: int,
+                          previous_mask: np.ndarray) -> np.ndarray:
+        """With chance ``augment["distractor"]``, another instance's mask in ``previous`` (the tracker drifted)."""
+        drifted = rng.random() < float(self.augment.get("distractor", 0.0))
+        others = self._others(anchor, previous) if drifted else []
+        return others[int(rng.integers(len(others)))] if others else previous_mask
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -175,6 +199,12 @@ def tight_box(mask: np.ndarray) -> np.ndarray:
     """``float32 [4]`` pixel-edge box of a non-empty ``bool [H, W]`` mask."""
     ys, xs = np.nonzero(mask)
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+def visible_boxes(masks: list[np.ndarray]) -> np.ndarray:
+    """``float32 [K, 4]`` boxes of the masks that keep at least ``MIN_VISIBLE_PIXELS`` pixels."""
+    boxes = [tight_box(mask) for mask in masks if mask.sum() >= MIN_VISIBLE_PIXELS]
+    return np.stack(boxes) if boxes else np.zeros((0, 4), np.float32)
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:

@@ -3,7 +3,10 @@
 * :func:`anchor_labels`: which Siamese proposals are the instance (box IoU
   with the target box >= ``positive_iou``), which are not (< ``negative_iou``),
   which are ignored; an absent instance makes every proposal negative;
-* :func:`discriminator_loss`: BCE, positives and negatives weighted equally;
+* :func:`discriminator_loss`: BCE, positives and negatives weighted equally,
+  plus the negatives on the video's other instances (:func:`distractor_anchors`)
+  as a third group of the same weight: they are few among the negatives,
+  and the ones a tracker confuses;
 * :func:`box_loss`: smooth L1 on the positives' box deltas;
 * :func:`mask_loss`: per-pixel BCE plus a soft-IoU term, on frame pixels.
 """
@@ -39,11 +42,25 @@ def anchor_labels(anchors: torch.Tensor, target_boxes: torch.Tensor, present: to
     return flat_labels.reshape(labels.shape)
 
 
-def discriminator_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Balanced BCE: the mean over positives plus the mean over negatives (each 0 when there are none)."""
+def distractor_anchors(anchors: torch.Tensor, other_boxes: list[torch.Tensor], labels: torch.Tensor,
+                       min_iou: float = 0.5) -> torch.Tensor:
+    """``bool [N, A, R, R]``: negatives (label 0) whose anchor overlaps another instance's box (IoU >= ``min_iou``).
+
+    ``other_boxes[n]`` ``[K_n, 4]``: the boxes of sample ``n``'s other instances in the target frame.
+    """
+    hard = torch.zeros_like(labels, dtype=torch.bool)
+    for n, boxes in enumerate(other_boxes):
+        if boxes.shape[0]:
+            iou = geometry.pairwise_box_iou(anchors[n][..., None, :], boxes.to(anchors.device))  # [A, R, R, K]
+            hard[n] = (iou >= min_iou).any(-1)
+    return hard & (labels == 0.0)
+
+
+def discriminator_loss(logits: torch.Tensor, labels: torch.Tensor, hard: torch.Tensor | None = None) -> torch.Tensor:
+    """Balanced BCE: the means over positives, over negatives and over the ``hard`` negatives (each 0 when empty)."""
     loss = torch.zeros((), device=logits.device)
-    for value in (1.0, 0.0):
-        chosen = labels == value
+    groups = [labels == 1.0, labels == 0.0] + ([hard] if hard is not None else [])
+    for chosen in groups:
         if chosen.any():
             loss = loss + F.binary_cross_entropy_with_logits(logits[chosen], labels[chosen])
     return loss

@@ -89,6 +89,15 @@ def crop_features(level: torch.Tensor, boxes: torch.Tensor, frame_index: torch.T
     return roi_align(level, rois, (size, size), spatial_scale=scale / stride, sampling_ratio=2, aligned=True)
 
 
+def all_proposals(logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every anchor's refined box and probability: ``(boxes [N, M, 4], probs [N, M])``, ``M = A * R * R``."""
+    count, num_anchors, response = logits.shape[0], logits.shape[1], logits.shape[-1]
+    cells = num_anchors * response * response
+    per_anchor = deltas.reshape(count, num_anchors, 4, response, response).permute(0, 1, 3, 4, 2)
+    boxes = geometry.decode_boxes(anchors.reshape(count, cells, 4), per_anchor.reshape(count, cells, 4))
+    return boxes, torch.sigmoid(logits).reshape(count, cells)
+
+
 def best_proposals(logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor,
                    window_influence: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The chosen proposal of each instance: ``(boxes [N, 4], confidence [N])``.
@@ -97,15 +106,10 @@ def best_proposals(logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Te
     cosine window (SiamRPN's motion prior: large jumps are unlikely); the
     confidence reported is the discriminator's probability of the choice.
     """
-    count, num_anchors, response = logits.shape[0], logits.shape[1], logits.shape[-1]
-    if count == 0:
-        return logits.new_zeros((0, 4)), logits.new_zeros(0)
-    probs = torch.sigmoid(logits)
+    count, response = logits.shape[0], logits.shape[-1]
+    boxes, probs = all_proposals(logits, deltas, anchors)
     hann = torch.hann_window(response + 2, periodic=False, device=logits.device)[1:-1]
-    window = torch.outer(hann, hann)  # [R, R], 1 at the centre
-    ranked = probs * (1 - window_influence) + window * window_influence
-    best = ranked.reshape(count, -1).argmax(1)
+    window = torch.outer(hann, hann).repeat(logits.shape[1], 1, 1).reshape(-1)  # [M], 1 at each anchor's centre
+    best = (probs * (1 - window_influence) + window * window_influence).argmax(1)
     rows = torch.arange(count, device=logits.device)
-    flat_deltas = deltas.reshape(count, num_anchors, 4, response, response).permute(0, 1, 3, 4, 2).reshape(count, -1, 4)
-    boxes = geometry.decode_boxes(anchors.reshape(count, -1, 4)[rows, best], flat_deltas[rows, best])
-    return boxes, probs.reshape(count, -1)[rows, best]
+    return boxes[rows, best], probs[rows, best]

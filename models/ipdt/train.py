@@ -78,13 +78,14 @@ def step_losses(model: IPDT, bank: FeatureBank, batch: list[TrackingSample], fra
     templates = model.templates(reference, stack("reference_box"), index)
     logits, deltas, anchors = model.track_instances(current, index, templates, stack("previous_box"))
     labels = losses.anchor_labels(anchors, target_boxes, present)
+    hard = losses.distractor_anchors(anchors, [torch.as_tensor(s.other_boxes) for s in batch], labels)
     coverage = geometry.masks_to_p2(stack("reference_mask"), current.scale, current.p2_size)
     vectors = reference_vectors(reference.embedding, coverage, model.config.reference_pixels)
     previous_masks = geometry.masks_to_p2(stack("previous_mask"), current.scale, current.p2_size)
     mask_logits = model.segment_instances(current, previous, index, vectors, previous_masks)
     bce, soft_iou = losses.mask_loss(geometry.p2_to_frame(mask_logits, current.scale, frame_size), target_masks)
     return {
-        "discriminator": losses.discriminator_loss(logits, labels),
+        "discriminator": losses.discriminator_loss(logits, labels, hard),
         "box": losses.box_loss(deltas, anchors, target_boxes, labels),
         "mask_bce": bce,
         "mask_iou": soft_iou,

@@ -33,6 +33,50 @@ def test_absent_targets_have_empty_masks(tiny_shapes_url):
     assert not sample.target_mask.any() and sample.occluders == []
 
 
+def test_other_boxes_are_the_other_visible_instances_and_none_when_absent(samples, tiny_shapes_url):
+    no_motion = {**copy.deepcopy(AUGMENT), "shift": 0.0, "scale": [1.0, 1.0], "occluders": 0, "absent": 0.0}
+    plain = TrackingSamples(tiny_shapes_url, no_motion, max_gap=3)
+    seen = 0
+    for seed in range(20):
+        sample = plain.sample(seed)
+        anchor_track = _track_of(plain, sample.reference_key, sample.reference_mask)
+        video, frame = sample.target_key
+        expected = [data.tight_box(m) for t, m in enumerate(_visible_masks(plain, video, frame))
+                    if t != anchor_track and m.any()]
+        assert sorted(map(tuple, sample.other_boxes.tolist())) == sorted(tuple(b.tolist()) for b in expected)
+        seen += len(expected)
+    assert seen > 0
+    absent = TrackingSamples(tiny_shapes_url, {**no_motion, "absent": 1.0}, max_gap=3)
+    assert absent.sample(3).other_boxes.shape == (0, 4)
+
+
+def test_a_distractor_sample_centres_the_search_on_another_instance(tiny_shapes_url):
+    drifted = TrackingSamples(tiny_shapes_url, {**copy.deepcopy(AUGMENT), "distractor": 1.0, "mask_noise": 0,
+                                                "previous_jitter": 0.0}, max_gap=3)
+    moved = 0
+    for seed in range(20):
+        sample = drifted.sample(seed)
+        own = _track_of(drifted, sample.reference_key, sample.reference_mask)
+        video, frame = sample.previous_key
+        others = [m for t, m in enumerate(_visible_masks(drifted, video, frame)) if t != own and m.any()]
+        if others:  # with another instance in view, the previous mask and box are one of them
+            assert any(np.array_equal(sample.previous_mask, m) for m in others)
+            assert any(np.allclose(sample.previous_box, data.tight_box(m)) for m in others)
+            moved += 1
+    assert moved > 0
+
+
+def _visible_masks(samples, video, frame):
+    """Every track's mask in ``frame`` (empty when it is not visible), in track order."""
+    masks = [samples._mask(video, t, frame) for t in range(len(samples._masks[video]))]
+    return [m if m.sum() >= data.MIN_VISIBLE_PIXELS else np.zeros_like(m) for m in masks]
+
+
+def _track_of(samples, key, mask):
+    video, frame = key
+    return next(t for t in range(len(samples._masks[video])) if np.array_equal(samples._mask(video, t, frame), mask))
+
+
 def test_occluders_remove_their_pixels_from_the_target_mask():
     rng = np.random.default_rng(0)
     mask = np.zeros((48, 64), bool)

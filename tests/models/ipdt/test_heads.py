@@ -14,7 +14,7 @@ from tubelets.models.ipdt.pixel import (
     local_matching,
     reference_vectors,
 )
-from tubelets.models.ipdt.siamese import Correlator, Discriminator, best_proposals, depthwise_correlation
+from tubelets.models.ipdt.siamese import Correlator, Discriminator, all_proposals, best_proposals, depthwise_correlation
 
 CONFIG = IPDTConfig(feature_channels=8, embedding_dim=4, siamese_channels=8, segmentation_channels=8,
                     local_radius=1, reference_pixels=5)
@@ -103,6 +103,11 @@ def test_model_steps_batch_every_instance():
     assert logits.shape == (2, 3, 9, 9) and deltas.shape == (2, 12, 9, 9) and anchors.shape == (2, 3, 9, 9, 4)
     chosen, confidence = best_proposals(logits, deltas, anchors, window_influence=0.2)
     assert chosen.shape == (2, 4) and ((confidence >= 0) & (confidence <= 1)).all()
+    every_box, every_prob = all_proposals(logits, deltas, anchors)
+    assert every_box.shape == (2, 243, 4) and every_prob.shape == (2, 243)
+    unwindowed, top = best_proposals(logits, deltas, anchors, window_influence=0.0)
+    assert torch.allclose(top, every_prob.max(1).values)
+    assert torch.allclose(unwindowed, every_box[torch.arange(2), every_prob.argmax(1)])
     reference = reference_vectors(encoding.embedding.expand(2, -1, -1, -1), torch.rand(2, 12, 16), 5)
     mask_logits = model.segment_instances(encoding, encoding, zeros, reference, torch.rand(2, 12, 16))
     assert mask_logits.shape == (2, 12, 16)

@@ -39,6 +39,31 @@ def test_discriminator_loss_weighs_positives_and_negatives_equally():
     assert torch.isclose(losses.discriminator_loss(wrong_negative, labels), torch.tensor(2.5), atol=1e-3)
 
 
+def test_distractor_anchors_are_the_negatives_on_other_instances():
+    anchors = _anchors()
+    targets = torch.tensor([[22.0, 20.0, 42.0, 40.0]] * 2)
+    labels = losses.anchor_labels(anchors, targets, torch.tensor([True, True]))
+    other = [torch.tensor([[4.0, 4.0, 24.0, 24.0]]), torch.zeros((0, 4))]
+    hard = losses.distractor_anchors(anchors, other, labels)
+    assert hard[0].any() and not hard[1].any()
+    assert labels[hard].eq(0).all()  # never a positive or an ignored anchor
+    on_other = geometry.pairwise_box_iou(anchors[0], other[0][0]) >= 0.5
+    assert torch.equal(hard[0], on_other & labels[0].eq(0))
+
+
+def test_hard_negatives_add_their_own_mean_to_the_discriminator_loss():
+    labels = torch.zeros(1, 1, 3, 3)
+    labels[0, 0, 1, 1] = 1
+    hard = torch.zeros_like(labels, dtype=torch.bool)
+    hard[0, 0, 0, 0] = True
+    logits = torch.where(labels == 1, 20.0, -20.0)
+    logits[0, 0, 0, 0] = 20.0  # the one hard negative scored as the instance
+    # Without the group it is one wrong negative of eight (20 / 8); as the only hard negative it adds 20 more.
+    assert torch.isclose(losses.discriminator_loss(logits, labels), torch.tensor(2.5), atol=1e-3)
+    assert torch.isclose(losses.discriminator_loss(logits, labels, hard), torch.tensor(22.5), atol=1e-3)
+    assert torch.isclose(losses.discriminator_loss(logits, labels, torch.zeros_like(hard)), torch.tensor(2.5), atol=1e-3)
+
+
 def test_box_loss_is_zero_for_exact_deltas_and_without_positives():
     anchors = _anchors()
     targets = torch.tensor([[22.0, 20.0, 42.0, 40.0]] * 2)
