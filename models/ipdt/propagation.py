@@ -284,7 +284,9 @@ class Propagator:
             frame_masks = probs > settings.mask_threshold
             if settings.use_instance:
                 frame_masks &= geometry.box_masks(geometry.scale_boxes(boxes, settings.box_margin), current.frame_size)
-                confidence = torch.sqrt(confidence * mask_confidence)
+                # Lost only when both levels lose it: the discriminator doubts a blurred or turning object
+                # the mask still holds, and the mask fades on an occluded one the box still finds.
+                confidence = torch.maximum(confidence, mask_confidence)
             else:
                 boxes, _ = geometry.mask_boxes(frame_masks)
                 confidence = mask_confidence

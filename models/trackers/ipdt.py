@@ -2,7 +2,8 @@
 
 * ``ipdt``: both levels. The Siamese instance level gives the refined box and
   a discriminator confidence, the FEELVOS pixel level the mask; the mask is
-  cut to the box, and the confidence is the geometric mean of the two.
+  cut to the box, and the instance is lost in a frame only when both levels'
+  confidences are low (the larger of the two is its confidence).
 * ``pixel``: the pixel level alone (the paper's FEELVOS row): the mask's box,
   the mask's confidence.
 * ``instance``: the Siamese level alone: the box and its confidence; the mask
