@@ -66,7 +66,7 @@ from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
 class VosSegmenter(UsesTrackingModels):
     """Follows prompted objects through a video (the ``vos:`` config keys); see the module docstring."""
 
-    checkpoint: Optional[str] = "builtin:tracker-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
+    checkpoint: Optional[str] = "builtin:tracker-vos-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
     detector_checkpoint: Optional[str] = None  # null: the detector recorded in the tracker checkpoint
     device: str = "auto"  # auto (GPU when present) | cpu | cuda[:N]
     mask_threshold: float = 0.5  # on mask probabilities, and the floor of the one-object-per-pixel rule
@@ -76,7 +76,7 @@ class VosSegmenter(UsesTrackingModels):
     # lags a moving object and a tight cut removes its leading edge (Shapes-VIS J 0.56 at 1.15, 0.60 at 3).
     box_margin: float = 3.0
     window_influence: float = 0.4  # Siamese cosine-window weight (motion prior)
-    # FEELVOS embedding distance within which a click's seed region grows (little effect with tracker-small,
+    # FEELVOS embedding distance within which a click's seed region grows (little effect with tracker-vos-small,
     # whose distances saturate: see tubelets.models.ipdt.point).
     point_threshold: float = 0.5
     feature_window: int = 32  # frames whose features are kept
@@ -104,6 +104,8 @@ class VosSegmenter(UsesTrackingModels):
             mask_threshold=self.mask_threshold,
             box_margin=self.box_margin,
             window_influence=self.window_influence,
+            # VOS never stops following an object, so it is cut off (no pixel) as soon as either level doubts it.
+            either_level_loses=True,
         )
 
     @torch.no_grad()

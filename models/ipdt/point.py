@@ -14,7 +14,7 @@
 
   Why the neighbours: the head was trained on previous masks the size of an
   object and gives nothing back for a single cell; and with the shipped
-  ``tracker-small`` embedding the FEELVOS distance saturates (squared
+  ``tracker-vos-small`` embedding the FEELVOS distance saturates (squared
   distances inside one object are mostly 10-1000, and ``d > 0.999`` beyond
   8), so the distance test adds few cells at any threshold.
 

@@ -58,6 +58,7 @@ class PropagationSettings:
     snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
     max_unconfirmed: int | None = None  # frames followed with no proposal confirming before a direction stops (None: no limit)
+    either_level_loses: bool = False  # both levels: confidence = geometric mean (lost when either is low), not the larger
 
 
 @dataclasses.dataclass(eq=False)
@@ -284,9 +285,12 @@ class Propagator:
             frame_masks = probs > settings.mask_threshold
             if settings.use_instance:
                 frame_masks &= geometry.box_masks(geometry.scale_boxes(boxes, settings.box_margin), current.frame_size)
-                # Lost only when both levels lose it: the discriminator doubts a blurred or turning object
-                # the mask still holds, and the mask fades on an occluded one the box still finds.
-                confidence = torch.maximum(confidence, mask_confidence)
+                if settings.either_level_loses:
+                    confidence = torch.sqrt(confidence * mask_confidence)
+                else:
+                    # Lost only when both levels lose it: the discriminator doubts a blurred or turning object
+                    # the mask still holds, and the mask fades on an occluded one the box still finds.
+                    confidence = torch.maximum(confidence, mask_confidence)
             else:
                 boxes, _ = geometry.mask_boxes(frame_masks)
                 confidence = mask_confidence

@@ -159,8 +159,8 @@ def test_each_frame_runs_the_heads_once_whatever_the_number_of_objects(models):
 # ---- the trained method (shipped checkpoints) ----
 
 needs_checkpoints = pytest.mark.skipif(
-    not {"tracker-small", "detector-small"} <= set(builtin_checkpoints()),
-    reason="needs the shipped models/checkpoints/tracker-small.pt and detector-small.pt",
+    not {"tracker-vos-small", "detector-small"} <= set(builtin_checkpoints()),
+    reason="needs the shipped models/checkpoints/tracker-vos-small.pt and detector-small.pt",
 )
 
 
@@ -215,7 +215,7 @@ def test_shipped_quality_on_a_shapes_vis_video(shipped):
     result = shipped.segment(video.frames, video.length, prompts)
     assert_well_formed(result, video.length)
     j = [j_per_frame(result[k + 1], i.mask_array())[1:].mean() for k, i in enumerate(video.instances)]
-    # Measured: J 0.92 and 0.84 over frames 1..27 (tracker-small, default settings).
+    # Measured: J 0.92 and 0.84 over frames 1..27 (tracker-vos-small, default settings).
     assert len(j) == 2 and min(j) > 0.75
 
 
@@ -244,7 +244,7 @@ def test_shipped_prompt_on_a_middle_frame_reaches_back_to_the_start(shipped):
     result = shipped.segment(video.frames[:16], 16, [prompt])
     assert [i.frame for i in result[1]] == list(range(16))
     assert result[1][8].mask == prompt.mask and result[1][8].score == 1.0
-    assert j_per_frame(result[1], truth)[:8].mean() > 0.75  # measured 0.87 (tracker-small)
+    assert j_per_frame(result[1], truth)[:8].mean() > 0.75  # measured 0.87 (tracker-vos-small)
 
 
 @needs_checkpoints

@@ -3,7 +3,7 @@
 Three pipeline runs in all, each module-scoped: ``evaluate --task vos`` (prompts
 from the annotations), ``evaluate --task point`` with a masks file (turned into
 clicks), and ``segment --task vos`` over mp4s mixed with every kind of bad input.
-The real ``builtin:tracker-small`` checkpoint segments; the tests check what
+The real ``builtin:tracker-vos-small`` checkpoint segments; the tests check what
 the pipeline promises whatever the model's quality: prompt frames hold the
 prompt, objects never share a pixel, PNGs equal the table, the metrics equal a
 rescoring of the written PNGs.

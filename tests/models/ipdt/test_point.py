@@ -99,8 +99,8 @@ def test_bad_clicks_are_refused(tiny_detector, tiny_model, points, taken, messag
 # ---- the shipped checkpoints ----
 
 needs_checkpoints = pytest.mark.skipif(
-    not {"tracker-small", "detector-small"} <= set(builtin_checkpoints()),
-    reason="needs the shipped models/checkpoints/tracker-small.pt and detector-small.pt",
+    not {"tracker-vos-small", "detector-small"} <= set(builtin_checkpoints()),
+    reason="needs the shipped models/checkpoints/tracker-vos-small.pt and detector-small.pt",
 )
 
 
