@@ -109,6 +109,26 @@ def test_a_direction_no_proposal_confirms_stops_and_drops_its_unconfirmed_tail(m
         InstanceTracker(checkpoint=None, max_unconfirmed=-1)
 
 
+def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(models):
+    from tubelets.models.ipdt.features import FeatureWindow
+    from tubelets.models.ipdt.propagation import PropagationSettings, Propagator
+
+    detector, heads = models
+    frames = frames_with(lambda t: [(5 + 2 * t, 8), (40, 20)], 2)
+    window = FeatureWindow(detector, heads, lambda t: frames[t])
+    proposals = proposals_with([[(5, 8, 1, 0.9), (40, 20, 2, 0.6)]]).frames[0]
+
+    def confidence(**levels):
+        propagator = Propagator(heads, PropagationSettings(**levels))
+        instances = propagator.make_instances(proposals, window[0], 0)
+        return propagator.step(instances, window[1], window[0]).confidence
+
+    instance_only, pixel_only = confidence(use_pixel=False), confidence(use_instance=False)
+    assert not torch.equal(instance_only, pixel_only)
+    assert torch.equal(confidence(), torch.maximum(instance_only, pixel_only))
+    assert torch.allclose(confidence(either_level_loses=True), torch.sqrt(instance_only * pixel_only))
+
+
 @pytest.mark.parametrize("tracker_class", [IpdtTracker, PixelTracker, InstanceTracker])
 def test_each_frame_runs_the_heads_once_whatever_the_number_of_instances(models, tracker_class):
     detector, heads = models
