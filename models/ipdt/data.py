@@ -76,7 +76,8 @@ class TrackingSample:
     target_mask: np.ndarray  # after motion and occlusion; empty when absent
     reference_box: np.ndarray  # jittered
     previous_box: np.ndarray  # jittered: where the search window is centred
-    other_boxes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.float32))  # [K, 4] the video's other instances in the target (after motion)
+    # [K, 4]: the video's other instances visible in the target (after motion); none when absent
+    other_boxes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,7 +58,8 @@ class PropagationSettings:
     snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
     max_unconfirmed: int | None = None  # frames followed with no proposal confirming before a direction stops (None: no limit)
-    either_level_loses: bool = False  # both levels: confidence = geometric mean (lost when either is low), not the larger
+    # Both levels: confidence = their geometric mean (lost when either is low), not the larger of the two.
+    either_level_loses: bool = False
 
 
 @dataclasses.dataclass(eq=False)

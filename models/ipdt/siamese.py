@@ -89,7 +89,8 @@ def crop_features(level: torch.Tensor, boxes: torch.Tensor, frame_index: torch.T
     return roi_align(level, rois, (size, size), spatial_scale=scale / stride, sampling_ratio=2, aligned=True)
 
 
-def all_proposals(logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def all_proposals(logits: torch.Tensor, deltas: torch.Tensor,
+                  anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every anchor's refined box and probability: ``(boxes [N, M, 4], probs [N, M])``, ``M = A * R * R``."""
     count, num_anchors, response = logits.shape[0], logits.shape[1], logits.shape[-1]
     cells = num_anchors * response * response

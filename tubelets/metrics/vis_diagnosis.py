@@ -86,7 +86,10 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
         "oracle both": [{**_oracle_class(r, best_iou, best_category), "score": best_iou.get(id(r), 0.0)}
                         for r in results],
     }
-    ap = {name: {k: evaluate(gt, entries).stats[k] for k in ("AP", "AP50", "AP75")} for name, entries in variants.items()}
+    ap = {}
+    for name, entries in variants.items():
+        stats = evaluate(gt, entries).stats
+        ap[name] = {k: stats[k] for k in ("AP", "AP50", "AP75")}
     shares = totals / union if union else np.zeros(4)
     return Diagnosis(ap, FrameShares(iou=float(shares[0]), missed=float(shares[1]), extra=float(shares[2]),
                                      overlap=float(shares[3]), tracks_found=found / tracks if tracks else 0.0))

@@ -61,7 +61,8 @@ def test_hard_negatives_add_their_own_mean_to_the_discriminator_loss():
     # Without the group it is one wrong negative of eight (20 / 8); as the only hard negative it adds 20 more.
     assert torch.isclose(losses.discriminator_loss(logits, labels), torch.tensor(2.5), atol=1e-3)
     assert torch.isclose(losses.discriminator_loss(logits, labels, hard), torch.tensor(22.5), atol=1e-3)
-    assert torch.isclose(losses.discriminator_loss(logits, labels, torch.zeros_like(hard)), torch.tensor(2.5), atol=1e-3)
+    no_hard = torch.zeros_like(hard)
+    assert torch.isclose(losses.discriminator_loss(logits, labels, no_hard), torch.tensor(2.5), atol=1e-3)
 
 
 def test_box_loss_is_zero_for_exact_deltas_and_without_positives():
