@@ -58,7 +58,7 @@ from tubelets.models.ipdt.model import FrameEncoding
 from tubelets.models.ipdt.point import exclusive_masks, grow_from_points
 from tubelets.models.ipdt.propagation import Instance, PropagationSettings, Propagator
 from tubelets.models.trackers.base import FrameSource, frame_getter
-from tubelets.models.vos_redetect import ProposalSource, detector_proposals, snap_to_proposals
+from tubelets.models.vos_redetect import ProposalSource, snap_to_proposals
 from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
 
 
@@ -123,10 +123,11 @@ class VosSegmenter(UsesTrackingModels):
         check_prompts(prompts, length)
         if length == 0:
             return {}
-        get_frame = frame_getter(frames)
-        window = FeatureWindow(self.detector, self.model, get_frame, self.feature_window)
+        # With re-detection, one detector pass a frame gives both the tracker's features and the proposals.
+        proposal_score = None if self.snap_iou is None else self.proposal_score
+        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window, proposal_score)
         prompt_masks = self._prompt_masks(prompts, window)
-        proposals = None if self.snap_iou is None else detector_proposals(self.detector, get_frame, self.proposal_score)
+        proposals = None if self.snap_iou is None else window.proposals
         return _Sweeps(self, window, {p.object_id: p.frame for p in prompts}, prompt_masks, proposals).run(length)
 
     @torch.no_grad()

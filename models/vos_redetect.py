@@ -11,39 +11,13 @@ propagated mask, so objects the detector does not know are followed as before.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
-import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from tubelets.models.inference import frames_to_tensors, model_device
-
-ProposalSource = Callable[[int], torch.Tensor]  # frame -> float [D, H, W] proposal mask probabilities
-
-
-def detector_proposals(detector: torch.nn.Module, frames: Callable[[int], np.ndarray], min_score: float,
-                       capacity: int = 4) -> ProposalSource:
-    """``frame -> float [D, H, W]`` mask probabilities (CPU) of the detector's proposals scoring ``min_score`` or more.
-
-    The last ``capacity`` frames' proposals are kept: the backward sweep
-    revisits the frames just before a later prompt.
-    """
-    cache: OrderedDict[int, torch.Tensor] = OrderedDict()
-
-    @torch.no_grad()
-    def proposals(frame: int) -> torch.Tensor:
-        if frame not in cache:
-            output = detector(frames_to_tensors([frames(frame)], model_device(detector)))[0]
-            keep = output["scores"] >= min_score
-            cache[frame] = output["masks"][keep, 0].float().cpu()
-            while len(cache) > capacity:
-                cache.popitem(last=False)
-        cache.move_to_end(frame)
-        return cache[frame]
-
-    return proposals
+# frame -> float [D, H, W] proposal mask probabilities (FeatureWindow.proposals: from the tracker's own detector pass)
+ProposalSource = Callable[[int], torch.Tensor]
 
 
 def snap_to_proposals(probs: torch.Tensor, proposals: torch.Tensor, threshold: float, snap_iou: float) -> torch.Tensor:

@@ -10,19 +10,21 @@ small fraction of the detector's time: no RPN, no RoI heads).
 :class:`FeatureWindow` computes a frame's :class:`~model.FrameEncoding` on
 first use and keeps the ``capacity`` most recently used frames, so a long
 video is never held whole (the frames themselves come from a lazy, windowed
-:class:`tubelets.io.frames.VideoFrames`).
+:class:`tubelets.io.frames.VideoFrames`). VOS re-detection needs the
+detector's proposals of the frames it tracks in: the window then runs the
+whole detector instead of the backbone alone and keeps both from that pass.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torchvision.models.detection import MaskRCNN
 
-from tubelets.models.inference import fpn_features, frames_to_tensors, model_device
+from tubelets.models.inference import detect_with_features, fpn_features, frames_to_tensors, model_device
 from tubelets.models.ipdt.model import IPDT, FrameEncoding
 
 P2_LEVEL, P3_LEVEL = "0", "1"
@@ -33,32 +35,76 @@ def backbone_levels(detector: MaskRCNN, frames: Sequence[np.ndarray]) -> tuple[t
     """``(P2 [B, C, h, w], P3 [B, C, h/2, w/2], scale)`` of ``uint8 [H, W, 3]`` frames of one size."""
     images = frames_to_tensors(frames, model_device(detector))
     features, sizes = fpn_features(detector, images)
+    return features[P2_LEVEL], features[P3_LEVEL], sizes[0][0] / images[0].shape[-2]
+
+
+@torch.no_grad()
+def detected_levels(detector: MaskRCNN, frame: np.ndarray,
+                    min_score: float) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+    """:func:`backbone_levels` of one frame plus, from the same pass, its detections' masks.
+
+    The last item is ``float [D, H, W]`` (CPU) mask probabilities of the
+    detections scoring ``min_score`` or more.
+    """
+    images = frames_to_tensors([frame], model_device(detector))
+    (detections,), features, sizes = detect_with_features(detector, images)
+    keep = detections["scores"] >= min_score
     scale = sizes[0][0] / images[0].shape[-2]
-    return features[P2_LEVEL], features[P3_LEVEL], float(scale)
+    return features[P2_LEVEL], features[P3_LEVEL], scale, detections["masks"][keep, 0].float().cpu()
 
 
 class FeatureWindow:
-    """``window[frame]`` -> the ``FrameEncoding`` (``P = 1``) of one video's frame, computed once while cached."""
+    """``window[frame]`` -> the ``FrameEncoding`` (``P = 1``) of one video's frame, computed once while cached.
 
-    def __init__(self, detector: MaskRCNN, model: IPDT, frames: Callable[[int], np.ndarray], capacity: int = 32):
+    With ``proposal_score`` set, each frame's backbone pass is a full detector
+    pass, and :meth:`proposals` gives the detections' masks from it, so a
+    caller that needs both runs the backbone once per frame. They are kept
+    for the ``proposal_capacity`` most recent frames only (they are frame-size
+    maps); asking for an evicted frame's proposals runs its pass again.
+    """
+
+    def __init__(self, detector: MaskRCNN, model: IPDT, frames: Callable[[int], np.ndarray], capacity: int = 32,
+                 proposal_score: Optional[float] = None, proposal_capacity: int = 4):
         self._detector, self._model, self._frames = detector, model, frames
         self._capacity = max(2, int(capacity))  # the current and the previous frame at least
+        self._proposal_score, self._proposal_capacity = proposal_score, proposal_capacity
         self._cache: OrderedDict[int, FrameEncoding] = OrderedDict()
+        self._proposals: OrderedDict[int, torch.Tensor] = OrderedDict()
         self.computed = 0  # frames encoded so far (a frame evicted and asked again counts twice)
 
     def __getitem__(self, frame: int) -> FrameEncoding:
         if frame in self._cache:
             self._cache.move_to_end(frame)
             return self._cache[frame]
-        encoding = self._encode(frame)
-        self._cache[frame] = encoding
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
-        return encoding
+        return self._encode(frame)
+
+    def proposals(self, frame: int) -> torch.Tensor:
+        """``float [D, H, W]`` mask probabilities of the frame's detections scoring ``proposal_score`` or more."""
+        if self._proposal_score is None:
+            raise ValueError("this feature window keeps no proposals (proposal_score is None)")
+        if frame not in self._proposals:
+            self._encode(frame)
+        self._proposals.move_to_end(frame)
+        return self._proposals[frame]
 
     @torch.no_grad()
     def _encode(self, frame: int) -> FrameEncoding:
+        """Encode ``frame`` (and detect in it, with ``proposal_score``), caching both."""
         image = self._frames(frame)
-        p2, p3, scale = backbone_levels(self._detector, [image])
+        if self._proposal_score is None:
+            p2, p3, scale = backbone_levels(self._detector, [image])
+        else:
+            p2, p3, scale, proposals = detected_levels(self._detector, image, self._proposal_score)
+            _keep(self._proposals, frame, proposals, self._proposal_capacity)
         self.computed += 1
-        return self._model.encode_frames(p2, p3, scale, tuple(image.shape[:2]))
+        encoding = self._model.encode_frames(p2, p3, scale, tuple(image.shape[:2]))
+        _keep(self._cache, frame, encoding, self._capacity)
+        return encoding
+
+
+def _keep(cache: OrderedDict, key: int, value, capacity: int) -> None:
+    """Store ``value`` as the most recent entry, dropping the oldest beyond ``capacity``."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > capacity:
+        cache.popitem(last=False)

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
 import torch
 
-from tubelets.models.vos_redetect import detector_proposals, snap_to_proposals
+from tubelets.models.vos_redetect import snap_to_proposals
 
 H, W = 48, 64
 
@@ -42,33 +41,6 @@ def test_the_inputs_are_not_changed():
     before = objects.clone()
     snap_to_proposals(objects, box_probs((10, 10, 30, 30), value=0.99), 0.5, 0.5)
     assert torch.equal(objects, before)
-
-
-class CountingDetector(torch.nn.Module):
-    """Stands in for a Mask R-CNN: two proposals per frame, scores 0.9 and 0.1."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-        self.calls = 0
-
-    def forward(self, images):
-        self.calls += 1
-        _, height, width = images[0].shape
-        masks = torch.rand((2, 1, height, width))
-        return [{"scores": torch.tensor([0.9, 0.1]), "masks": masks, "boxes": torch.zeros((2, 4))}]
-
-
-def test_detector_proposals_keep_the_confident_ones_and_cache_recent_frames():
-    detector = CountingDetector()
-    frames = np.zeros((6, H, W, 3), np.uint8)
-    proposals = detector_proposals(detector, lambda t: frames[t], min_score=0.3, capacity=2)
-    first = proposals(0)
-    assert first.shape == (1, H, W) and first.dtype == torch.float32
-    assert torch.equal(proposals(0), first) and detector.calls == 1
-    proposals(1), proposals(2)  # frame 0 falls out of the cache
-    proposals(0)
-    assert detector.calls == 4
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, True, "x"])
