@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from tubelets import masks
+from tubelets.config import build_from_section
 from tubelets.errors import ConfigError
 from tubelets.models.ipdt import geometry
 from tubelets.models.ipdt.checkpoint import UsesTrackingModels
@@ -90,11 +91,7 @@ class VosSegmenter(UsesTrackingModels):
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> "VosSegmenter":
         """A segmenter from the ``vos:`` config section; an unknown key is a ``ConfigError`` listing the known ones."""
-        known = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown vos setting(s) {unknown}; known: {known}")
-        return cls(**settings)
+        return build_from_section(cls, settings, "vos")
 
     @property
     def settings(self) -> PropagationSettings:

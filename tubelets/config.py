@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.resources
+import inspect
 import json
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import fsspec
 import yaml
@@ -21,6 +22,7 @@ import yaml
 from tubelets.errors import ConfigError
 
 DEFAULT_PRESET = "default"
+Built = TypeVar("Built")
 
 
 def packaged_presets() -> list[str]:
@@ -94,3 +96,15 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """A short stable digest of a config, for provenance in output metadata."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def build_from_section(factory: Callable[..., Built], settings: Mapping[str, Any], what: str) -> Built:
+    """``factory(**settings)`` for a config sub-section; a key ``factory`` does not take is a ConfigError.
+
+    The message names ``what`` the section configures and the keys it does take, so a typo fails before any work.
+    """
+    known = sorted(inspect.signature(factory).parameters)
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown} for {what}; known: {known}")
+    return factory(**settings)

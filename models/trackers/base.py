@@ -24,11 +24,11 @@ with ``@register_tracker("name")`` and is imported in ``trackers/__init__.py``.
 from __future__ import annotations
 
 import abc
-import inspect
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
+from tubelets.config import build_from_section
 from tubelets.errors import ConfigError
 from tubelets.records import Tubelet, VideoProposals
 from tubelets.registry import Registry
@@ -56,11 +56,7 @@ class Tracker(abc.ABC):
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> "Tracker":
         """An instance from this tracker's config sub-section; unknown keys are a ConfigError."""
-        parameters = inspect.signature(cls).parameters
-        unknown = sorted(set(settings) - set(parameters))
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown} for tracker {cls.__name__}; known: {sorted(parameters)}")
-        return cls(**settings)
+        return build_from_section(cls, settings, f"tracker {cls.__name__}")
 
 
 TRACKERS: Registry[type[Tracker]] = Registry("tracker", check=_must_be_tracker)

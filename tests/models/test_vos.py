@@ -65,7 +65,7 @@ def test_settings_are_checked_and_a_missing_checkpoint_fails_on_construction(tmp
             VosSegmenter(checkpoint=None, **settings)
     with pytest.raises(CheckpointError, match="nope.pt"):
         VosSegmenter(checkpoint=str(tmp_path / "nope.pt"))
-    with pytest.raises(ConfigError, match=r"unknown vos setting\(s\) \['snap'\]"):
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['snap'\] for vos"):
         VosSegmenter.from_config({"checkpoint": None, "snap": 0.3})
     assert VosSegmenter.from_config({"checkpoint": None, "max_lost": 2}).max_lost == 2
     with pytest.raises(ConfigError, match="no checkpoint"):

@@ -1,6 +1,6 @@
 import pytest
 
-from tubelets.config import config_hash, load_config, merge, packaged_presets, parse_overrides
+from tubelets.config import build_from_section, config_hash, load_config, merge, packaged_presets, parse_overrides
 from tubelets.errors import ConfigError
 
 
@@ -51,3 +51,12 @@ def test_merge_does_not_mutate_and_hash_is_stable():
     assert base == {"a": {"b": 1}} and merged == {"a": {"b": 2}}
     assert config_hash({"x": 1, "y": [1, 2]}) == config_hash({"y": [1, 2], "x": 1})
     assert config_hash(base) != config_hash(merged)
+
+
+def test_build_from_section_passes_known_keys_and_names_the_unknown_ones():
+    def make_thing(size=1, colour="red"):
+        return size, colour
+
+    assert build_from_section(make_thing, {"size": 3}, "thing") == (3, "red")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['sise'\] for thing; known: \['colour', 'size'\]"):
+        build_from_section(make_thing, {"sise": 3}, "thing")
