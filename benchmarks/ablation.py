@@ -7,6 +7,9 @@ Generates two Shapes-VIS evaluation sets (``tubelets synth --videos 20 --seed
 
     .venv/bin/python benchmarks/ablation.py [--work /tmp/tubelets-ablation] [--set KEY=VALUE ...]
 
+``--seed`` and ``--videos`` pick other sets (larger ones tell 1-2 AP apart,
+see ``ablation_significance.py``); use one ``--work`` folder per choice.
+
 Variants: ``iou`` (overlap linking, the baseline), ``instance`` (Siamese
 only), ``pixel`` (FEELVOS only), ``ipdt`` (both), and ``ipdt`` with
 ``calibration.enabled=false``. ``--set`` overrides go to every run (e.g. a
@@ -17,6 +20,7 @@ read, not rerun (delete the folder to start over).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -38,13 +42,21 @@ COLUMNS = ("AP", "AP50", "AP75", "AR1", "AR10")
 TUBELETS = [sys.executable, "-m", "tubelets.cli"]
 
 
-def generate(work: Path) -> dict[str, Path]:
+def set_folder(work: Path, seed: int, set_name: str) -> Path:
+    return work / f"shapes-{seed}-{set_name}"
+
+
+def generate(work: Path, seed: int = 1234, videos: int = 20) -> dict[str, Path]:
     """Both evaluation sets (generated once; the generator is deterministic)."""
     folders = {}
     for name, flags in SETS:
-        folder = work / f"shapes-1234-{name}"
+        folder = set_folder(work, seed, name)
         if not (folder / "instances.json").exists():
-            subprocess.run([*TUBELETS, "synth", str(folder), "--videos", "20", "--seed", "1234", *flags], check=True)
+            subprocess.run([*TUBELETS, "synth", str(folder), "--videos", str(videos), "--seed", str(seed), *flags],
+                           check=True)
+        present = len(json.loads((folder / "instances.json").read_text())["videos"])
+        if present != videos:
+            raise SystemExit(f"{folder} holds {present} videos, not {videos}: use another --work folder")
         folders[name] = folder
     return folders
 
@@ -85,11 +97,13 @@ def table(results: dict[tuple[str, str], dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-ablation"))
+    parser.add_argument("--seed", type=int, default=1234, help="the sets' generator seed")
+    parser.add_argument("--videos", type=int, default=20, help="videos per set")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (repeatable)")
     args = parser.parse_args(argv)
     work = Path(args.work)
-    datasets = generate(work)
+    datasets = generate(work, args.seed, args.videos)
     results = {}
     for set_name, _ in SETS:
         for label, tracker, extra in VARIANTS:

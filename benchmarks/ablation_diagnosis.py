@@ -23,7 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, run_id
+from ablation import SETS, VARIANTS, run_id, set_folder
 
 from tubelets.metrics.vis_diagnosis import diagnose
 
@@ -42,12 +42,13 @@ def row(set_name: str, label: str, gt: dict, results_path: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-ablation"))
+    parser.add_argument("--seed", type=int, default=1234, help="the seed the runs' sets were generated with")
     args = parser.parse_args(argv)
     work = Path(args.work)
     print(HEADER)
     print("|" + "---|" * HEADER.count(" | ") + "---|")
     for set_name, _ in SETS:
-        gt = json.loads((work / f"shapes-1234-{set_name}" / "instances.json").read_text())
+        gt = json.loads((set_folder(work, args.seed, set_name) / "instances.json").read_text())
         for label, _, _ in VARIANTS:
             results_path = work / "runs" / run_id(set_name, label) / "results.json"
             if not results_path.exists():

@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, run_id
+from ablation import SETS, VARIANTS, run_id, set_folder
 
 from tubelets.metrics.vis_bootstrap import paired_bootstrap
 
@@ -59,6 +59,7 @@ def ablation_results(work: Path, set_name: str) -> dict[str, list]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-ablation"))
+    parser.add_argument("--seed", type=int, default=1234, help="the seed the runs' sets were generated with")
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--gt", help="a set's instances.json: compare --results files instead of the ablation's runs")
     parser.add_argument("--results", action="append", default=[], metavar="NAME=PATH", help="with --gt (repeatable)")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     work = Path(args.work)
     for set_name, _ in SETS:
-        gt = json.loads((work / f"shapes-1234-{set_name}" / "instances.json").read_text())
+        gt = json.loads((set_folder(work, args.seed, set_name) / "instances.json").read_text())
         print("\n".join(rows(set_name, gt, ablation_results(work, set_name), args.samples)), flush=True)
 
 
