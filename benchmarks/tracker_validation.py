@@ -1,0 +1,131 @@
+"""Compare trackers on large Shapes-VIS sets in minutes: proposals once per set, then every tracker on them.
+
+The ablation (``benchmarks/ablation.py``) runs the whole pipeline once per
+tracker, which is right for the committed table but slow for 100-video sets.
+This script runs the same components outside Beam: the detector once per
+video (frames decoded from the mp4s, as the pipeline does; the proposals are
+cached under ``--work``), class calibration, each tracker, the VIS metrics.
+It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
+(AP with oracle scores and classes, missed and extra frames) and the paired
+bootstrap intervals of ``ablation_significance.py``::
+
+    .venv/bin/python benchmarks/tracker_validation.py [--work /tmp/tubelets-validation] \\
+        [--seed 90] [--hard-seed 91] [--videos 100] [--trackers iou,instance,pixel,ipdt] [--set KEY=VALUE ...]
+
+About 20 minutes on 2 cores for the default 2 x 100 videos. ``--set``
+overrides go to every tracker (e.g. ``tracker.ipdt.checkpoint=...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ablation_significance import rows as significance_rows
+
+from tubelets.config import load_config
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.metrics.vis import evaluate
+from tubelets.metrics.vis_diagnosis import diagnose
+from tubelets.models.calibration import calibrate_classes
+from tubelets.models.inference import frames_to_tensors
+from tubelets.models.loading import load_detector
+from tubelets.models.trackers import build_tracker
+from tubelets.models.tubelet_ops import tubelets_to_results
+from tubelets.records import VideoMeta, VideoProposals
+from tubelets.transforms.proposals import to_detections
+
+HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | s |"
+
+
+def generate(folder: Path, videos: int, seed: int, hard: bool) -> Path:
+    if not (folder / "instances.json").exists():
+        flags = ["--hard"] if hard else []
+        subprocess.run([sys.executable, "-m", "tubelets.cli", "synth", str(folder), "--videos", str(videos),
+                        "--seed", str(seed), *flags], check=True)
+    return folder
+
+
+def video_proposals(dataset: YouTubeVISDataset, config: dict, folder: Path) -> dict[int, list]:
+    """``{video id: [FrameDetections per frame]}``: the detector's proposals, cached per detector checkpoint."""
+    detector, info = load_detector(config)
+    cache = folder / f"proposals-{info.checkpoint_id}.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
+    batch, threshold = int(config["proposals"]["batch_size"]), float(config["detector"]["score_threshold"])
+    proposals = {}
+    with torch.no_grad():
+        for video in dataset.videos:
+            frames = [frame for _, frame in dataset.iter_frames(video.id, source="video")]
+            outputs = []
+            for start in range(0, len(frames), batch):
+                outputs += detector(frames_to_tensors(frames[start:start + batch]))
+            proposals[video.id] = [to_detections(output, threshold) for output in outputs]
+            for number, detections in enumerate(proposals[video.id]):
+                detections.frame = number
+    cache.write_bytes(pickle.dumps(proposals))
+    return proposals
+
+
+def track_set(dataset: YouTubeVISDataset, proposals: dict, config: dict, tracker_name: str) -> list[dict]:
+    """YouTube-VIS results of one tracker over the whole set."""
+    tracker = build_tracker(tracker_name, config["tracker"])
+    results = []
+    for video in dataset.videos:
+        meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
+        calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
+        frames = [frame for _, frame in dataset.iter_frames(video.id, source="video")]
+        results += tubelets_to_results(tracker.track(calibrated, frames), meta)
+    return results
+
+
+def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: float) -> str:
+    stats, diagnosis = evaluate(gt, results).stats, diagnose(gt, results)
+    cells = [stats[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")]
+    cells += [diagnosis.ap["oracle both"]["AP"], diagnosis.frames.missed, diagnosis.frames.extra]
+    return f"| {set_name} | {tracker} | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {seconds:.0f} |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-validation"))
+    parser.add_argument("--seed", type=int, default=90, help="seed of the default-difficulty set")
+    parser.add_argument("--hard-seed", type=int, default=91, help="seed of the --hard set")
+    parser.add_argument("--videos", type=int, default=100, help="videos per set")
+    parser.add_argument("--trackers", default="iou,instance,pixel,ipdt")
+    parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = load_config(None, args.overrides)
+    work = Path(args.work)
+    sets = [(f"seed {args.seed}", args.seed, False), (f"seed {args.hard_seed} hard", args.hard_seed, True)]
+    report = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    significance = []
+    for set_name, seed, hard in sets:
+        folder = generate(work / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos, seed, hard)
+        dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
+        proposals = video_proposals(dataset, config, folder)
+        results = {}
+        for tracker in args.trackers.split(","):
+            started = time.monotonic()
+            results[tracker] = track_set(dataset, proposals, config, tracker)
+            report.append(table_row(set_name, tracker, gt, results[tracker], time.monotonic() - started))
+            print(report[-1], file=sys.stderr, flush=True)
+        significance += significance_rows(set_name, gt, results, args.samples)
+    print("\n".join(report))
+    print()
+    print("\n".join(["| set | comparison | AP difference | 95 % interval | resamples won |", "|---|---|---|---|---|",
+                     *significance]))
+
+
+if __name__ == "__main__":
+    main()
