@@ -48,17 +48,26 @@ def set_folder(work: Path, seed: int, set_name: str) -> Path:
 
 def generate(work: Path, seed: int = 1234, videos: int = 20) -> dict[str, Path]:
     """Both evaluation sets (generated once; the generator is deterministic)."""
-    folders = {}
-    for name, flags in SETS:
-        folder = set_folder(work, seed, name)
-        if not (folder / "instances.json").exists():
-            subprocess.run([*TUBELETS, "synth", str(folder), "--videos", str(videos), "--seed", str(seed), *flags],
-                           check=True)
-        present = len(json.loads((folder / "instances.json").read_text())["videos"])
-        if present != videos:
-            raise SystemExit(f"{folder} holds {present} videos, not {videos}: use another --work folder")
-        folders[name] = folder
-    return folders
+    return {name: synthesize(set_folder(work, seed, name), videos, seed, flags) for name, flags in SETS}
+
+
+def synthesize(folder: Path, videos: int, seed: int, flags: list[str]) -> Path:
+    """``tubelets synth FOLDER --videos --seed FLAGS`` unless the set is there; a set of another size is refused."""
+    if not (folder / "instances.json").exists():
+        subprocess.run([*TUBELETS, "synth", str(folder), "--videos", str(videos), "--seed", str(seed), *flags],
+                       check=True)
+    present = len(json.loads((folder / "instances.json").read_text())["videos"])
+    if present != videos:
+        raise SystemExit(f"{folder} holds {present} videos, not {videos}: use another --work folder")
+    return folder
+
+
+def results_path(work: Path, set_name: str, label: str) -> Path:
+    """The ``results.json`` of one ablation run; exits with what to run when it is missing."""
+    path = work / "runs" / run_id(set_name, label) / "results.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run benchmarks/ablation.py --work {work} first")
+    return path
 
 
 def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str]) -> dict:

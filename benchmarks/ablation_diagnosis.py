@@ -23,7 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, run_id, set_folder
+from ablation import SETS, VARIANTS, results_path, set_folder
 
 from tubelets.metrics.vis_diagnosis import diagnose
 
@@ -50,10 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     for set_name, _ in SETS:
         gt = json.loads((set_folder(work, args.seed, set_name) / "instances.json").read_text())
         for label, _, _ in VARIANTS:
-            results_path = work / "runs" / run_id(set_name, label) / "results.json"
-            if not results_path.exists():
-                raise SystemExit(f"{results_path} is missing: run benchmarks/ablation.py --work {work} first")
-            print(row(set_name, label, gt, results_path), flush=True)
+            print(row(set_name, label, gt, results_path(work, set_name, label)), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, run_id, set_folder
+from ablation import SETS, VARIANTS, results_path, set_folder
 
 from tubelets.metrics.vis_bootstrap import paired_bootstrap
 
@@ -47,12 +47,8 @@ def ablation_results(work: Path, set_name: str) -> dict[str, list]:
     """``{tracker: results}`` of one set's calibrated runs (the rows the expected shape compares)."""
     results = {}
     for label, tracker, extra in VARIANTS:
-        if extra:
-            continue
-        path = work / "runs" / run_id(set_name, label) / "results.json"
-        if not path.exists():
-            raise SystemExit(f"{path} is missing: run benchmarks/ablation.py --work {work} first")
-        results[tracker] = json.loads(path.read_text())
+        if not extra:
+            results[tracker] = json.loads(results_path(work, set_name, label).read_text())
     return results
 
 

@@ -22,13 +22,14 @@ import argparse
 import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from ablation import synthesize
+from ablation_significance import HEADER as SIGNIFICANCE_HEADER
 from ablation_significance import rows as significance_rows
 
 from tubelets.config import load_config
@@ -44,14 +45,6 @@ from tubelets.records import VideoMeta, VideoProposals
 from tubelets.transforms.proposals import to_detections
 
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | s |"
-
-
-def generate(folder: Path, videos: int, seed: int, hard: bool) -> Path:
-    if not (folder / "instances.json").exists():
-        flags = ["--hard"] if hard else []
-        subprocess.run([sys.executable, "-m", "tubelets.cli", "synth", str(folder), "--videos", str(videos),
-                        "--seed", str(seed), *flags], check=True)
-    return folder
 
 
 def video_proposals(dataset: YouTubeVISDataset, config: dict, folder: Path) -> dict[int, list]:
@@ -111,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     report = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     significance = []
     for set_name, seed, hard in sets:
-        folder = generate(work / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos, seed, hard)
+        folder = synthesize(work / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos, seed,
+                            ["--hard"] if hard else [])
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
         proposals = video_proposals(dataset, config, folder)
         results = {}
@@ -123,8 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         significance += significance_rows(set_name, gt, results, args.samples)
     print("\n".join(report))
     print()
-    print("\n".join(["| set | comparison | AP difference | 95 % interval | resamples won |", "|---|---|---|---|---|",
-                     *significance]))
+    print("\n".join([SIGNIFICANCE_HEADER, "|" + "---|" * SIGNIFICANCE_HEADER.count(" | ") + "---|", *significance]))
 
 
 if __name__ == "__main__":

@@ -119,9 +119,10 @@ class TrackingSamples:
         previous_mask = self._mask(anchor.video_id, anchor.track, previous)
         target_key = (anchor.video_id, target)
         target_mask = self._mask(anchor.video_id, anchor.track, target)
-        others = self._others(anchor, target)
         if rng.random() < float(self.augment["absent"]):
             target_key, target_mask, others = self._other_frame(rng, anchor.video_id), np.zeros_like(target_mask), []
+        else:
+            others = self._others(anchor, target)  # decoded only when the instance is in the target
         previous_mask = self._maybe_distractor(rng, anchor, previous, previous_mask)
         motion = motion_theta(rng, self.augment)
         target_mask = warp_mask(target_mask, motion)

@@ -21,8 +21,8 @@ from tubelets.metrics.vis_match import VideoMatches, match_video
 from tubelets.metrics.vis_params import (AREA_LABELS, AREA_RANGES, IOU_THRESHOLDS, MAX_DETS, METRIC_NAMES,
                                          RECALL_THRESHOLDS, SUMMARY)
 
-__all__ = ["METRIC_NAMES", "VisMetrics", "VideoMatches", "accumulate", "evaluate", "match_video", "score_files",
-           "summarize"]
+__all__ = ["METRIC_NAMES", "VisMetrics", "VideoMatches", "accumulate", "evaluate", "match_video", "match_videos",
+           "score_files", "summarize"]
 
 
 @dataclass
@@ -63,6 +63,13 @@ class VisMetrics:
 
 def evaluate(gt: dict, results: list, gt_source: str = "ground truth", results_source: str = "results") -> VisMetrics:
     """Score YouTube-VIS ``results`` against the ground truth ``gt`` (see ``vis_data``)."""
+    matches, category_ids = match_videos(gt, results, gt_source, results_source)
+    return accumulate(matches, category_ids)
+
+
+def match_videos(gt: dict, results: list, gt_source: str = "ground truth",
+                 results_source: str = "results") -> tuple[list[VideoMatches], tuple]:
+    """Every ground-truth video's matches (in ascending video id) and the ground truth's category ids."""
     index = index_ground_truth(gt, gt_source)
     by_video = group_results(results, index, results_source)
     try:
@@ -70,7 +77,7 @@ def evaluate(gt: dict, results: list, gt_source: str = "ground truth", results_s
                    for v in index.video_ids]
     except DatasetError as err:
         raise DatasetError(f"{results_source} against {gt_source}: {err}") from err
-    return accumulate(matches, index.category_ids)
+    return matches, index.category_ids
 
 
 def score_files(gt_url: str, results_url: str) -> dict:

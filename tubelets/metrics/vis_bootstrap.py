@@ -5,7 +5,7 @@ chance: a handful of videos decide them. :func:`paired_bootstrap` resamples
 the set's videos with replacement, scores both result sets on every resample
 (the same videos for both, so what the two share cancels out) and reports the
 observed difference, its 95 % percentile interval and how often the first set
-won. Each video is matched once (:func:`tubelets.metrics.vis.match_video`);
+won. Each video is matched once (:func:`tubelets.metrics.vis.match_videos`);
 a resample only re-accumulates, so a thousand resamples take seconds.
 """
 
@@ -16,9 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tubelets.metrics.vis import VideoMatches, accumulate
-from tubelets.metrics.vis_data import group_results, index_ground_truth
-from tubelets.metrics.vis_match import match_video
+from tubelets.metrics.vis import VideoMatches, accumulate, match_videos
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,14 +31,6 @@ class BootstrapDifference:
     samples: int
 
 
-def video_matches(gt: dict, results: list) -> list[VideoMatches]:
-    """Every ground-truth video's matches against ``results``, in the ground truth's video order."""
-    index = index_ground_truth(gt, "ground truth")
-    by_video = group_results(results, index, "results")
-    return [match_video(index.videos[v], index.annotations_by_video.get(v, []), by_video.get(v, []))
-            for v in index.video_ids]
-
-
 def resampled_metric(matches: Sequence[VideoMatches], picks: np.ndarray, category_ids: Sequence, metric: str) -> float:
     """``metric`` over the videos ``matches[picks]`` (a video drawn twice counts twice, under a fresh id)."""
     drawn = [dataclasses.replace(matches[index], video_id=position) for position, index in enumerate(picks)]
@@ -52,17 +42,17 @@ def paired_bootstrap(gt: dict, results_a: list, results_b: list, metric: str = "
     """The difference ``metric(results_a) - metric(results_b)`` on ``gt`` with its bootstrap interval."""
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
-    category_ids = index_ground_truth(gt, "ground truth").category_ids
-    matches_a, matches_b = video_matches(gt, results_a), video_matches(gt, results_b)
-    everything = np.arange(len(matches_a))
-    observed = (resampled_metric(matches_a, everything, category_ids, metric)
-                - resampled_metric(matches_b, everything, category_ids, metric))
+    matches_a, category_ids = match_videos(gt, results_a)
+    matches_b, _ = match_videos(gt, results_b)
+    videos = len(matches_a)
+
+    def difference(picks: np.ndarray) -> float:
+        return (resampled_metric(matches_a, picks, category_ids, metric)
+                - resampled_metric(matches_b, picks, category_ids, metric))
+
+    observed = difference(np.arange(videos))
     rng = np.random.default_rng(seed)
-    differences = np.empty(samples)
-    for n in range(samples):
-        picks = rng.integers(0, len(matches_a), len(matches_a))
-        differences[n] = (resampled_metric(matches_a, picks, category_ids, metric)
-                          - resampled_metric(matches_b, picks, category_ids, metric))
+    differences = np.array([difference(rng.integers(0, videos, videos)) for _ in range(samples)])
     low, high = np.percentile(differences, [2.5, 97.5])
     return BootstrapDifference(metric, float(observed), float(low), float(high),
                                float(np.mean(differences > 0)), samples)
