@@ -4,6 +4,10 @@ Every ``frame_stride``-th frame of every video is one sample: the frame and the
 masks of the instances visible in it (tracks whose segmentation in that frame
 is null are skipped). A frame with no instance is kept as a negative.
 
+Several data sets train one model as one (:class:`CombinedFrames`), e.g. a
+default and a ``--hard`` Shapes-VIS set, so that a fine-tune on the harder data
+keeps seeing the easier one.
+
 Frames are decoded a whole video at a time (``iter_frames``) and kept in a
 small least-recently-used cache of videos (``cache_videos``; ``None`` keeps
 all, right for Shapes-VIS-sized sets).
@@ -14,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import OrderedDict
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from tubelets import masks as rle
+from tubelets.errors import DatasetError
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.models.augment import make_target
 
@@ -102,6 +108,59 @@ class FrameDetectionDataset(torch.utils.data.Dataset):
         else:
             self._cache.move_to_end(video_id)
         return frames[frame_index]
+
+
+class CombinedFrames(torch.utils.data.Dataset):
+    """Several :class:`FrameDetectionDataset` as one: their samples one after another.
+
+    The data sets must name their categories alike (the same id, the same
+    name), since one model's labels are the category ids.
+    """
+
+    def __init__(self, parts: Sequence[FrameDetectionDataset], urls: Sequence[str]):
+        if not parts:
+            raise ValueError("CombinedFrames needs at least one data set")
+        self.parts = list(parts)
+        self._check_categories(urls)
+        self._ends = np.cumsum([len(part) for part in self.parts])
+
+    @property
+    def categories(self) -> list[dict]:
+        return self.parts[0].categories
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, index: int):
+        part, local = self._locate(index)
+        return self.parts[part][local]
+
+    def raw(self, index: int):
+        part, local = self._locate(index)
+        return self.parts[part].raw(local)
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
+        part = int(np.searchsorted(self._ends, index, side="right"))
+        return part, index - (int(self._ends[part - 1]) if part else 0)
+
+    def _check_categories(self, urls: Sequence[str]) -> None:
+        names = [{int(c["id"]): c["name"] for c in part.categories} for part in self.parts]
+        for url, other in zip(urls[1:], names[1:]):
+            if other != names[0]:
+                raise DatasetError(
+                    f"data set {url!r} has categories {other}, but {urls[0]!r} has {names[0]}: "
+                    "data sets trained together must share category ids and names"
+                )
+
+
+def open_frames(urls: str | Sequence[str], source: str = "jpeg", frame_stride: int = 1):
+    """The training frames of one data set URL, or of several as one :class:`CombinedFrames`."""
+    if isinstance(urls, str):
+        return FrameDetectionDataset(urls, source=source, frame_stride=frame_stride)
+    parts = [FrameDetectionDataset(url, source=source, frame_stride=frame_stride) for url in urls]
+    return parts[0] if len(parts) == 1 else CombinedFrames(parts, list(urls))
 
 
 # Independent random streams of a training run (see sample_seed).

@@ -20,7 +20,7 @@ import argparse
 import dataclasses
 import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -29,10 +29,12 @@ from tubelets.models.augment import augment_sample
 from tubelets.models.checkpoints import FORMAT, make_checkpoint, read_checkpoint
 from tubelets.models.detection_data import (
     AUGMENT_STREAM,
+    CombinedFrames,
     INIT_STREAM,
     MODEL_STREAM,
     FrameDetectionDataset,
     batch_indices,
+    open_frames,
     sample_seed,
 )
 from tubelets.models.detector import build_detector
@@ -61,7 +63,7 @@ class TrainResult:
 class TrainingBatches(torch.utils.data.Dataset):
     """Item ``s`` is the augmented batch of step ``s``: ``(images, targets)`` lists (see augment.py)."""
 
-    def __init__(self, frames: FrameDetectionDataset, batch_size: int, seed: int, aug_cfg: Mapping):
+    def __init__(self, frames: FrameDetectionDataset | CombinedFrames, batch_size: int, seed: int, aug_cfg: Mapping):
         self.frames, self.batch_size, self.seed, self.aug_cfg = frames, batch_size, seed, dict(aug_cfg)
 
     def __len__(self) -> int:
@@ -79,17 +81,17 @@ class TrainingBatches(torch.utils.data.Dataset):
 
 
 def train_detector(
-    dataset_url: str,
+    dataset_url: str | Sequence[str],
     out_url: str,
     cfg: Mapping[str, Any],
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``cfg["detector"]`` on the data set at ``dataset_url``; checkpoints to ``out_url``."""
+    """Train ``cfg["detector"]`` on the data set at ``dataset_url`` (or several, as one); checkpoints to ``out_url``."""
     started = time.monotonic()
     detector_cfg, train_cfg = cfg["detector"], cfg[SECTION]
-    frames = FrameDetectionDataset(dataset_url, source=train_cfg["source"], frame_stride=train_cfg["frame_stride"])
+    frames = open_frames(dataset_url, source=train_cfg["source"], frame_stride=train_cfg["frame_stride"])
     check_categories(frames.categories, detector_cfg, dataset_url)
     torch_device = resolve_device(device)
     torch.manual_seed(sample_seed(int(train_cfg["seed"]), INIT_STREAM))
@@ -139,7 +141,9 @@ def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progre
     return training_loop.run_steps(steps, loader, one_step, checkpoint_at, out_url, train_cfg, progress, "train")
 
 
-def training_checkpoint(model, optimizer, frames: FrameDetectionDataset, cfg: Mapping, step: int) -> dict:
+def training_checkpoint(
+    model, optimizer, frames: FrameDetectionDataset | CombinedFrames, cfg: Mapping, step: int
+) -> dict:
     """The checkpoint of a run at ``step``, with the optimizer state for resuming."""
     preset = cfg["detector"]["preset"]
     return make_checkpoint(
@@ -183,7 +187,7 @@ def _as_is(batch):
 
 def add_train_detector_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``tubelets train detector``."""
-    return add_training_arguments(parser, SECTION, "detector.pt")
+    return add_training_arguments(parser, SECTION, "detector.pt", several_datasets=True)
 
 
 def run_train_detector(args: argparse.Namespace) -> TrainResult:

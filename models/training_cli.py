@@ -9,9 +9,18 @@ import torch
 from tubelets.config import load_config
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, section: str, out_example: str) -> argparse.ArgumentParser:
-    """DATASET, OUT and the flags every training command takes; ``section`` is its config section."""
-    parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL) with instances.json")
+def add_training_arguments(
+    parser: argparse.ArgumentParser, section: str, out_example: str, several_datasets: bool = False
+) -> argparse.ArgumentParser:
+    """DATASET, OUT and the flags every training command takes; ``section`` is its config section.
+
+    With ``several_datasets``, ``DATASET`` may be given more than once (``args.dataset`` is then a list).
+    """
+    if several_datasets:
+        parser.add_argument("dataset", nargs="+", help="YouTube-VIS data set folder(s) (any fsspec URL) with "
+                            "instances.json; several are trained on as one")
+    else:
+        parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL) with instances.json")
     parser.add_argument("out", help=f"checkpoint to write (any fsspec URL), e.g. {out_example}")
     parser.add_argument("--config", default=None, help="config preset name or YAML file (default: default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -6,7 +6,14 @@ import torch
 
 from tubelets import masks as rle
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.models.detection_data import FrameDetectionDataset, batch_indices, index_frames
+from tubelets.errors import DatasetError
+from tubelets.models.detection_data import (
+    CombinedFrames,
+    FrameDetectionDataset,
+    batch_indices,
+    index_frames,
+    open_frames,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -75,3 +82,36 @@ def test_batch_indices_shuffle_each_epoch_and_are_reproducible():
 def test_batches_cross_epoch_boundaries():
     indices = batch_indices(1, 4, 6, seed=0)  # positions 4..7: two from epoch 0, two from epoch 1
     assert len(indices) == 4 and all(0 <= i < 6 for i in indices)
+
+
+def test_several_data_sets_are_one_after_another(tiny_shapes_url):
+    single = FrameDetectionDataset(tiny_shapes_url)
+    combined = open_frames([tiny_shapes_url, tiny_shapes_url], frame_stride=2)
+    strided = len(index_frames(single.dataset, frame_stride=2))
+    assert isinstance(combined, CombinedFrames) and len(combined) == 2 * strided
+    for index in (0, strided - 1, strided, 2 * strided - 1):
+        local = index % strided
+        image, masks, labels = combined.raw(index)
+        expected = combined.parts[0].raw(local)
+        assert torch.equal(image, expected[0]) and torch.equal(masks, expected[1]) and torch.equal(labels, expected[2])
+    assert torch.equal(combined[strided][0], combined.parts[1][0][0])
+    assert combined.categories == single.categories
+    with pytest.raises(IndexError, match="out of range"):
+        combined.raw(2 * strided)
+
+
+def test_one_url_in_a_list_is_that_data_set(tiny_shapes_url):
+    assert isinstance(open_frames([tiny_shapes_url]), FrameDetectionDataset)
+    assert isinstance(open_frames(tiny_shapes_url), FrameDetectionDataset)
+
+
+def test_data_sets_with_other_categories_are_refused(tmp_path, tiny_shapes_url):
+    with open(f"{tiny_shapes_url}/instances.json") as handle:
+        instances = json.load(handle)
+    instances["categories"] = [dict(c, name=c["name"].upper()) for c in instances["categories"]]
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(instances))
+    other = FrameDetectionDataset(tiny_shapes_url)
+    other.dataset = YouTubeVISDataset(tiny_shapes_url, annotations=str(renamed))
+    with pytest.raises(DatasetError, match="renamed-set.*share category ids and names"):
+        CombinedFrames([FrameDetectionDataset(tiny_shapes_url), other], [tiny_shapes_url, "renamed-set"])

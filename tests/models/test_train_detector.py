@@ -6,6 +6,7 @@ import torch
 from tubelets.errors import ConfigError
 from tubelets.models import train_detector as training
 from tubelets.models.checkpoints import read_checkpoint
+from tubelets.models.detection_data import FrameDetectionDataset
 from tubelets.models.train_detector import (
     add_train_detector_arguments,
     run_train_detector,
@@ -79,3 +80,15 @@ def test_cli_arguments_become_config_overrides(tiny_shapes_url, tmp_path, capsys
     assert "trained 1 steps" in capsys.readouterr().err
 
 
+
+
+def test_cli_trains_on_several_data_sets_as_one(tiny_shapes_url, tmp_path, capsys):
+    parser = add_train_detector_arguments(argparse.ArgumentParser())
+    out = str(tmp_path / "both.pt")
+    overrides = ["detector.min_size=48", "detector.max_size=64", "train_detector.batch_size=1"]
+    argv = [tiny_shapes_url, tiny_shapes_url, out, "--steps", "1", "--no-progress", "--device", "cpu"]
+    args = parser.parse_args(argv + [arg for pair in overrides for arg in ("--set", pair)])
+    assert args.dataset == [tiny_shapes_url, tiny_shapes_url] and args.out == out
+    single = parser.parse_args([tiny_shapes_url, out, "--steps", "1"])
+    result = run_train_detector(args)
+    assert result.frames == 2 * len(FrameDetectionDataset(tiny_shapes_url)) and single.dataset == [tiny_shapes_url]
