@@ -43,6 +43,10 @@ from tubelets.records import FrameDetections, TubeletFrame, VideoProposals
 
 EncodingSource = Callable[[int], FrameEncoding]
 
+# A predicted mask smaller than this share of the instance's last mask is an occluded remnant, not the object
+# (objects shrink by leaving the frame or the camera, a few per cent a frame, never to a tenth in one step).
+MIN_AREA_RATIO = 0.1
+
 
 @dataclasses.dataclass(frozen=True)
 class PropagationSettings:
@@ -160,7 +164,7 @@ class Propagator:
                 instance.scores.append(item.score)
                 self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
                 instance.unconfirmed, instance.since_confirmed = [], 0
-            elif float(result.confidence[n]) >= self.settings.min_confidence and bool(result.masks[n].any()):
+            elif result.confidence[n] >= self.settings.min_confidence and self._holds_object(result, n, instance):
                 score = instance.seed.score * float(result.confidence[n])
                 mask = result.masks[n]
                 item = TubeletFrame(frame, masks.encode(mask.numpy().astype(np.uint8)),
@@ -174,6 +178,21 @@ class Propagator:
             if instance.lost <= self.settings.max_lost:
                 alive.append(instance)
         return alive
+
+    def _holds_object(self, result: StepResult, n: int, instance: Instance) -> bool:
+        """Whether prediction ``n`` is a mask of the object, not a sliver of it.
+
+        An object going behind an occluder leaves a few pixels at the
+        occluder's edge that the pixel level still holds confidently; a mask
+        that shrank in one step below ``MIN_AREA_RATIO`` of the last one is
+        such a remnant, so the instance is lost there rather than found. (The
+        instance level's mask is the last one moved into the box, so it
+        cannot be a remnant.)
+        """
+        area = int(result.masks[n].sum())
+        if not self.settings.use_pixel:
+            return area > 0
+        return area > 0 and area >= MIN_AREA_RATIO * float(instance.mask.sum())
 
     def _unconfirmed_too_long(self, instance: Instance) -> bool:
         """Stop a direction no proposal has confirmed for ``max_unconfirmed`` steps, dropping its unconfirmed tail.

@@ -7,9 +7,11 @@
 # Generates the Shapes-VIS training (1000 videos, seed 1) and held-out evaluation
 # (20 videos, seed 1234) sets, trains the `small` preset with the configs/detector_small.yaml recipe
 # (stage 1: JPEG frames from scratch), then continues on the decoded mp4 frames of the first 400
-# training videos (stage 2: the frames the pipeline sees, H.264 rather than JPEG), evaluates
+# training videos (stage 2: the frames the pipeline sees, H.264 rather than JPEG), fine-tunes
+# on 400 `--hard` videos (stage 3: blur, flicker, noise and more clutter, seed 6), evaluates
 # per-frame mask AP on the held-out mp4s, and copies the checkpoint into the package. Seeded:
-# the same machine gives the same weights.
+# the same machine gives the same weights. The tracker checkpoints are tied to the detector's
+# weights: retrain them afterwards (see their model cards).
 set -euo pipefail
 
 WORK="${1:-/tmp/detector-small}"
@@ -24,10 +26,18 @@ time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train" "$WORK/detecto
     --config detector_small --threads "$THREADS"
 "$PY" -m tubelets.cli synth "$WORK/shapes-train-mp4" --videos 400 --seed 1
 "$PY" -m tubelets.cli synth "$WORK/shapes-eval-mp4" --videos 20 --seed 1234
-time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train-mp4" "$WORK/detector-small.pt" \
+time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train-mp4" "$WORK/detector-small-stage2.pt" \
     --config detector_small --threads "$THREADS" --steps 2500 \
     --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage1.pt" \
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
-"$PY" -m tubelets.models.evaluate_detector "$WORK/shapes-eval-mp4" --config detector_small --source video \
-    --checkpoint "$WORK/detector-small.pt" --threads "$THREADS" | tee "$WORK/eval.json"
+"$PY" -m tubelets.cli synth "$WORK/shapes-train-hard" --videos 400 --seed 6 --hard
+"$PY" -m tubelets.cli synth "$WORK/shapes-eval-hard-mp4" --videos 20 --seed 1234 --hard
+time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train-hard" "$WORK/detector-small.pt" \
+    --config detector_small --threads "$THREADS" --steps 2500 \
+    --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage2.pt" \
+    --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
+for set in shapes-eval-mp4 shapes-eval-hard-mp4; do
+    "$PY" -m tubelets.models.evaluate_detector "$WORK/$set" --config detector_small --source video \
+        --checkpoint "$WORK/detector-small.pt" --threads "$THREADS" | tee "$WORK/eval-$set.json"
+done
 cp "$WORK/detector-small.pt" models/checkpoints/detector-small.pt

@@ -129,6 +129,22 @@ def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(mod
     assert torch.allclose(confidence(either_level_loses=True), torch.sqrt(instance_only * pixel_only))
 
 
+@pytest.mark.parametrize("use_pixel, kept", [(True, [False, True, True]), (False, [True, True, True])])
+def test_a_pixel_mask_that_shrank_to_a_sliver_is_not_the_object(models, use_pixel, kept):
+    from tubelets.models.ipdt.propagation import MIN_AREA_RATIO, Instance, Propagator, PropagationSettings, StepResult
+
+    last = torch.zeros(1, 40, 40)
+    last[0, :20, :20] = 1  # 400 pixels
+    instance = Instance(0, 0, None, None, None, [1], [0.9], mask=last[0])
+    predicted = torch.zeros(3, 40, 40, dtype=torch.bool)
+    predicted[0, :3, :3] = True  # 9 pixels: an occluded remnant
+    predicted[1].view(-1)[: int(MIN_AREA_RATIO * 400)] = True  # exactly the limit
+    predicted[2, :10, :10] = True  # a quarter: the object partly hidden
+    result = StepResult(torch.zeros(3, 4), predicted, torch.ones(3), predicted)
+    propagator = Propagator(models[1], PropagationSettings(use_pixel=use_pixel))
+    assert [propagator._holds_object(result, n, instance) for n in range(3)] == kept
+
+
 @pytest.mark.parametrize("tracker_class", [IpdtTracker, PixelTracker, InstanceTracker])
 def test_each_frame_runs_the_heads_once_whatever_the_number_of_instances(models, tracker_class):
     detector, heads = models
