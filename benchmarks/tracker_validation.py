@@ -5,7 +5,8 @@ tracker, which is right for the committed table but slow for 100-video sets.
 This script runs the same components outside Beam: the detector once per
 video (frames decoded from the mp4s, as the pipeline does; the proposals are
 cached under ``--work``), class calibration, each tracker, the VIS metrics.
-It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
+Each video is decoded once for the detector and all trackers; the ``s`` column is the time
+spent tracking (calibration included). It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
 (AP with oracle scores and classes, missed and extra frames) and the paired
 bootstrap intervals of ``ablation_significance.py``::
 
@@ -47,37 +48,43 @@ from tubelets.transforms.proposals import to_detections
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | s |"
 
 
-def video_proposals(dataset: YouTubeVISDataset, config: dict, folder: Path) -> dict[int, list]:
-    """``{video id: [FrameDetections per frame]}``: the detector's proposals, cached per detector checkpoint."""
+def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: list[str]) -> tuple[dict, dict]:
+    """``({tracker: YouTube-VIS results}, {tracker: seconds tracking})`` over the set.
+
+    Each video is decoded once for the detector and every tracker; the
+    detector's proposals are cached per detector checkpoint under ``folder``.
+    """
     detector, info = load_detector(config)
     cache = folder / f"proposals-{info.checkpoint_id}.pkl"
-    if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    batch, threshold = int(config["proposals"]["batch_size"]), float(config["detector"]["score_threshold"])
-    proposals = {}
-    with torch.no_grad():
-        for video in dataset.videos:
-            frames = [frame for _, frame in dataset.iter_frames(video.id, source="video")]
-            outputs = []
-            for start in range(0, len(frames), batch):
-                outputs += detector(frames_to_tensors(frames[start:start + batch]))
-            proposals[video.id] = [to_detections(output, threshold) for output in outputs]
-            for number, detections in enumerate(proposals[video.id]):
-                detections.frame = number
-    cache.write_bytes(pickle.dumps(proposals))
-    return proposals
-
-
-def track_set(dataset: YouTubeVISDataset, proposals: dict, config: dict, tracker_name: str) -> list[dict]:
-    """YouTube-VIS results of one tracker over the whole set."""
-    tracker = build_tracker(tracker_name, config["tracker"])
-    results = []
+    proposals = pickle.loads(cache.read_bytes()) if cache.exists() else {}
+    built = {name: build_tracker(name, config["tracker"]) for name in trackers}
+    results, seconds = {name: [] for name in trackers}, dict.fromkeys(trackers, 0.0)
     for video in dataset.videos:
-        meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
-        calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
         frames = [frame for _, frame in dataset.iter_frames(video.id, source="video")]
-        results += tubelets_to_results(tracker.track(calibrated, frames), meta)
-    return results
+        if video.id not in proposals:
+            proposals[video.id] = detect(detector, frames, config)
+        meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
+        for name, tracker in built.items():
+            started = time.monotonic()
+            calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
+            results[name] += tubelets_to_results(tracker.track(calibrated, frames), meta)
+            seconds[name] += time.monotonic() - started
+    if not cache.exists():
+        cache.write_bytes(pickle.dumps(proposals))
+    return results, seconds
+
+
+@torch.no_grad()
+def detect(detector, frames: list, config: dict) -> list:
+    """``[FrameDetections]`` of one video's frames, numbered from 0, in the pipeline's batches."""
+    batch, threshold = int(config["proposals"]["batch_size"]), float(config["detector"]["score_threshold"])
+    outputs = []
+    for start in range(0, len(frames), batch):
+        outputs += detector(frames_to_tensors(frames[start:start + batch]))
+    detections = [to_detections(output, threshold) for output in outputs]
+    for number, item in enumerate(detections):
+        item.frame = number
+    return detections
 
 
 def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: float) -> str:
@@ -107,12 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         folder = synthesize(work / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos, seed,
                             ["--hard"] if hard else [])
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
-        proposals = video_proposals(dataset, config, folder)
-        results = {}
-        for tracker in args.trackers.split(","):
-            started = time.monotonic()
-            results[tracker] = track_set(dataset, proposals, config, tracker)
-            report.append(table_row(set_name, tracker, gt, results[tracker], time.monotonic() - started))
+        results, seconds = run_set(dataset, config, folder, args.trackers.split(","))
+        for tracker in results:
+            report.append(table_row(set_name, tracker, gt, results[tracker], seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
         significance += significance_rows(set_name, gt, results, args.samples)
     print("\n".join(report))

@@ -15,6 +15,7 @@ all, right for Shapes-VIS-sized sets).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 from collections import OrderedDict
@@ -110,40 +111,31 @@ class FrameDetectionDataset(torch.utils.data.Dataset):
         return frames[frame_index]
 
 
-class CombinedFrames(torch.utils.data.Dataset):
-    """Several :class:`FrameDetectionDataset` as one: their samples one after another.
+class CombinedFrames(torch.utils.data.ConcatDataset):
+    """Several :class:`FrameDetectionDataset` as one (torch's ``ConcatDataset``), with their :meth:`raw` too.
 
     The data sets must name their categories alike (the same id, the same
     name), since one model's labels are the category ids.
     """
 
     def __init__(self, parts: Sequence[FrameDetectionDataset], urls: Sequence[str]):
-        if not parts:
-            raise ValueError("CombinedFrames needs at least one data set")
-        self.parts = list(parts)
+        super().__init__(parts)
         self._check_categories(urls)
-        self._ends = np.cumsum([len(part) for part in self.parts])
+
+    @property
+    def parts(self) -> list[FrameDetectionDataset]:
+        return self.datasets
 
     @property
     def categories(self) -> list[dict]:
         return self.parts[0].categories
 
-    def __len__(self) -> int:
-        return int(self._ends[-1]) if len(self._ends) else 0
-
-    def __getitem__(self, index: int):
-        part, local = self._locate(index)
-        return self.parts[part][local]
-
     def raw(self, index: int):
-        part, local = self._locate(index)
-        return self.parts[part].raw(local)
-
-    def _locate(self, index: int) -> tuple[int, int]:
+        """:meth:`FrameDetectionDataset.raw` of sample ``index`` of the whole (the same lookup as ``[index]``)."""
         if not 0 <= index < len(self):
             raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
-        part = int(np.searchsorted(self._ends, index, side="right"))
-        return part, index - (int(self._ends[part - 1]) if part else 0)
+        part = bisect.bisect_right(self.cumulative_sizes, index)
+        return self.parts[part].raw(index - (self.cumulative_sizes[part - 1] if part else 0))
 
     def _check_categories(self, urls: Sequence[str]) -> None:
         names = [{int(c["id"]): c["name"] for c in part.categories} for part in self.parts]

@@ -164,7 +164,7 @@ class Propagator:
                 instance.scores.append(item.score)
                 self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
                 instance.unconfirmed, instance.since_confirmed = [], 0
-            elif result.confidence[n] >= self.settings.min_confidence and self._holds_object(result, n, instance):
+            elif self._found_by_heads(result, n, instance):
                 score = instance.seed.score * float(result.confidence[n])
                 mask = result.masks[n]
                 item = TubeletFrame(frame, masks.encode(mask.numpy().astype(np.uint8)),
@@ -179,8 +179,8 @@ class Propagator:
                 alive.append(instance)
         return alive
 
-    def _holds_object(self, result: StepResult, n: int, instance: Instance) -> bool:
-        """Whether prediction ``n`` is a mask of the object, not a sliver of it.
+    def _found_by_heads(self, result: StepResult, n: int, instance: Instance) -> bool:
+        """Whether prediction ``n`` (no proposal confirming it) is the object: confident, and not a sliver of it.
 
         An object going behind an occluder leaves a few pixels at the
         occluder's edge that the pixel level still holds confidently; a mask
@@ -190,9 +190,8 @@ class Propagator:
         cannot be a remnant.)
         """
         area = int(result.masks[n].sum())
-        if not self.settings.use_pixel:
-            return area > 0
-        return area > 0 and area >= MIN_AREA_RATIO * float(instance.mask.sum())
+        smallest = MIN_AREA_RATIO * float(instance.mask.sum()) if self.settings.use_pixel else 0.0
+        return float(result.confidence[n]) >= self.settings.min_confidence and area > 0 and area >= smallest
 
     def _unconfirmed_too_long(self, instance: Instance) -> bool:
         """Stop a direction no proposal has confirmed for ``max_unconfirmed`` steps, dropping its unconfirmed tail.

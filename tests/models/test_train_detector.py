@@ -80,8 +80,6 @@ def test_cli_arguments_become_config_overrides(tiny_shapes_url, tmp_path, capsys
     assert "trained 1 steps" in capsys.readouterr().err
 
 
-
-
 def test_cli_trains_on_several_data_sets_as_one(tiny_shapes_url, tmp_path, capsys):
     parser = add_train_detector_arguments(argparse.ArgumentParser())
     out = str(tmp_path / "both.pt")

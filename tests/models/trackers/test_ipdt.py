@@ -144,7 +144,7 @@ def test_a_pixel_mask_that_shrank_to_a_sliver_is_not_the_object(models, use_pixe
     predicted[2, :10, :10] = True  # a quarter: the object partly hidden
     result = StepResult(torch.zeros(3, 4), predicted, torch.ones(3), predicted)
     propagator = Propagator(models[1], PropagationSettings(use_pixel=use_pixel))
-    assert [propagator._holds_object(result, n, instance) for n in range(3)] == kept
+    assert [propagator._found_by_heads(result, n, instance) for n in range(3)] == kept
 
 
 @pytest.mark.parametrize("tracker_class", [IpdtTracker, PixelTracker, InstanceTracker])
