@@ -42,8 +42,6 @@ per object and frame; nothing is kept when every prompt is on one frame).
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections import Counter
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -52,6 +50,7 @@ import torch
 from tubelets import masks
 from tubelets.config import build_from_section
 from tubelets.errors import ConfigError
+from tubelets.io.prompts import check_prompts
 from tubelets.models.ipdt import geometry
 from tubelets.models.ipdt.checkpoint import UsesTrackingModels
 from tubelets.models.ipdt.features import FeatureWindow
@@ -117,9 +116,9 @@ class VosSegmenter(UsesTrackingModels):
         frame). A zero-length video gives ``{}``; bad prompts a ``ValueError``.
         """
         self._require_model()
-        check_prompts(prompts, length)
         if length == 0:
-            return {}
+            return {}  # no frame to segment, and none a prompt could be on
+        check_prompts(prompts, None, length)
         # With re-detection, one detector pass a frame gives both the tracker's features and the proposals.
         proposal_score = None if self.snap_iou is None else self.proposal_score
         window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window, proposal_score)
@@ -176,33 +175,6 @@ class VosSegmenter(UsesTrackingModels):
             raise ConfigError(f"vos setting box_margin must be a number >= 1, got {self.box_margin!r}")
 
 
-def check_prompts(prompts: Sequence[ObjectPrompt], length: int) -> None:
-    """``ValueError`` unless ``prompts`` are one video's, one per object, each a mask or a click on a frame.
-
-    What needs the frames (mask size, click inside the frame) is checked by
-    :meth:`VosSegmenter.segment` when it reads them.
-    """
-    if not prompts:
-        raise ValueError("no prompts: video object segmentation needs at least one object prompt")
-    videos = sorted({p.video for p in prompts})
-    if len(videos) > 1:
-        raise ValueError(f"prompts of one video expected, got prompts for {videos}")
-    repeated = sorted(k for k, n in Counter(p.object_id for p in prompts).items() if n > 1)
-    if repeated:
-        raise ValueError(f"video {videos[0]!r}: object id(s) {repeated} prompted more than once "
-                         "(one prompt per object)")
-    for prompt in prompts:
-        where = f"video {prompt.video!r}, object {prompt.object_id}"
-        if not _is_int(prompt.object_id):
-            raise ValueError(f"{where}: object_id must be an integer")
-        if not _is_int(prompt.frame) or prompt.frame < 0 or (length > 0 and prompt.frame >= length):
-            raise ValueError(f"{where}: prompt frame {prompt.frame!r} is not a frame of the {length}-frame video")
-        if (prompt.mask is None) == (prompt.point is None):
-            raise ValueError(f"{where}: a prompt needs exactly one of mask and point")
-        if prompt.point is not None and not _is_point(prompt.point):
-            raise ValueError(f"{where}: point must be (x, y) finite numbers, got {prompt.point!r}")
-
-
 def prompt_mask(prompt: ObjectPrompt, frame_size: tuple[int, int]) -> np.ndarray:
     """The ``bool [H, W]`` mask of a mask prompt; ``ValueError`` when it is unreadable, empty or not frame-sized."""
     where = f"video {prompt.video!r}, object {prompt.object_id}, frame {prompt.frame}"
@@ -229,19 +201,6 @@ def _union_of_disjoint(given: dict[int, np.ndarray], frame: int, frame_size: tup
                              "(a pixel belongs to one object at most)")
         owner[mask] = object_id + 1
     return owner > 0
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_point(point) -> bool:
-    try:
-        x, y = point
-        numbers = [isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in (x, y)]
-        return all(numbers) and math.isfinite(x) and math.isfinite(y)
-    except (TypeError, ValueError):
-        return False
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import fsspec
 import numpy as np
@@ -49,8 +49,11 @@ ITEM_KEYS = frozenset(REQUIRED_KEYS + ("x", "y", "mask"))
 Prompts = dict[str, list[ObjectPrompt]]
 
 
-class PromptError(DatasetError):
-    """A prompts file or a video's prompts are malformed; the message names the file or video and the item."""
+class PromptError(DatasetError, ValueError):
+    """A prompts file or a video's prompts are malformed; the message names the file or video and the item.
+
+    Also a ``ValueError``: to a library caller, bad prompts are a bad argument.
+    """
 
 
 def read_prompts(url: str) -> Prompts:
@@ -127,19 +130,26 @@ def point_pixel(point: tuple[float, float]) -> tuple[int, int]:
 
 
 def check_prompts(
-    prompts_for_video: list[ObjectPrompt], video: str, length: int, size: tuple[int, int], source: str = ""
+    prompts_for_video: Sequence[ObjectPrompt], video: str | None, length: int,
+    size: tuple[int, int] | None = None, source: str = "",
 ) -> None:
-    """Raise ``PromptError`` unless the prompts fit the decoded video of ``length`` frames of
-    ``size = (H, W)``: at least one prompt, all for ``video``, frames below ``length``, masks of
-    ``size``, points inside the frame, each object once. ``source`` (a file) prefixes messages."""
+    """Raise ``PromptError`` unless the prompts fit a video of ``length`` frames: at least one
+    prompt, all for ``video`` (``None``: the first prompt's), integer object ids and frames below
+    ``length``, one object once, a mask or a finite point. With ``size = (H, W)`` (known before
+    decoding from the video's metadata) also masks of that size and points inside the frame;
+    without it those wait for whoever reads the frames. ``source`` (a file) prefixes messages."""
+    if video is None and prompts_for_video:
+        video = prompts_for_video[0].video
     where = f"{source + ': ' if source else ''}video {video!r}"
     if not prompts_for_video:
         raise PromptError(f"{where}: no prompts")
     seen: set[int] = set()
     for prompt in prompts_for_video:
-        item = f"{where}: object {prompt.object_id} on frame {prompt.frame}"
+        item = f"{where}: object {prompt.object_id!r} on frame {prompt.frame!r}"
         if prompt.video != video:
             raise PromptError(f"{item} belongs to video {prompt.video!r}")
+        if not _is_int(prompt.object_id):
+            raise PromptError(f"{item}: the object id must be an integer")
         if prompt.object_id in seen:
             raise PromptError(f"{item} is prompted twice")
         seen.add(prompt.object_id)
@@ -157,18 +167,35 @@ def video_name_from_url(url: str) -> str:
     return posixpath.splitext(posixpath.basename(url.rstrip("/")))[0]
 
 
-def _check_prompt_fits(prompt: ObjectPrompt, item: str, length: int, size: tuple[int, int]) -> None:
-    height, width = size
+def _check_prompt_fits(prompt: ObjectPrompt, item: str, length: int, size: tuple[int, int] | None) -> None:
     if (prompt.mask is None) == (prompt.point is None):
         raise PromptError(f"{item}: needs exactly one of a mask and a point")
-    if not 0 <= prompt.frame < length:
+    if not _is_int(prompt.frame) or not 0 <= prompt.frame < length:
         raise PromptError(f"{item}: frame is out of range, the video has {length} frames")
+    if prompt.point is not None and not _is_point(prompt.point):
+        raise PromptError(f"{item}: the point must be two finite numbers (x, y), got {prompt.point!r}")
+    if size is None:
+        return
+    height, width = size
     if prompt.mask is not None and list(prompt.mask["size"]) != [height, width]:
         raise PromptError(f"{item}: mask size {list(prompt.mask['size'])} is not the frame size [{height}, {width}]")
     if prompt.point is not None:
         x, y = prompt.point
         if not (0 <= x < width and 0 <= y < height):
             raise PromptError(f"{item}: point ({x}, {y}) lies outside the {width}x{height} frame")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_point(point) -> bool:
+    try:
+        x, y = point
+        numbers = [isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in (x, y)]
+        return all(numbers) and math.isfinite(x) and math.isfinite(y)
+    except (TypeError, ValueError):
+        return False
 
 
 def _prompt_from_mask(video: str, object_id: int, frame: int, mask: np.ndarray, kind: str) -> ObjectPrompt:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -191,6 +192,9 @@ def test_check_prompts_accepts_fitting_prompts(sample_prompts):
             r"object 1 on frame 2 is prompted twice",
         ),
         ([ObjectPrompt("cat", 1, 0)], r"exactly one of a mask and a point"),
+        ([ObjectPrompt("cat", 1.5, 0, point=(1.0, 1.0))], r"object 1.5 on frame 0: the object id must be an integer"),
+        ([ObjectPrompt("cat", 1, 0, point=(float("nan"), 1.0))], r"the point must be two finite numbers"),
+        ([ObjectPrompt("cat", 1, 0, point=(1.0,))], r"the point must be two finite numbers"),
     ],
 )
 def test_check_prompts_errors(prompts, message):
@@ -198,6 +202,14 @@ def test_check_prompts_errors(prompts, message):
         check_prompts(prompts, "cat", length=5, size=SIZE, source="p.json")
     with pytest.raises(PromptError, match=r"^p\.json: video 'cat'"):
         check_prompts(prompts, "cat", length=5, size=SIZE, source="p.json")
+
+
+def test_without_the_frame_size_only_what_needs_no_frame_is_checked():
+    wrong_size = ObjectPrompt("cat", 1, 0, mask=masks.encode(np.ones((3, 3), bool)))
+    outside = ObjectPrompt("cat", 2, 0, point=(99.0, 99.0))
+    check_prompts([wrong_size, outside], None, length=5)  # the frames will tell
+    with pytest.raises(ValueError, match=r"video 'cat': object 2 on frame 7: frame is out of range"):
+        check_prompts([wrong_size, dataclasses.replace(outside, frame=7)], None, length=5)
 
 
 def test_unmatched_videos_and_names_from_urls(sample_prompts):
