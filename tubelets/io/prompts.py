@@ -145,7 +145,7 @@ def check_prompts(
         raise PromptError(f"{where}: no prompts")
     seen: set[int] = set()
     for prompt in prompts_for_video:
-        item = f"{where}: object {prompt.object_id!r} on frame {prompt.frame!r}"
+        item = f"{where}: object {prompt.object_id} on frame {prompt.frame}"
         if prompt.video != video:
             raise PromptError(f"{item} belongs to video {prompt.video!r}")
         if not _is_int(prompt.object_id):
