@@ -5,8 +5,8 @@ tracker, which is right for the committed table but slow for 100-video sets.
 This script runs the same components outside Beam: the detector once per
 video (frames decoded from the mp4s, as the pipeline does; the proposals are
 cached under ``--work``), class calibration, each tracker, the VIS metrics.
-Each video is decoded once for the detector and all trackers; the ``s`` column is the time
-spent tracking (calibration included). It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
+Each video is decoded and calibrated once for the detector and all trackers; the ``s`` column
+is the time spent tracking. It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
 (AP with oracle scores and classes, missed and extra frames) and the paired
 bootstrap intervals of ``ablation_significance.py``::
 
@@ -64,9 +64,10 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
         if video.id not in proposals:
             proposals[video.id] = detect(detector, frames, config)
         meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
+        # The same calibrated proposals for every tracker (the trackers only read them).
+        calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
         for name, tracker in built.items():
             started = time.monotonic()
-            calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
             results[name] += tubelets_to_results(tracker.track(calibrated, frames), meta)
             seconds[name] += time.monotonic() - started
     if not cache.exists():

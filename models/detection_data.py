@@ -123,22 +123,18 @@ class CombinedFrames(torch.utils.data.ConcatDataset):
         self._check_categories(urls)
 
     @property
-    def parts(self) -> list[FrameDetectionDataset]:
-        return self.datasets
-
-    @property
     def categories(self) -> list[dict]:
-        return self.parts[0].categories
+        return self.datasets[0].categories
 
     def raw(self, index: int):
         """:meth:`FrameDetectionDataset.raw` of sample ``index`` of the whole (the same lookup as ``[index]``)."""
         if not 0 <= index < len(self):
             raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
         part = bisect.bisect_right(self.cumulative_sizes, index)
-        return self.parts[part].raw(index - (self.cumulative_sizes[part - 1] if part else 0))
+        return self.datasets[part].raw(index - (self.cumulative_sizes[part - 1] if part else 0))
 
     def _check_categories(self, urls: Sequence[str]) -> None:
-        names = [{int(c["id"]): c["name"] for c in part.categories} for part in self.parts]
+        names = [{int(c["id"]): c["name"] for c in part.categories} for part in self.datasets]
         for url, other in zip(urls[1:], names[1:]):
             if other != names[0]:
                 raise DatasetError(

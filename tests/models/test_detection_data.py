@@ -92,9 +92,9 @@ def test_several_data_sets_are_one_after_another(tiny_shapes_url):
     for index in (0, strided - 1, strided, 2 * strided - 1):
         local = index % strided
         image, masks, labels = combined.raw(index)
-        expected = combined.parts[0].raw(local)
+        expected = combined.datasets[0].raw(local)
         assert torch.equal(image, expected[0]) and torch.equal(masks, expected[1]) and torch.equal(labels, expected[2])
-    assert torch.equal(combined[strided][0], combined.parts[1][0][0])
+    assert torch.equal(combined[strided][0], combined.datasets[1][0][0])
     assert combined.categories == single.categories
     with pytest.raises(IndexError, match="out of range"):
         combined.raw(2 * strided)

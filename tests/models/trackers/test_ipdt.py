@@ -17,6 +17,7 @@ from tubelets import masks
 from tubelets.config import load_config
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.models.checkpoints import builtin_checkpoints
+from tubelets.models.ipdt.propagation import MIN_AREA_RATIO, Instance, PropagationSettings, Propagator, StepResult
 from tubelets.models.trackers import build_tracker, known_trackers
 from tubelets.models.trackers.ipdt import InstanceTracker, IpdtTracker, PixelTracker
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
@@ -111,7 +112,6 @@ def test_a_direction_no_proposal_confirms_stops_and_drops_its_unconfirmed_tail(m
 
 def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(models):
     from tubelets.models.ipdt.features import FeatureWindow
-    from tubelets.models.ipdt.propagation import PropagationSettings, Propagator
 
     detector, heads = models
     frames = frames_with(lambda t: [(5 + 2 * t, 8), (40, 20)], 2)
@@ -131,10 +131,6 @@ def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(mod
 
 @pytest.mark.parametrize("use_pixel, kept", [(True, [False, True, True]), (False, [True, True, True])])
 def test_a_pixel_mask_that_shrank_to_a_sliver_is_not_the_object(models, use_pixel, kept):
-    from tubelets.models.ipdt.propagation import (
-        MIN_AREA_RATIO, Instance, PropagationSettings, Propagator, StepResult,
-    )
-
     last = torch.zeros(1, 40, 40)
     last[0, :20, :20] = 1  # 400 pixels
     instance = Instance(0, 0, None, None, None, [1], [0.9], mask=last[0])
