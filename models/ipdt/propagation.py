@@ -22,12 +22,17 @@ is sharper than the stride-4 one, and the snap re-anchors the instance (see
 has confirmed for ``max_unconfirmed`` steps stops, and the frames it filled
 since the last confirmation are dropped: the heads stay confident on a
 look-alike they drifted onto, so the detector is the check against drift.
+In the backward sweep the tubelets that already hold a frame take no part in
+its assignment, so an extension whose object is hidden there would take the
+proposal of the object hiding it; a proposal another tubelet holds, when the
+two tubelets were apart from the extension's seed on, stops the direction
+instead (see :meth:`Propagator._taken_from_another_object`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -62,6 +67,8 @@ class PropagationSettings:
     snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
     max_unconfirmed: int | None = None  # frames followed with no proposal confirming before a direction stops (None: no limit)
+    # Backward: a held proposal is another object's when the two tubelets' mean mask IoU since the seed is below.
+    switch_iou: float | None = None  # (None: backward extensions may take any proposal)
     # Both levels: confidence = their geometric mean (lost when either is low), not the larger of the two.
     either_level_loses: bool = False
 
@@ -115,6 +122,7 @@ class Propagator:
         if not (settings.use_instance or settings.use_pixel):
             raise ValueError("a tracker needs the instance level, the pixel level or both")
         self.model, self.settings = model, settings
+        self._apart_cache: dict[tuple[int, int], bool] = {}  # (serial, serial) -> tubelets apart since the first's seed
         # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
         self.device = next(model.parameters()).device
 
@@ -122,6 +130,7 @@ class Propagator:
     def run(self, proposals: VideoProposals, encodings: EncodingSource) -> list[TubeletCandidate]:
         """Every instance's tubelet candidate (before merging), in creation order."""
         instances: list[Instance] = []
+        self._apart_cache.clear()
         self._sweep_forward(proposals, encodings, instances)
         self._sweep_backward(proposals, encodings, instances)
         return [instance.candidate() for instance in instances]
@@ -148,16 +157,23 @@ class Propagator:
                 instance.reset()
             active = active + joining
             if active:
-                active = self._advance(active, frame, frame + 1, detections, encodings)
+                holders = [instance for instance in instances if frame in instance.frames]
+                active = self._advance(active, frame, frame + 1, detections, encodings, holders)
 
     def _advance(self, active: list[Instance], frame: int, previous: int, detections: FrameDetections,
-                 encodings: EncodingSource) -> list[Instance]:
-        """Propagate ``active`` into ``frame``; returns the instances still followed."""
+                 encodings: EncodingSource, holders: Sequence[Instance] = ()) -> list[Instance]:
+        """Propagate ``active`` into ``frame``; returns the instances still followed.
+
+        ``holders``: instances that already hold ``frame`` (backward sweep).
+        """
         result = self.step(active, encodings(frame), encodings(previous))
         snapped = self._snap(result, detections)
         alive = []
         for n, instance in enumerate(active):
             instance.since_confirmed += 1
+            if n in snapped and self._taken_from_another_object(instance, snapped[n][0], holders):
+                self._drop_unconfirmed(instance)
+                continue
             if n in snapped:
                 item, label = snapped[n]
                 instance.labels.append(label)
@@ -203,10 +219,46 @@ class Propagator:
         limit = self.settings.max_unconfirmed
         if limit is None or instance.since_confirmed <= limit:
             return False
+        self._drop_unconfirmed(instance)
+        return True
+
+    @staticmethod
+    def _drop_unconfirmed(instance: Instance) -> None:
         for frame in instance.unconfirmed:
             del instance.frames[frame]
         instance.unconfirmed = []
-        return True
+
+    def _taken_from_another_object(self, instance: Instance, item: TubeletFrame, holders: Sequence[Instance]) -> bool:
+        """Whether proposal ``item``, which ``instance`` would take, is held by a tubelet of another object.
+
+        A holder whose mask there overlaps the proposal (IoU > ``cover_iou``)
+        is the same object as ``instance`` only if their tubelets overlapped
+        since ``instance``'s seed (mean mask IoU over the frames both hold,
+        at least ``switch_iou``): an object re-proposed after its tubelet lost
+        it is one, an object that came out from behind the holder's is not.
+        With no shared frame nothing says they differ.
+        """
+        if self.settings.switch_iou is None:
+            return False
+        for holder in holders:
+            if holder is instance:
+                continue
+            held = holder.frames[item.frame].mask
+            if masks.iou_matrix([item.mask], [held])[0, 0] > self.settings.cover_iou and self._apart(instance, holder):
+                return True
+        return False
+
+    def _apart(self, instance: Instance, holder: Instance) -> bool:
+        """Whether the two tubelets' mean mask IoU over shared frames since ``instance``'s seed is below ``switch_iou``.
+
+        Cached: in the backward sweep neither gains a frame after that seed.
+        """
+        key = (instance.serial, holder.serial)
+        if key not in self._apart_cache:
+            shared = [f for f in instance.frames if f >= instance.seed_frame and f in holder.frames]
+            ious = [masks.iou_matrix([instance.frames[f].mask], [holder.frames[f].mask])[0, 0] for f in shared]
+            self._apart_cache[key] = bool(shared) and float(np.mean(ious)) < self.settings.switch_iou
+        return self._apart_cache[key]
 
     @staticmethod
     def found(instance: Instance, frame: int, item: TubeletFrame, mask: torch.Tensor) -> None:

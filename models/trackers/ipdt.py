@@ -47,6 +47,7 @@ class DualTracker(UsesTrackingModels, Tracker):
     snap_iou: float = 0.3  # a prediction overlapping a proposal more takes the proposal's mask and score
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts no new instance
     max_unconfirmed: Optional[int] = None  # steps with no proposal confirming before a direction stops (tail dropped)
+    switch_iou: Optional[float] = None  # backward: a held proposal stops an extension apart from its holder (None: off)
     th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
     feature_window: int = 32  # frames whose features are kept
 
@@ -70,6 +71,7 @@ class DualTracker(UsesTrackingModels, Tracker):
             snap_iou=self.snap_iou,
             cover_iou=self.cover_iou,
             max_unconfirmed=self.max_unconfirmed,
+            switch_iou=self.switch_iou,
         )
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
@@ -84,8 +86,11 @@ class DualTracker(UsesTrackingModels, Tracker):
         return merge_tubelets(candidates, self.th_seq)
 
     def _check_settings(self) -> None:
-        for name in ("min_confidence", "mask_threshold", "window_influence", "snap_iou", "cover_iou", "th_seq"):
+        for name in ("min_confidence", "mask_threshold", "window_influence", "snap_iou", "cover_iou", "th_seq",
+                     "switch_iou"):
             value = getattr(self, name)
+            if name == "switch_iou" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"tracker setting {name} must be a number in [0, 1], got {value!r}")
         for name, minimum in (("max_lost", 0), ("feature_window", 2), ("max_unconfirmed", 0)):

@@ -110,6 +110,25 @@ def test_a_direction_no_proposal_confirms_stops_and_drops_its_unconfirmed_tail(m
         InstanceTracker(checkpoint=None, max_unconfirmed=-1)
 
 
+def test_a_backward_extension_stops_at_the_object_its_own_came_out_from_behind(models):
+    # Y sits at x=20 throughout; X is first proposed on frame 3 half over Y and moves right. Backward,
+    # X's last mask overlaps Y's proposal on frame 2 (IoU 1/3 > snap_iou), which Y's tubelet holds.
+    still, leaving = (20, 10), lambda t: (26 + 3 * (t - 3), 10)
+    placed = [[(*still, 1, 0.9)] + ([(*leaving(t), 2, 0.8)] if t >= 3 else []) for t in range(6)]
+    video = proposals_with(placed)
+    frames = frames_with(lambda t: [still] + ([leaving(t)] if t >= 3 else []), 6)
+
+    def frames_per_tubelet(switch_iou):
+        tracker = InstanceTracker.with_models(*models, min_confidence=0.0, switch_iou=switch_iou)
+        return sorted([f.frame for f in t.frames] for t in tracker.track(video, frames))
+
+    # Without the check X's extension takes Y's frames 0-2 and, sharing them, merges into Y's tubelet.
+    assert frames_per_tubelet(None) == [[0, 1, 2, 3, 4, 5]]
+    assert frames_per_tubelet(0.25) == [[0, 1, 2, 3, 4, 5], [3, 4, 5]]
+    with pytest.raises(ConfigError, match="switch_iou"):
+        InstanceTracker(checkpoint=None, switch_iou=1.5)
+
+
 def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(models):
     from tubelets.models.ipdt.features import FeatureWindow
 
