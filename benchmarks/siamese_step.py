@@ -10,7 +10,7 @@ since the template::
 
     .venv/bin/python benchmarks/siamese_step.py DATASET [CHECKPOINT ...]   # default: builtin:tracker-small
 
-About 5 minutes a checkpoint on one core for a 40-video Shapes-VIS set.
+About a minute for two checkpoints on one core on a 40-video Shapes-VIS set (each video is decoded once).
 """
 
 from __future__ import annotations
