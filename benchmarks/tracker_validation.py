@@ -7,8 +7,8 @@ video (frames decoded from the mp4s, as the pipeline does; the proposals are
 cached under ``--work``), class calibration, each tracker, the VIS metrics.
 Each video is decoded and calibrated once for the detector and all trackers; the ``s`` column
 is the time spent tracking. It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
-(AP with oracle scores and classes, missed and extra frames) and the paired
-bootstrap intervals of ``ablation_significance.py``::
+(AP with oracle scores and classes, missed and extra frames, the share of tracks split between
+tubelets) and the paired bootstrap intervals of ``ablation_significance.py``::
 
     .venv/bin/python benchmarks/tracker_validation.py [--work /tmp/tubelets-validation] \\
         [--seed 90] [--hard-seed 91] [--videos 100] [--trackers iou,instance,pixel,ipdt] [--set KEY=VALUE ...]
@@ -45,7 +45,7 @@ from tubelets.models.tubelet_ops import tubelets_to_results
 from tubelets.records import VideoMeta, VideoProposals
 from tubelets.transforms.proposals import to_detections
 
-HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | s |"
+HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
 
 def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: list[str]) -> tuple[dict, dict]:
@@ -91,7 +91,8 @@ def detect(detector, frames: list, config: dict) -> list:
 def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: float) -> str:
     stats, diagnosis = evaluate(gt, results).stats, diagnose(gt, results)
     cells = [stats[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")]
-    cells += [diagnosis.ap["oracle both"]["AP"], diagnosis.frames.missed, diagnosis.frames.extra]
+    cells += [diagnosis.ap["oracle both"]["AP"], diagnosis.frames.missed, diagnosis.frames.extra,
+              diagnosis.frames.tracks_split]
     return f"| {set_name} | {tracker} | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {seconds:.0f} |"
 
 

@@ -18,6 +18,11 @@ It also decomposes, for every ground-truth track, the union of its best
 tubelet (any category) with it: frames the tubelet missed, frames it has
 where the track is absent (extra), and the imperfect overlap of the frames
 both have. Shares are of the summed unions, so they add up to ``1 - IoU``.
+
+A track is *split* when, besides the tubelet that follows it in most frames
+(mask IoU >= 0.5 there), another tubelet follows it in at least
+``SPLIT_FRAMES`` frames the first does not: the object's frames are shared
+between tubelets instead of held by one, and AP credits only one of them.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ import numpy as np
 
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_data import group_results, index_ground_truth
-from tubelets.metrics.vis_iou import summed_intersections, video_iou
+from tubelets.metrics.vis_iou import frame_matches, summed_intersections, video_iou
 from tubelets.metrics.vis_tracks import ground_truth_tracks, prediction_tracks
 
 ORACLE_CLASS_IOU = 0.5  # the lowest IoU threshold of AP: below it a tubelet is never a true positive
+FOLLOW_IOU = 0.5  # a tubelet follows a track in a frame where their masks overlap this much
+SPLIT_FRAMES = 3  # frames of a track another tubelet must follow alone to split it (one or two are strays)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,7 @@ class FrameShares:
     extra: float  # union from frames only the tubelet has
     overlap: float  # union from frames both have, minus their intersection
     tracks_found: float  # share of tracks whose best tubelet reaches video IoU 0.5
+    tracks_split: float  # share of tracks another tubelet follows apart from their main one (module docstring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +68,7 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
     best_iou: dict[int, float] = {}  # id(result) -> best video IoU with any track of its video
     best_category: dict[int, int] = {}
     totals = np.zeros(4)  # intersection, missed, extra, overlap union
-    found = 0
+    found = split = 0
     for video_id, predictions in by_video.items():
         annotations = index.annotations_by_video.get(video_id, [])
         if not annotations:
@@ -76,6 +84,7 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
         best = ious.argmax(axis=0)
         totals += _union_parts(dets.take(best), gts)
         found += int((ious.max(axis=0) >= 0.5).sum())
+        split += _split_tracks(frame_matches(dets, gts, FOLLOW_IOU))
     tracks = sum(len(track_list) for track_list in index.annotations_by_video.values())
     totals += [0, _unmatched_area(index, by_video), 0, 0]
     union = totals.sum()
@@ -92,12 +101,22 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
         ap[name] = {k: stats[k] for k in ("AP", "AP50", "AP75")}
     shares = totals / union if union else np.zeros(4)
     return Diagnosis(ap, FrameShares(iou=float(shares[0]), missed=float(shares[1]), extra=float(shares[2]),
-                                     overlap=float(shares[3]), tracks_found=found / tracks if tracks else 0.0))
+                                     overlap=float(shares[3]), tracks_found=found / tracks if tracks else 0.0,
+                                     tracks_split=split / tracks if tracks else 0.0))
 
 
 def _any_category(tracks):
     """The tracks with one shared category, so that :func:`video_iou` pairs every prediction with every track."""
     return dataclasses.replace(tracks, category=np.zeros_like(tracks.category))
+
+
+def _split_tracks(matches: np.ndarray) -> int:
+    """How many tracks are split, from ``bool[D, G, F]`` (tubelet ``d`` follows track ``g`` in frame ``f``)."""
+    count = 0
+    for follows in matches.transpose(1, 0, 2):  # [D, F] for one track
+        main = follows[int(follows.sum(axis=1).argmax())]
+        count += int(((follows & ~main).sum(axis=1) >= SPLIT_FRAMES).any())
+    return count
 
 
 def _oracle_class(result: dict, best_iou: dict, best_category: dict) -> dict:

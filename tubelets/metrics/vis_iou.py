@@ -47,22 +47,38 @@ def video_iou(dets: TrackSet, gts: TrackSet, video_id=None) -> np.ndarray:
 
 def summed_intersections(dets: TrackSet, gts: TrackSet) -> np.ndarray:
     """``int64[D, G]``: mask intersections summed over the frames both tracks have."""
-    check_masks(dets, gts)
-    num_frames = int(min(dets.length.max(), gts.length.max()))
-    det_frames, gt_frames = _by_frame(dets, num_frames), _by_frame(gts, num_frames)
     pair_det, pair_gt, pair_frame, ious = [], [], [], []
-    for f, ((di, d_rles), (gi, g_rles)) in enumerate(zip(det_frames, gt_frames)):
-        if di and gi:
-            ious.append(np.asarray(coco_mask.iou(d_rles, g_rles, [0] * len(gi)), dtype=np.float64).ravel())
-            pair_det += [i for i in di for _ in gi]  # row-major, like the iou matrix
-            pair_gt += gi * len(di)
-            pair_frame += [f] * (len(di) * len(gi))
+    for f, di, gi, iou in _frame_ious(dets, gts):
+        ious.append(iou.ravel())
+        pair_det += [i for i in di for _ in gi]  # row-major, like the iou matrix
+        pair_gt += gi * len(di)
+        pair_frame += [f] * (len(di) * len(gi))
     inter = np.zeros(len(dets) * len(gts), dtype=np.int64)
     if ious:
         iou, d, g, f = np.concatenate(ious), np.array(pair_det), np.array(pair_gt), np.array(pair_frame)
         area_sum = dets.areas[d, f] + gts.areas[g, f]
         np.add.at(inter, d * len(gts) + g, np.rint(iou * area_sum / (1.0 + iou)).astype(np.int64))
     return inter.reshape(len(dets), len(gts))
+
+
+def frame_matches(dets: TrackSet, gts: TrackSet, threshold: float) -> np.ndarray:
+    """``bool[D, G, F]``: the frames where prediction ``d``'s mask overlaps track ``g``'s at IoU >= ``threshold``."""
+    num_frames = int(max(dets.length.max(initial=0), gts.length.max(initial=0)))
+    matches = np.zeros((len(dets), len(gts), num_frames), dtype=bool)
+    for f, di, gi, iou in _frame_ious(dets, gts):
+        matches[np.ix_(di, gi, [f])] = (iou >= threshold)[:, :, None]
+    return matches
+
+
+def _frame_ious(dets: TrackSet, gts: TrackSet):
+    """Per frame where both sides have masks: ``(frame, det indices, gt indices, float64 IoU [len(di), len(gi)])``."""
+    check_masks(dets, gts)
+    num_frames = int(min(dets.length.max(initial=0), gts.length.max(initial=0)))
+    det_frames, gt_frames = _by_frame(dets, num_frames), _by_frame(gts, num_frames)
+    for f, ((di, d_rles), (gi, g_rles)) in enumerate(zip(det_frames, gt_frames)):
+        if di and gi:
+            iou = np.asarray(coco_mask.iou(d_rles, g_rles, [0] * len(gi)), dtype=np.float64)
+            yield f, di, gi, iou.reshape(len(di), len(gi))
 
 
 def _by_frame(tracks: TrackSet, num_frames: int) -> list[tuple[list, list]]:

@@ -20,12 +20,12 @@ def track(frames):
     return [masks.encode(m) if m is not None else None for m in frames]
 
 
-def data_set(tracks_by_video: dict, categories=(1, 2)) -> dict:
-    """``tracks_by_video``: {video id: [(category, frames), ...]}, every video 4 frames long."""
+def data_set(tracks_by_video: dict, categories=(1, 2), length=4) -> dict:
+    """``tracks_by_video``: {video id: [(category, frames), ...]}, every video ``length`` frames long."""
     annotations = [{"id": len(tracks_by_video) * 100 + v * 10 + i, "video_id": v, "category_id": c, "iscrowd": 0,
                     "segmentations": track(frames)}
                    for v, tracks in tracks_by_video.items() for i, (c, frames) in enumerate(tracks)]
-    return {"videos": [{"id": v, "height": SIZE[0], "width": SIZE[1], "length": 4} for v in tracks_by_video],
+    return {"videos": [{"id": v, "height": SIZE[0], "width": SIZE[1], "length": length} for v in tracks_by_video],
             "categories": [{"id": c, "name": f"c{c}"} for c in categories], "annotations": annotations}
 
 
@@ -83,3 +83,23 @@ def test_a_video_without_results_counts_as_missed():
     diagnosis = diagnose(gt, [result(1, 1, 0.9, A)])
     assert diagnosis.frames.missed == pytest.approx(0.5)
     assert diagnosis.frames.tracks_found == 0.5
+
+
+def test_a_track_followed_by_two_tubelets_in_turn_is_split():
+    truth = [square(0, 0)] * 6
+    first_half, second_half = [square(0, 0)] * 3 + [None] * 3, [None] * 3 + [square(0, 0)] * 3
+    diagnosis = diagnose(data_set({1: [(1, truth)]}, length=6),
+                         [result(1, 1, 0.9, first_half), result(1, 1, 0.8, second_half)])
+    assert diagnosis.frames.tracks_split == 1.0
+
+
+@pytest.mark.parametrize("second", [
+    [None] * 4 + [square(0, 0)] * 2,  # the two frames the main tubelet lacks: a stray, not a split
+    [square(0, 0)] * 3 + [None] * 3,  # frames the main tubelet has: a duplicate, not a split
+    [square(8, 8)] * 6,  # another object
+])
+def test_strays_duplicates_and_other_objects_do_not_split_a_track(second):
+    truth = [square(0, 0)] * 6
+    main = [square(0, 0)] * 4 + [None] * 2
+    diagnosis = diagnose(data_set({1: [(1, truth)]}, length=6), [result(1, 1, 0.9, main), result(1, 1, 0.8, second)])
+    assert diagnosis.frames.tracks_split == 0.0

@@ -6,7 +6,7 @@ import pytest
 from tubelets import masks
 from tubelets.errors import DatasetError
 from tubelets.metrics.vis_tracks import prediction_tracks
-from tubelets.metrics.vis_iou import video_iou
+from tubelets.metrics.vis_iou import frame_matches, video_iou
 
 
 def random_track(rng, height, width, length, category=1, null_rate=0.3):
@@ -80,3 +80,24 @@ def test_masks_of_different_sizes_are_an_error():
         video_iou(a, b, video_id=7)
     with pytest.raises(DatasetError, match="prediction 1: frame 0 is 4 x 5 but other masks of the video are 4 x 4"):
         tracks([[np.ones((4, 4), bool)], [np.ones((4, 5), bool)]], [1, 1], 4, 4)
+
+
+def frame_iou(p, g):
+    """Mask IoU of one frame (0 when either mask is absent)."""
+    if p is None or g is None:
+        return 0.0
+    union = int((p | g).sum())
+    return int((p & g).sum()) / union if union else 0.0
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5])
+def test_frame_matches_are_the_frames_at_the_threshold_whatever_the_category(threshold):
+    rng = np.random.default_rng(3)
+    dets = [random_track(rng, 12, 10, 5 - (i % 2)) for i in range(3)]
+    gts = [dets[0], random_track(rng, 12, 10, 5)]  # the first follows a prediction: some frames match
+    matches = frame_matches(tracks(dets, [1, 2, 1], 12, 10), tracks(gts, [2, 1], 12, 10), threshold)
+    expected = np.array([[[f < len(d) and frame_iou(d[f], g[f]) >= threshold for f in range(5)] for g in gts]
+                         for d in dets])
+    assert matches.shape == (3, 2, 5)
+    np.testing.assert_array_equal(matches, expected)
+    assert matches.any() and not matches.all()
