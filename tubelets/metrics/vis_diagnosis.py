@@ -33,7 +33,7 @@ import numpy as np
 
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_data import group_results, index_ground_truth
-from tubelets.metrics.vis_iou import frame_matches, summed_intersections, video_iou
+from tubelets.metrics.vis_iou import frame_ious, summed_intersections, video_iou
 from tubelets.metrics.vis_tracks import ground_truth_tracks, prediction_tracks
 
 ORACLE_CLASS_IOU = 0.5  # the lowest IoU threshold of AP: below it a tubelet is never a true positive
@@ -76,15 +76,17 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
         video = index.videos[video_id]
         dets = _any_category(prediction_tracks(predictions, video, "results"))
         gts = _any_category(ground_truth_tracks(annotations, video, "ground truth"))
-        ious = video_iou(dets, gts, video_id)
+        frames = frame_ious(dets, gts, video_id)  # once for the video IoUs, the union parts and the splits
+        ious = video_iou(dets, gts, video_id, frames)
         for row, prediction in enumerate(predictions):
             column = int(ious[row].argmax())
             best_iou[id(prediction)] = float(ious[row, column])
             best_category[id(prediction)] = int(annotations[column]["category_id"])
         best = ious.argmax(axis=0)
-        totals += _union_parts(dets.take(best), gts)
+        best_intersections = summed_intersections(frames, dets, gts)[best, np.arange(len(gts))]
+        totals += _union_parts(dets.take(best), gts, best_intersections)
         found += int((ious.max(axis=0) >= 0.5).sum())
-        split += _split_tracks(frame_matches(dets, gts, FOLLOW_IOU))
+        split += _split_tracks(frames >= FOLLOW_IOU)
     tracks = sum(len(track_list) for track_list in index.annotations_by_video.values())
     totals += [0, _unmatched_area(index, by_video), 0, 0]
     union = totals.sum()
@@ -110,13 +112,11 @@ def _any_category(tracks):
     return dataclasses.replace(tracks, category=np.zeros_like(tracks.category))
 
 
-def _split_tracks(matches: np.ndarray) -> int:
+def _split_tracks(follows: np.ndarray) -> int:
     """How many tracks are split, from ``bool[D, G, F]`` (tubelet ``d`` follows track ``g`` in frame ``f``)."""
-    count = 0
-    for follows in matches.transpose(1, 0, 2):  # [D, F] for one track
-        main = follows[int(follows.sum(axis=1).argmax())]
-        count += int(((follows & ~main).sum(axis=1) >= SPLIT_FRAMES).any())
-    return count
+    main = follows[follows.sum(axis=2).argmax(axis=0), np.arange(follows.shape[1])]  # [G, F]
+    alone = (follows & ~main).sum(axis=2)  # [D, G]: frames each tubelet follows a track in that its main one does not
+    return int((alone >= SPLIT_FRAMES).any(axis=0).sum())
 
 
 def _oracle_class(result: dict, best_iou: dict, best_category: dict) -> dict:
@@ -125,9 +125,12 @@ def _oracle_class(result: dict, best_iou: dict, best_category: dict) -> dict:
     return result
 
 
-def _union_parts(dets, gts) -> np.ndarray:
-    """``[intersection, missed, extra, overlap]`` pixel sums of each track ``g`` with tubelet ``dets[g]``."""
-    inter = np.diag(summed_intersections(dets, gts)).astype(np.float64)
+def _union_parts(dets, gts, inter: np.ndarray) -> np.ndarray:
+    """``[intersection, missed, extra, overlap]`` pixel sums of each track ``g`` with tubelet ``dets[g]``.
+
+    ``inter``: ``int64[G]``, the summed intersection of each such pair.
+    """
+    inter = inter.astype(np.float64)
     frames = min(dets.areas.shape[1], gts.areas.shape[1])
     det_areas, gt_areas = dets.areas[:, :frames], gts.areas[:, :frames]
     both = (det_areas > 0) & (gt_areas > 0)

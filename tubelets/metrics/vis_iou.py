@@ -21,64 +21,58 @@ from tubelets.errors import DatasetError
 from tubelets.metrics.vis_tracks import TrackSet, check_masks
 
 
-def video_iou(dets: TrackSet, gts: TrackSet, video_id=None) -> np.ndarray:
+def video_iou(dets: TrackSet, gts: TrackSet, video_id=None, frames: np.ndarray | None = None) -> np.ndarray:
     """IoU of every prediction with every ground truth of the same category.
 
     Returns ``float64[len(dets), len(gts)]``; pairs of different categories are 0.
+    ``frames``: the pair's :func:`frame_ious`, when the caller has them (they are not computed again).
     Raises ``DatasetError`` when predicted and ground-truth masks differ in size.
     """
-    if dets.frame_size and gts.frame_size and dets.frame_size != gts.frame_size:
-        raise DatasetError(f"video {video_id!r}: predicted masks are {dets.frame_size[0]} x {dets.frame_size[1]}, "
-                           f"ground-truth masks {gts.frame_size[0]} x {gts.frame_size[1]}")
+    _check_frame_sizes(dets, gts, video_id)
     ious = np.zeros((len(dets), len(gts)), dtype=np.float64)
     same = np.equal.outer(dets.category, gts.category)
     rows, cols = np.flatnonzero(same.any(axis=1)), np.flatnonzero(same.any(axis=0))
     if rows.size == 0:
         return ious
     sub_dets, sub_gts = dets.take(rows), gts.take(cols)
-    inter = summed_intersections(sub_dets, sub_gts)
-    frames = np.minimum.outer(sub_dets.length, sub_gts.length)
-    union = _prefix_areas(sub_dets, frames) + _prefix_areas(sub_gts, frames.T).T - inter
+    sub_frames = frame_ious(sub_dets, sub_gts, video_id) if frames is None else frames[np.ix_(rows, cols)]
+    inter = summed_intersections(sub_frames, sub_dets, sub_gts)
+    lengths = np.minimum.outer(sub_dets.length, sub_gts.length)
+    union = _prefix_areas(sub_dets, lengths) + _prefix_areas(sub_gts, lengths.T).T - inter
     sub = np.zeros(union.shape)
     np.divide(inter, union, out=sub, where=union > 0)
     ious[np.ix_(rows, cols)] = sub
     return np.where(same, ious, 0.0)
 
 
-def summed_intersections(dets: TrackSet, gts: TrackSet) -> np.ndarray:
-    """``int64[D, G]``: mask intersections summed over the frames both tracks have."""
-    pair_det, pair_gt, pair_frame, ious = [], [], [], []
-    for f, di, gi, iou in _frame_ious(dets, gts):
-        ious.append(iou.ravel())
-        pair_det += [i for i in di for _ in gi]  # row-major, like the iou matrix
-        pair_gt += gi * len(di)
-        pair_frame += [f] * (len(di) * len(gi))
-    inter = np.zeros(len(dets) * len(gts), dtype=np.int64)
-    if ious:
-        iou, d, g, f = np.concatenate(ious), np.array(pair_det), np.array(pair_gt), np.array(pair_frame)
-        area_sum = dets.areas[d, f] + gts.areas[g, f]
-        np.add.at(inter, d * len(gts) + g, np.rint(iou * area_sum / (1.0 + iou)).astype(np.int64))
-    return inter.reshape(len(dets), len(gts))
+def frame_ious(dets: TrackSet, gts: TrackSet, video_id=None) -> np.ndarray:
+    """``float64[D, G, F]``: the mask IoU of every pair in each frame both sides reach, 0 where either has no mask.
 
-
-def frame_matches(dets: TrackSet, gts: TrackSet, threshold: float) -> np.ndarray:
-    """``bool[D, G, F]``: the frames where prediction ``d``'s mask overlaps track ``g``'s at IoU >= ``threshold``."""
-    num_frames = int(max(dets.length.max(initial=0), gts.length.max(initial=0)))
-    matches = np.zeros((len(dets), len(gts), num_frames), dtype=bool)
-    for f, di, gi, iou in _frame_ious(dets, gts):
-        matches[np.ix_(di, gi, [f])] = (iou >= threshold)[:, :, None]
-    return matches
-
-
-def _frame_ious(dets: TrackSet, gts: TrackSet):
-    """Per frame where both sides have masks: ``(frame, det indices, gt indices, float64 IoU [len(di), len(gi)])``."""
+    ``F`` is the shorter of the two sides' longest segmentation lists. Raises
+    ``DatasetError`` when predicted and ground-truth masks differ in size.
+    """
+    _check_frame_sizes(dets, gts, video_id)
     check_masks(dets, gts)
     num_frames = int(min(dets.length.max(initial=0), gts.length.max(initial=0)))
-    det_frames, gt_frames = _by_frame(dets, num_frames), _by_frame(gts, num_frames)
-    for f, ((di, d_rles), (gi, g_rles)) in enumerate(zip(det_frames, gt_frames)):
+    ious = np.zeros((len(dets), len(gts), num_frames), dtype=np.float64)
+    for f, ((di, d_rles), (gi, g_rles)) in enumerate(zip(_by_frame(dets, num_frames), _by_frame(gts, num_frames))):
         if di and gi:
-            iou = np.asarray(coco_mask.iou(d_rles, g_rles, [0] * len(gi)), dtype=np.float64)
-            yield f, di, gi, iou.reshape(len(di), len(gi))
+            frame = np.asarray(coco_mask.iou(d_rles, g_rles, [0] * len(gi)), dtype=np.float64)
+            ious[np.ix_(di, gi, [f])] = frame.reshape(len(di), len(gi), 1)
+    return ious
+
+
+def summed_intersections(frames: np.ndarray, dets: TrackSet, gts: TrackSet) -> np.ndarray:
+    """``int64[D, G]``: mask intersections summed over the frames both tracks have, from their :func:`frame_ious`."""
+    num_frames = frames.shape[2]
+    area_sum = dets.areas[:, None, :num_frames] + gts.areas[None, :, :num_frames]
+    return np.rint(frames * area_sum / (1.0 + frames)).astype(np.int64).sum(axis=2)
+
+
+def _check_frame_sizes(dets: TrackSet, gts: TrackSet, video_id) -> None:
+    if dets.frame_size and gts.frame_size and dets.frame_size != gts.frame_size:
+        raise DatasetError(f"video {video_id!r}: predicted masks are {dets.frame_size[0]} x {dets.frame_size[1]}, "
+                           f"ground-truth masks {gts.frame_size[0]} x {gts.frame_size[1]}")
 
 
 def _by_frame(tracks: TrackSet, num_frames: int) -> list[tuple[list, list]]:

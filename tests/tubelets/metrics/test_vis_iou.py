@@ -6,7 +6,7 @@ import pytest
 from tubelets import masks
 from tubelets.errors import DatasetError
 from tubelets.metrics.vis_tracks import prediction_tracks
-from tubelets.metrics.vis_iou import frame_matches, video_iou
+from tubelets.metrics.vis_iou import frame_ious, video_iou
 
 
 def random_track(rng, height, width, length, category=1, null_rate=0.3):
@@ -90,14 +90,13 @@ def frame_iou(p, g):
     return int((p & g).sum()) / union if union else 0.0
 
 
-@pytest.mark.parametrize("threshold", [0.3, 0.5])
-def test_frame_matches_are_the_frames_at_the_threshold_whatever_the_category(threshold):
+def test_frame_ious_are_each_frames_mask_iou_whatever_the_category():
     rng = np.random.default_rng(3)
     dets = [random_track(rng, 12, 10, 5 - (i % 2)) for i in range(3)]
-    gts = [dets[0], random_track(rng, 12, 10, 5)]  # the first follows a prediction: some frames match
-    matches = frame_matches(tracks(dets, [1, 2, 1], 12, 10), tracks(gts, [2, 1], 12, 10), threshold)
-    expected = np.array([[[f < len(d) and frame_iou(d[f], g[f]) >= threshold for f in range(5)] for g in gts]
+    gts = [dets[0], random_track(rng, 12, 10, 5)]  # the first follows a prediction: some frames match exactly
+    ious = frame_ious(tracks(dets, [1, 2, 1], 12, 10), tracks(gts, [2, 1], 12, 10))
+    expected = np.array([[[frame_iou(d[f], g[f]) if f < len(d) else 0.0 for f in range(5)] for g in gts]
                          for d in dets])
-    assert matches.shape == (3, 2, 5)
-    np.testing.assert_array_equal(matches, expected)
-    assert matches.any() and not matches.all()
+    assert ious.shape == (3, 2, 5)
+    np.testing.assert_array_equal(ious, expected)
+    assert (ious == 1).any() and ((ious > 0) & (ious < 1)).any()
