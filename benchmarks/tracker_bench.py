@@ -37,7 +37,7 @@ from tubelets import masks
 from tubelets.config import load_config
 from tubelets.io.frames import VideoFrames
 from tubelets.io.video_writer import write_mp4
-from tubelets.models.inference import detect
+from tubelets.models.inference import detect, model_device
 from tubelets.models.trackers import build_tracker
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
 from tubelets.synth import generate_video, spec, video_rng
@@ -65,6 +65,12 @@ def grid_proposals(length: int, count: int, height: int, width: int) -> VideoPro
     return VideoProposals(VideoMeta("bench", width, height, length), frames)
 
 
+def _synchronize() -> None:
+    """Wait for queued GPU work, so a wall-clock time covers it (a no-op without CUDA)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timing(cfg: dict, seed: int) -> dict:
     video = generate_video(video_rng(seed, 0), hard=True)
     frames = list(video.frames)
@@ -74,15 +80,19 @@ def timing(cfg: dict, seed: int) -> dict:
     tracker = build_tracker("ipdt", tracker_cfg)
     batch = int(cfg["proposals"]["batch_size"])
     detect(tracker.detector, frames[:batch])  # warm-up
+    _synchronize()
     started = time.perf_counter()
     for start in range(0, len(frames), batch):
         detect(tracker.detector, frames[start : start + batch])
+    _synchronize()
     result = {"frames": len(frames), "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
     for count in (1, 4, 16):
         proposals = grid_proposals(len(frames), count, video.height, video.width)
         tracker.track(grid_proposals(3, count, video.height, video.width), frames[:3])  # warm-up
+        _synchronize()
         started = time.perf_counter()
         tracker.track(proposals, frames)
+        _synchronize()
         result[f"track_ms_per_frame_{count}"] = 1000 * (time.perf_counter() - started) / len(frames)
     return result
 
@@ -117,15 +127,24 @@ def memory_child(cfg: dict, folder: str, window: int) -> dict:
     tracker = build_tracker("ipdt", tracker_cfg)
     resident = _rss_mb()
     peak_reset = _reset_peak_rss()
+    on_gpu = torch.cuda.is_available() and model_device(tracker.detector).type == "cuda"
+    if on_gpu:
+        gpu_before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
     tracemalloc.start()
     started = time.perf_counter()
     tubelets = tracker.track(proposals, VideoFrames(proposals.meta))
+    _synchronize()
     seconds = time.perf_counter() - started
     _, heap_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"frames": proposals.meta.length, "feature_window": window, "tubelets": len(tubelets), "seconds": seconds,
-            "rss_mb_before_tracking": resident, "peak_rss_mb_while_tracking": _peak_rss_mb(),
-            "peak_is_of_tracking_alone": peak_reset, "python_heap_peak_mb": heap_peak / 2**20}
+    result = {"frames": proposals.meta.length, "feature_window": window, "tubelets": len(tubelets),
+              "seconds": seconds, "rss_mb_before_tracking": resident, "peak_rss_mb_while_tracking": _peak_rss_mb(),
+              "peak_is_of_tracking_alone": peak_reset, "python_heap_peak_mb": heap_peak / 2**20}
+    if on_gpu:
+        result["gpu_mb_before_tracking"] = gpu_before / 2**20
+        result["gpu_peak_mb_while_tracking"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def _status_mb(field: str) -> float | None:
@@ -160,28 +179,33 @@ def _peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detector and tracker)")
     parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--no-memory", action="store_true", help="the timing part only")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # "FOLDER:WINDOW"
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _register()
-    cfg = load_config(None, [*args.overrides, "tracker.ipdt.device=cpu"])
+    cfg = load_config(None, [*args.overrides, f"tracker.ipdt.device={args.device}"])
     if args.memory_child is not None:
         folder, window = args.memory_child.rsplit(":", 1)
         print(json.dumps(memory_child(cfg, folder, int(window))))
         return
-    print(json.dumps({"timing": timing(cfg, args.seed)}))
+    print(json.dumps({"timing": {"device": args.device, **timing(cfg, args.seed)}}), flush=True)
+    if args.no_memory:
+        return
     with tempfile.TemporaryDirectory() as folder:
         _, proposals = long_video(folder, args.frames, args.seed)
         with open(os.path.join(folder, "proposals.pkl"), "wb") as handle:
             pickle.dump(proposals, handle)
         for window in (cfg["tracker"]["ipdt"]["feature_window"], args.frames):
-            command = [sys.executable, __file__, "--memory-child", f"{folder}:{window}", "--threads", str(args.threads)]
+            command = [sys.executable, __file__, "--memory-child", f"{folder}:{window}", "--threads", str(args.threads),
+                       "--device", args.device]
             command += [arg for override in args.overrides for arg in ("--set", override)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            print(json.dumps({"memory": json.loads(out.strip().splitlines()[-1])}))
+            print(json.dumps({"memory": json.loads(out.strip().splitlines()[-1])}), flush=True)
 
 
 if __name__ == "__main__":
