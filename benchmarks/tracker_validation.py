@@ -11,10 +11,14 @@ is the time spent tracking. It prints AP..AR10 with the diagnosis of :mod:`tubel
 tubelets) and the paired bootstrap intervals of ``ablation_significance.py``::
 
     .venv/bin/python benchmarks/tracker_validation.py [--work /tmp/tubelets-validation] \\
-        [--seed 90] [--hard-seed 91] [--videos 100] [--trackers iou,instance,pixel,ipdt] [--set KEY=VALUE ...]
+        [--seed 90] [--hard-seed 91] [--videos 100] [--trackers iou,instance,pixel,ipdt] [--threads 1] \\
+        [--set KEY=VALUE ...]
 
-About 20 minutes on 2 cores for the default 2 x 100 videos. ``--set``
-overrides go to every tracker (e.g. ``tracker.ipdt.checkpoint=...``).
+About 20 minutes on 2 cores for the default 2 x 100 videos. ``--seed`` and
+``--hard-seed`` take comma-separated lists (``--seed 90,92``); with more than
+two sets the intervals are also computed over all their videos pooled (``all
+N sets``). ``--set`` overrides go to every tracker (e.g.
+``tracker.ipdt.checkpoint=...``).
 """
 
 from __future__ import annotations
@@ -96,22 +100,51 @@ def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: flo
     return f"| {set_name} | {tracker} | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {seconds:.0f} |"
 
 
+def seed_list(text: str) -> list[int]:
+    """``"90,92"`` -> ``[90, 92]``."""
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def pool_sets(scored: list[tuple[dict, dict[str, list]]]) -> tuple[dict, dict[str, list]]:
+    """Several sets' ground truth and ``{tracker: results}`` as one set (video and annotation ids renumbered).
+
+    The paired bootstrap then resamples the videos of all of them: one
+    interval for the trackers' difference over every video measured.
+    """
+    categories = scored[0][0]["categories"]
+    pooled_gt = {**scored[0][0], "videos": [], "annotations": []}
+    pooled_results: dict[str, list] = {}
+    for gt, results in scored:
+        if gt["categories"] != categories:
+            raise SystemExit("the sets to pool have different categories")
+        renumber = {video["id"]: len(pooled_gt["videos"]) + n + 1 for n, video in enumerate(gt["videos"])}
+        pooled_gt["videos"] += [{**video, "id": renumber[video["id"]]} for video in gt["videos"]]
+        first = len(pooled_gt["annotations"]) + 1
+        pooled_gt["annotations"] += [{**a, "id": first + n, "video_id": renumber[a["video_id"]]}
+                                     for n, a in enumerate(gt["annotations"])]
+        for tracker, entries in results.items():
+            pooled_results.setdefault(tracker, []).extend({**r, "video_id": renumber[r["video_id"]]} for r in entries)
+    return pooled_gt, pooled_results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-validation"))
-    parser.add_argument("--seed", type=int, default=90, help="seed of the default-difficulty set")
-    parser.add_argument("--hard-seed", type=int, default=91, help="seed of the --hard set")
+    parser.add_argument("--seed", type=seed_list, default=[90], help="seeds of the default-difficulty sets (90,92)")
+    parser.add_argument("--hard-seed", type=seed_list, default=[91], help="seeds of the --hard sets")
     parser.add_argument("--videos", type=int, default=100, help="videos per set")
     parser.add_argument("--trackers", default="iou,instance,pixel,ipdt")
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the detector's and the trackers')")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
     work = Path(args.work)
-    sets = [(f"seed {args.seed}", args.seed, False), (f"seed {args.hard_seed} hard", args.hard_seed, True)]
+    sets = [(f"seed {seed}", seed, False) for seed in args.seed]
+    sets += [(f"seed {seed} hard", seed, True) for seed in args.hard_seed]
     report = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
-    significance = []
+    significance, scored = [], []
     for set_name, seed, hard in sets:
         folder = synthesize(work / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos, seed,
                             ["--hard"] if hard else [])
@@ -121,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
             report.append(table_row(set_name, tracker, gt, results[tracker], seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
         significance += significance_rows(set_name, gt, results, args.samples)
+        scored.append((gt, results))
+    if len(scored) > 2:
+        significance += significance_rows(f"all {len(scored)} sets", *pool_sets(scored), args.samples)
     print("\n".join(report))
     print()
     print("\n".join([SIGNIFICANCE_HEADER, "|" + "---|" * SIGNIFICANCE_HEADER.count(" | ") + "---|", *significance]))
