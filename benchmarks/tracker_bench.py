@@ -136,7 +136,7 @@ def memory_child(cfg: dict, folder: str, window: int) -> dict:
     tracker.track(warm_up, VideoFrames(proposals.meta))
     resident = _rss_mb()
     peak_reset = _reset_peak_rss()
-    on_gpu = torch.cuda.is_available() and model_device(tracker.detector).type == "cuda"
+    on_gpu = model_device(tracker.detector).type == "cuda"
     if on_gpu:
         gpu_before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()

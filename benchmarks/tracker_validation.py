@@ -42,7 +42,7 @@ from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_diagnosis import diagnose
 from tubelets.models.calibration import calibrate_classes
-from tubelets.models.inference import frames_to_tensors
+from tubelets.models.inference import frames_to_tensors, model_device
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_ops import tubelets_to_results
@@ -85,7 +85,7 @@ def detect(detector, frames: list, config: dict) -> list:
     batch, threshold = int(config["proposals"]["batch_size"]), float(config["detector"]["score_threshold"])
     outputs = []
     for start in range(0, len(frames), batch):
-        outputs += detector(frames_to_tensors(frames[start:start + batch]))
+        outputs += detector(frames_to_tensors(frames[start:start + batch], model_device(detector)))
     detections = [to_detections(output, threshold) for output in outputs]
     for number, item in enumerate(detections):
         item.frame = number
