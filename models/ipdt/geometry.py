@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 P2_STRIDE = 4
 P3_STRIDE = 8
+COLOUR_CHANNELS = 3  # RGB maps the heads may read next to the FPN's (IPDTConfig.colour_maps)
 # Largest |log| size change one regression step may produce (exp(2) ~ 7x), so a bad delta cannot overflow.
 MAX_LOG_SCALE = 2.0
 
@@ -111,18 +112,34 @@ def masks_to_p2(masks: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> 
     The mask is resized as the detector resizes the frame, padded bottom/right
     like the detector's batch, then area-averaged over each 4x4 cell.
     """
-    count = masks.shape[0]
     height, width = p2_size
-    if count == 0:
+    if masks.shape[0] == 0:
         return torch.zeros((0, height, width))
-    resized = masks[:, None].float()
+    return F.avg_pool2d(_on_padded_grid(masks[:, None].float(), scale, p2_size), P2_STRIDE)[:, 0]
+
+
+def colour_levels(images: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean colour of each P2 and P3 cell of ``float [B, 3, H, W]`` frames in ``[0, 1]``.
+
+    ``([B, 3, h, w], [B, 3, h/2, w/2])``, centred and scaled to about the
+    spread of the FPN's channels (0 on the detector's padding).
+    """
+    grid = _on_padded_grid((images - 0.5) * 4.0, scale, p2_size)
+    return F.avg_pool2d(grid, P2_STRIDE), F.avg_pool2d(grid, P3_STRIDE, ceil_mode=True)
+
+
+def _on_padded_grid(maps: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> torch.Tensor:
+    """Frame maps ``[N, C, H, W]`` resized as the detector resizes the frame and zero-padded bottom/right
+    to the P2 grid's extent in pixels, like the detector's batch."""
+    height, width = p2_size
+    resized = maps
     if scale != 1.0:
-        size = (round(masks.shape[1] * scale), round(masks.shape[2] * scale))
+        size = (round(maps.shape[2] * scale), round(maps.shape[3] * scale))
         resized = F.interpolate(resized, size=size, mode="bilinear", align_corners=False)
-    padded = torch.zeros((count, 1, height * P2_STRIDE, width * P2_STRIDE), device=masks.device)
+    padded = torch.zeros((maps.shape[0], maps.shape[1], height * P2_STRIDE, width * P2_STRIDE), device=maps.device)
     h, w = min(resized.shape[2], padded.shape[2]), min(resized.shape[3], padded.shape[3])
     padded[:, :, :h, :w] = resized[:, :, :h, :w]
-    return F.avg_pool2d(padded, P2_STRIDE)[:, 0]
+    return padded
 
 
 def p2_to_frame(maps: torch.Tensor, scale: float, frame_size: tuple[int, int]) -> torch.Tensor:
@@ -168,8 +185,18 @@ def warp_masks(masks: torch.Tensor, old_boxes: torch.Tensor, new_boxes: torch.Te
     extent = torch.tensor([width, height], dtype=torch.float32, device=masks.device)
     # Normalised input coordinate = ratio * normalised output + shift (align_corners=False convention).
     shift = 2 * (old_c - new_c * ratio) / extent + ratio - 1
-    theta = torch.zeros((masks.shape[0], 2, 3), device=masks.device)
-    theta[:, 0, 0], theta[:, 1, 1] = ratio[:, 0], ratio[:, 1]
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta, [masks.shape[0], 1, height, width], align_corners=False)
+    # The warp is a scale and shift per axis, so the sampling grid is an outer sum of two coordinate rows
+    # (affine_grid would multiply a full [N, H, W, 3] base grid by each theta: most of the step's cost).
+    columns = _pixel_centres(width, masks.device) * ratio[:, :1] + shift[:, :1]  # [N, W]
+    rows = _pixel_centres(height, masks.device) * ratio[:, 1:] + shift[:, 1:]  # [N, H] (x and y sample alike)
+    count = masks.shape[0]
+    grid = torch.stack([columns[:, None, :].expand(count, height, width),
+                        rows[:, :, None].expand(count, height, width)], dim=-1)
     return F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)[:, 0]
+
+
+def _pixel_centres(size: int, device: torch.device) -> torch.Tensor:
+    """``[size]`` normalised coordinates of the pixel centres, taken from ``affine_grid`` on a one-pixel-wide
+    grid so that the warp is the one ``affine_grid`` gives to the last bit."""
+    identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], device=device)
+    return F.affine_grid(identity, [1, 1, 1, size], align_corners=False)[0, 0, :, 0]

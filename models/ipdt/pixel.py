@@ -34,7 +34,7 @@ class PixelEmbedding(nn.Module):
 
     def __init__(self, in_channels: int, dim: int):
         super().__init__()
-        hidden = max(dim, in_channels // 2)
+        hidden = max(dim, in_channels // 16 * 8)  # about half, a multiple of GroupNorm's 8 groups
         # A 1x1 reduction first keeps the 3x3 context conv cheap (it runs on every frame).
         self.body = nn.Sequential(conv_block(in_channels, hidden, kernel=1), nn.Conv2d(hidden, dim, 3, padding=1))
 
@@ -130,11 +130,17 @@ def local_matching(distances: torch.Tensor, pair_index: torch.Tensor, previous_m
     if count == 0:
         return previous_masks.new_zeros((0, height, width))
     kernel = 2 * radius + 1
-    binary = (previous_masks > 0.5).float()[:, None]
-    in_mask = F.unfold(binary, kernel, padding=radius) > 0.5  # [N, K*K, hw]
+    in_mask = F.pad(previous_masks > 0.5, (radius,) * 4)  # in_mask[:, y + dy, x + dx]: (y, x) + offset (dy, dx)
     pair_distances = distances.expand(count, -1, -1) if distances.shape[0] == 1 else distances[pair_index]
-    squared = torch.where(in_mask, pair_distances, float("inf")).amin(dim=1)
-    return feelvos_distance(squared).reshape(count, height, width)
+    pair_distances = pair_distances.reshape(count, kernel, kernel, height, width)
+    # A running minimum over the rows of offsets: no [N, K*K, h*w] mask volume is built (it cost more than the
+    # matching), and a GPU still gets one kernel per row rather than one per offset.
+    squared = torch.full((count, height, width), float("inf"), device=previous_masks.device)
+    for dy in range(kernel):
+        band = in_mask[:, dy : dy + height]
+        row = torch.stack([band[:, :, dx : dx + width] for dx in range(kernel)], dim=1)  # [N, K, h, w]
+        squared = torch.minimum(squared, torch.where(row, pair_distances[:, dy], float("inf")).amin(dim=1))
+    return feelvos_distance(squared)
 
 
 class DynamicSegmentationHead(nn.Module):

@@ -46,3 +46,33 @@ def test_clip_boxes_keeps_boxes_inside_and_not_degenerate():
     clipped = geometry.clip_boxes(torch.tensor([[-5.0, -5.0, 3.0, 100.0], [70.0, 10.0, 90.0, 12.0]]), 48, 64)
     assert clipped[0].tolist() == [0.0, 0.0, 3.0, 48.0]
     assert clipped[1, 0] <= 62 and clipped[1, 2] - clipped[1, 0] >= 2
+
+
+def test_warp_masks_samples_exactly_where_affine_grid_would():
+    """The separable grid must give the full affine grid's warp to the last bit (the tracker's outputs
+    did not change when it replaced it)."""
+    torch.manual_seed(0)
+    masks = (torch.rand(6, 37, 53) > 0.5).float()
+    corners = torch.rand(6, 2) * 30
+    old = torch.cat([corners, corners + 5 + torch.rand(6, 2) * 20], dim=1)
+    new = old + torch.randn(6, 4) * 4
+    old_c, old_s = geometry.box_centres_sizes(old)
+    new_c, new_s = geometry.box_centres_sizes(new)
+    ratio = old_s / new_s
+    theta = torch.zeros(6, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = ratio[:, 0], ratio[:, 1]
+    theta[:, :, 2] = 2 * (old_c - new_c * ratio) / torch.tensor([53.0, 37.0]) + ratio - 1
+    grid = torch.nn.functional.affine_grid(theta, [6, 1, 37, 53], align_corners=False)
+    expected = torch.nn.functional.grid_sample(masks[:, None], grid, align_corners=False)[:, 0]
+    assert torch.equal(geometry.warp_masks(masks, old, new, stride=1.0), expected)
+
+
+def test_colour_levels_average_each_cell_and_leave_the_padding_at_zero():
+    images = torch.zeros(1, 3, 44, 56)
+    images[0, 0] = 1.0  # red
+    images[0, :, :, :8] = 0.5  # a mid-grey band: 0 once centred
+    p2, p3 = geometry.colour_levels(images, 1.0, (12, 16))  # the detector pads 44x56 to 48x64
+    assert p2.shape == (1, 3, 12, 16) and p3.shape == (1, 3, 6, 8)
+    assert torch.allclose(p2[0, :, 0, 5], torch.tensor([2.0, -2.0, -2.0]))
+    assert p2[0, :, :, :2].abs().max() == 0 and p2[0, :, 11:].abs().max() == 0 and p2[0, :, :, 14:].abs().max() == 0
+    assert torch.allclose(p3[0, 0, 4, 3], torch.tensor(2.0)) and p3[0, 0, 5, 3] == 1.0  # half image, half padding

@@ -1,5 +1,7 @@
 """Output shapes of every IPDT head, on tiny random inputs, and the matching maps against brute force."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -88,6 +90,40 @@ def test_local_matching_looks_only_at_previous_mask_pixels_within_the_radius():
     assert torch.isclose(local[0, 1, 1], expected, atol=1e-5)
     assert local[0, 0, 0] == 1.0  # no previous-mask pixel within one cell: the largest distance
     assert local_matching(distances, torch.zeros(0, dtype=torch.long), mask[:0], radius=1).shape == (0, 5, 5)
+
+
+def test_local_matching_is_the_minimum_over_every_offset_and_instance():
+    """Against a direct reading of the definition, for several instances over two frame pairs."""
+    torch.manual_seed(1)
+    radius, height, width = 2, 7, 9
+    current, previous = torch.randn(2, 4, height, width), torch.randn(2, 4, height, width)
+    distances = local_distances(current, previous, radius)
+    masks = torch.rand(3, height, width)
+    masks[2] = 0.0  # an empty previous mask: 1 everywhere
+    pairs = torch.tensor([0, 1, 1])
+    local = local_matching(distances, pairs, masks, radius)
+    expected = torch.ones(3, height, width)
+    for n, pair in enumerate(pairs.tolist()):
+        for y in range(height):
+            for x in range(width):
+                near = [(v, u) for v in range(max(0, y - radius), min(height, y + radius + 1))
+                        for u in range(max(0, x - radius), min(width, x + radius + 1)) if masks[n, v, u] > 0.5]
+                if near:
+                    squared = min(float((current[pair, :, y, x] - previous[pair, :, v, u]).pow(2).sum()) for v, u in near)
+                    expected[n, y, x] = feelvos_distance(torch.tensor(squared))
+    assert torch.allclose(local, expected, atol=1e-5)
+
+
+def test_heads_with_colour_maps_read_three_more_channels():
+    config = IPDTConfig(**{**dataclasses.asdict(CONFIG), "colour_maps": True})
+    assert config.input_channels == CONFIG.feature_channels + 3
+    assert IPDTConfig.from_dict(config.to_dict()) == config and not IPDTConfig.from_dict({}).colour_maps
+    model = IPDT(config).eval()
+    encoding = model.encode_frames(torch.randn(1, 11, 12, 16), torch.randn(1, 11, 6, 8), 1.0, (48, 64))
+    boxes = torch.tensor([[4.0, 4.0, 20.0, 20.0]])
+    zeros = torch.zeros(1, dtype=torch.long)
+    logits, _, _ = model.track_instances(encoding, zeros, model.templates(encoding, boxes, zeros), boxes)
+    assert logits.shape == (1, 3, 9, 9)
 
 
 def test_model_steps_batch_every_instance():
