@@ -284,7 +284,7 @@ class FeatureBank:
     """The frozen backbone's P2 and P3 of every frame, computed once (~1 MB a 256x192 frame)."""
 
     def __init__(self, detector: torch.nn.Module, dataset: YouTubeVISDataset, batch_size: int = 8,
-                 progress: bool = False, source: str = "jpeg", colour: bool = False):
+                 progress: bool = False, source: str = "jpeg"):
         from tqdm.auto import tqdm
 
         from tubelets.models.ipdt.features import backbone_levels
@@ -298,7 +298,7 @@ class FeatureBank:
             frames = list(dataset.iter_frames(video.id, source=source))
             for start in range(0, len(frames), batch_size):
                 chunk = frames[start : start + batch_size]
-                p2, p3, self.scale = backbone_levels(detector, [frame for _, frame in chunk], colour)
+                p2, p3, self.scale = backbone_levels(detector, [frame for _, frame in chunk])
                 for row, (t, _) in enumerate(chunk):
                     self._levels[(video.id, t)] = (p2[row].cpu(), p3[row].cpu())
                 bar.update(len(chunk))

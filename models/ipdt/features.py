@@ -25,28 +25,22 @@ import torch
 from torchvision.models.detection import MaskRCNN
 
 from tubelets.models.inference import detect_with_features, fpn_features, frames_to_tensors, model_device
-from tubelets.models.ipdt import geometry
 from tubelets.models.ipdt.model import IPDT, FrameEncoding
 
 P2_LEVEL, P3_LEVEL = "0", "1"
 
 
 @torch.no_grad()
-def backbone_levels(detector: MaskRCNN, frames: Sequence[np.ndarray],
-                    colour: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """``(P2 [B, C, h, w], P3 [B, C, h/2, w/2], scale)`` of ``uint8 [H, W, 3]`` frames of one size.
-
-    With ``colour`` each level gets the cells' mean colour as 3 more channels
-    (:func:`geometry.colour_levels`; heads with ``IPDTConfig.colour_maps`` read them).
-    """
+def backbone_levels(detector: MaskRCNN, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``(P2 [B, C, h, w], P3 [B, C, h/2, w/2], scale)`` of ``uint8 [H, W, 3]`` frames of one size."""
     images = frames_to_tensors(frames, model_device(detector))
     features, sizes = fpn_features(detector, images)
-    return _levels(features, images, sizes, colour)
+    return features[P2_LEVEL], features[P3_LEVEL], sizes[0][0] / images[0].shape[-2]
 
 
 @torch.no_grad()
-def detected_levels(detector: MaskRCNN, frame: np.ndarray, min_score: float,
-                    colour: bool = False) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+def detected_levels(detector: MaskRCNN, frame: np.ndarray,
+                    min_score: float) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
     """:func:`backbone_levels` of one frame plus, from the same pass, its detections' masks.
 
     The last item is ``float [D, H, W]`` (CPU) mask probabilities of the
@@ -55,17 +49,8 @@ def detected_levels(detector: MaskRCNN, frame: np.ndarray, min_score: float,
     images = frames_to_tensors([frame], model_device(detector))
     (detections,), features, sizes = detect_with_features(detector, images)
     keep = detections["scores"] >= min_score
-    return *_levels(features, images, sizes, colour), detections["masks"][keep, 0].float().cpu()
-
-
-def _levels(features, images: list[torch.Tensor], sizes: list[tuple[int, int]],
-            colour: bool) -> tuple[torch.Tensor, torch.Tensor, float]:
-    p2, p3 = features[P2_LEVEL], features[P3_LEVEL]
     scale = sizes[0][0] / images[0].shape[-2]
-    if colour:
-        colour_p2, colour_p3 = geometry.colour_levels(torch.stack(images), scale, tuple(p2.shape[-2:]))
-        p2, p3 = torch.cat([p2, colour_p2], dim=1), torch.cat([p3, colour_p3], dim=1)
-    return p2, p3, scale
+    return features[P2_LEVEL], features[P3_LEVEL], scale, detections["masks"][keep, 0].float().cpu()
 
 
 class FeatureWindow:
@@ -81,7 +66,6 @@ class FeatureWindow:
     def __init__(self, detector: MaskRCNN, model: IPDT, frames: Callable[[int], np.ndarray], capacity: int = 32,
                  proposal_score: Optional[float] = None, proposal_capacity: int = 4):
         self._detector, self._model, self._frames = detector, model, frames
-        self._colour = model.config.colour_maps
         self._capacity = max(2, int(capacity))  # the current and the previous frame at least
         self._proposal_score, self._proposal_capacity = proposal_score, proposal_capacity
         self._cache: OrderedDict[int, FrameEncoding] = OrderedDict()
@@ -108,9 +92,9 @@ class FeatureWindow:
         """Encode ``frame`` (and detect in it, with ``proposal_score``), caching both."""
         image = self._frames(frame)
         if self._proposal_score is None:
-            p2, p3, scale = backbone_levels(self._detector, [image], self._colour)
+            p2, p3, scale = backbone_levels(self._detector, [image])
         else:
-            p2, p3, scale, proposals = detected_levels(self._detector, image, self._proposal_score, self._colour)
+            p2, p3, scale, proposals = detected_levels(self._detector, image, self._proposal_score)
             _keep(self._proposals, frame, proposals, self._proposal_capacity)
         self.computed += 1
         encoding = self._model.encode_frames(p2, p3, scale, tuple(image.shape[:2]))

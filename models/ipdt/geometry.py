@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 P2_STRIDE = 4
 P3_STRIDE = 8
-COLOUR_CHANNELS = 3  # RGB maps the heads may read next to the FPN's (IPDTConfig.colour_maps)
 # Largest |log| size change one regression step may produce (exp(2) ~ 7x), so a bad delta cannot overflow.
 MAX_LOG_SCALE = 2.0
 
@@ -112,34 +111,18 @@ def masks_to_p2(masks: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> 
     The mask is resized as the detector resizes the frame, padded bottom/right
     like the detector's batch, then area-averaged over each 4x4 cell.
     """
+    count = masks.shape[0]
     height, width = p2_size
-    if masks.shape[0] == 0:
+    if count == 0:
         return torch.zeros((0, height, width))
-    return F.avg_pool2d(_on_padded_grid(masks[:, None].float(), scale, p2_size), P2_STRIDE)[:, 0]
-
-
-def colour_levels(images: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean colour of each P2 and P3 cell of ``float [B, 3, H, W]`` frames in ``[0, 1]``.
-
-    ``([B, 3, h, w], [B, 3, h/2, w/2])``, centred and scaled to about the
-    spread of the FPN's channels (0 on the detector's padding).
-    """
-    grid = _on_padded_grid((images - 0.5) * 4.0, scale, p2_size)
-    return F.avg_pool2d(grid, P2_STRIDE), F.avg_pool2d(grid, P3_STRIDE, ceil_mode=True)
-
-
-def _on_padded_grid(maps: torch.Tensor, scale: float, p2_size: tuple[int, int]) -> torch.Tensor:
-    """Frame maps ``[N, C, H, W]`` resized as the detector resizes the frame and zero-padded bottom/right
-    to the P2 grid's extent in pixels, like the detector's batch."""
-    height, width = p2_size
-    resized = maps
+    resized = masks[:, None].float()
     if scale != 1.0:
-        size = (round(maps.shape[2] * scale), round(maps.shape[3] * scale))
+        size = (round(masks.shape[1] * scale), round(masks.shape[2] * scale))
         resized = F.interpolate(resized, size=size, mode="bilinear", align_corners=False)
-    padded = torch.zeros((maps.shape[0], maps.shape[1], height * P2_STRIDE, width * P2_STRIDE), device=maps.device)
+    padded = torch.zeros((count, 1, height * P2_STRIDE, width * P2_STRIDE), device=masks.device)
     h, w = min(resized.shape[2], padded.shape[2]), min(resized.shape[3], padded.shape[3])
     padded[:, :, :h, :w] = resized[:, :, :h, :w]
-    return padded
+    return F.avg_pool2d(padded, P2_STRIDE)[:, 0]
 
 
 def p2_to_frame(maps: torch.Tensor, scale: float, frame_size: tuple[int, int]) -> torch.Tensor:

@@ -18,7 +18,6 @@ from torch import nn
 
 from tubelets.errors import ConfigError
 from tubelets.models.ipdt import geometry
-from tubelets.models.ipdt.geometry import COLOUR_CHANNELS
 from tubelets.models.ipdt.pixel import (
     DynamicSegmentationHead,
     PixelEmbedding,
@@ -43,14 +42,6 @@ class IPDTConfig:
     anchor_scales: tuple[float, ...] = (0.85, 1.0, 1.18)
     local_radius: int = 4  # local matching window, P2 cells each side
     reference_pixels: int = 96  # reference embeddings kept per instance
-    # Each cell's mean colour appended to P2 and P3: the detector's features are trained to name a category
-    # whatever its colour, and the colour is what tells two objects of one category apart.
-    colour_maps: bool = False
-
-    @property
-    def input_channels(self) -> int:
-        """Channels of the P2/P3 maps the heads read: the detector's, plus the colour maps'."""
-        return self.feature_channels + (COLOUR_CHANNELS if self.colour_maps else 0)
 
     @property
     def response_size(self) -> int:
@@ -109,11 +100,11 @@ class IPDT(nn.Module):
         super().__init__()
         self.config = config
         anchors = len(config.anchor_scales)
-        channels = config.input_channels
-        self.embedding = PixelEmbedding(channels, config.embedding_dim)
-        self.segmentation = DynamicSegmentationHead(channels + config.embedding_dim, config.segmentation_channels)
-        self.discriminator = Discriminator(channels, config.siamese_channels, anchors)
-        self.correlator = Correlator(channels, config.siamese_channels, anchors)
+        self.embedding = PixelEmbedding(config.feature_channels, config.embedding_dim)
+        self.segmentation = DynamicSegmentationHead(config.feature_channels + config.embedding_dim,
+                                                    config.segmentation_channels)
+        self.discriminator = Discriminator(config.feature_channels, config.siamese_channels, anchors)
+        self.correlator = Correlator(config.feature_channels, config.siamese_channels, anchors)
 
     def encode_frames(self, p2: torch.Tensor, p3: torch.Tensor, scale: float,
                       frame_size: tuple[int, int]) -> FrameEncoding:

@@ -34,7 +34,7 @@ class PixelEmbedding(nn.Module):
 
     def __init__(self, in_channels: int, dim: int):
         super().__init__()
-        hidden = max(dim, in_channels // 16 * 8)  # about half, a multiple of GroupNorm's 8 groups
+        hidden = max(dim, in_channels // 2)
         # A 1x1 reduction first keeps the 3x3 context conv cheap (it runs on every frame).
         self.body = nn.Sequential(conv_block(in_channels, hidden, kernel=1), nn.Conv2d(hidden, dim, 3, padding=1))
 

@@ -139,11 +139,9 @@ def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume
     detector, detector_info = load_detector({"detector": detector_section})
     detector.requires_grad_(False)
     samples = TrackingSamples(dataset_url, train_cfg["augment"], int(train_cfg["max_gap"]))
-    model_config = IPDTConfig.from_dict(train_cfg.get("model") or {})
-    bank = FeatureBank(detector, samples.dataset, progress=progress, source=train_cfg["source"],
-                       colour=model_config.colour_maps)
+    bank = FeatureBank(detector, samples.dataset, progress=progress, source=train_cfg["source"])
     torch.manual_seed(sample_seed(int(train_cfg["seed"]), INIT_STREAM))
-    model = IPDT(model_config)
+    model = IPDT(IPDTConfig.from_dict(train_cfg.get("model") or {}))
     optimizer = make_optimizer(model, train_cfg)
     start_step = 0
     if resume:

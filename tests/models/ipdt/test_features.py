@@ -1,15 +1,11 @@
 """The feature window: one backbone pass a frame, and with ``proposal_score`` the detections from the same pass."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from tubelets.models.inference import frames_to_tensors
-from tubelets.models.ipdt import geometry
 from tubelets.models.ipdt.features import FeatureWindow
-from tubelets.models.ipdt.model import IPDT
 
 H, W = 48, 64
 
@@ -51,17 +47,3 @@ def test_a_window_without_proposal_score_keeps_no_proposals(models):
     window = FeatureWindow(detector, heads, lambda t: np.zeros((H, W, 3), np.uint8))
     with pytest.raises(ValueError, match="proposal_score"):
         window.proposals(0)
-
-
-def test_heads_with_colour_maps_get_the_frames_colour_next_to_the_fpn(models):
-    detector, heads = models
-    config = dataclasses.replace(heads.config, colour_maps=True)
-    frame = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
-    plain = FeatureWindow(detector, heads, lambda t: frame)[0]
-    coloured = FeatureWindow(detector, IPDT(config).eval(), lambda t: frame)[0]
-    channels = heads.config.feature_channels
-    assert coloured.p2.shape[1] == channels + 3 and coloured.p3.shape[1] == channels + 3
-    assert torch.equal(coloured.p2[:, :channels], plain.p2) and torch.equal(coloured.p3[:, :channels], plain.p3)
-    image = frames_to_tensors([frame])[0][None]
-    expected_p2, expected_p3 = geometry.colour_levels(image, plain.scale, plain.p2_size)
-    assert torch.equal(coloured.p2[:, channels:], expected_p2) and torch.equal(coloured.p3[:, channels:], expected_p3)

@@ -1,7 +1,5 @@
 """Output shapes of every IPDT head, on tiny random inputs, and the matching maps against brute force."""
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -112,18 +110,6 @@ def test_local_matching_is_the_minimum_over_every_offset_and_instance():
                     squared = min(float((current[pair, :, y, x] - previous[pair, :, v, u]).pow(2).sum()) for v, u in near)
                     expected[n, y, x] = feelvos_distance(torch.tensor(squared))
     assert torch.allclose(local, expected, atol=1e-5)
-
-
-def test_heads_with_colour_maps_read_three_more_channels():
-    config = IPDTConfig(**{**dataclasses.asdict(CONFIG), "colour_maps": True})
-    assert config.input_channels == CONFIG.feature_channels + 3
-    assert IPDTConfig.from_dict(config.to_dict()) == config and not IPDTConfig.from_dict({}).colour_maps
-    model = IPDT(config).eval()
-    encoding = model.encode_frames(torch.randn(1, 11, 12, 16), torch.randn(1, 11, 6, 8), 1.0, (48, 64))
-    boxes = torch.tensor([[4.0, 4.0, 20.0, 20.0]])
-    zeros = torch.zeros(1, dtype=torch.long)
-    logits, _, _ = model.track_instances(encoding, zeros, model.templates(encoding, boxes, zeros), boxes)
-    assert logits.shape == (1, 3, 9, 9)
 
 
 def test_model_steps_batch_every_instance():
