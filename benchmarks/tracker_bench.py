@@ -19,7 +19,7 @@ wait for the GPU's queue to drain (``torch.cuda.synchronize``), and the memory
 part adds the tracking call's peak GPU allocation (``max_memory_allocated``).
 
 Usage: python benchmarks/tracker_bench.py [--threads 2] [--device cpu|cuda] [--frames 600] [--no-memory]
-       [--set KEY=VALUE ...]
+       [--size 1280x720] [--set KEY=VALUE ...]
 (``--set`` overrides the config, e.g. ``tracker.ipdt.checkpoint=/tmp/t.pt``).
 """
 
@@ -77,8 +77,9 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def timing(cfg: dict, seed: int) -> dict:
-    video = generate_video(video_rng(seed, 0), hard=True)
+def timing(cfg: dict, seed: int, size: tuple[int, int] = (256, 192)) -> dict:
+    """The timing part on a ``--hard`` Shapes-VIS video of ``size`` (width, height) frames."""
+    video = generate_video(video_rng(seed, 0), width=size[0], height=size[1], hard=True)
     frames = list(video.frames)
     # Every instance followed to the end: no confidence floor, no stop for lost or unconfirmed steps.
     followed = {"min_confidence": 0.0, "max_lost": 10**6, "max_unconfirmed": None}
@@ -91,7 +92,7 @@ def timing(cfg: dict, seed: int) -> dict:
     for start in range(0, len(frames), batch):
         detect(tracker.detector, frames[start : start + batch])
     _synchronize()
-    result = {"frames": len(frames), "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
+    result = {"frames": len(frames), "size": f"{video.width}x{video.height}", "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
     for count in (1, 4, 16):
         proposals = grid_proposals(len(frames), count, video.height, video.width)
         tracker.track(grid_proposals(3, count, video.height, video.width), frames[:3])  # warm-up
@@ -185,6 +186,15 @@ def _peak_rss_mb() -> float:
     return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> ``(1280, 720)``."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720, got {text!r}") from None
+    return width, height
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -192,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--no-memory", action="store_true", help="the timing part only")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--size", type=frame_size, default=(256, 192), metavar="WxH",
+                        help="frame size of the timing video (the per-instance masks are full frames)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # "FOLDER:WINDOW"
     args = parser.parse_args(argv)
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         folder, window = args.memory_child.rsplit(":", 1)
         print(json.dumps(memory_child(cfg, folder, int(window))))
         return
-    print(json.dumps({"timing": {"device": args.device, **timing(cfg, args.seed)}}), flush=True)
+    print(json.dumps({"timing": {"device": args.device, **timing(cfg, args.seed, args.size)}}), flush=True)
     if args.no_memory:
         return
     with tempfile.TemporaryDirectory() as folder:

@@ -11,6 +11,7 @@ frame size; 1.0 for the ``small`` preset on 256x192 frames). Masks at stride 4
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -157,25 +158,50 @@ def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return boxes, present
 
 
-def warp_masks(masks: torch.Tensor, old_boxes: torch.Tensor, new_boxes: torch.Tensor, stride: float) -> torch.Tensor:
-    """Move and rescale masks ``[N, h, w]`` (on a grid of ``stride`` frame pixels) from old to new boxes."""
-    if masks.shape[0] == 0:
-        return masks
-    height, width = masks.shape[-2:]
+def warp_masks(masks: torch.Tensor | Sequence[torch.Tensor], old_boxes: torch.Tensor, new_boxes: torch.Tensor,
+               stride: float) -> torch.Tensor:
+    """Move and rescale masks (``[N, h, w]``, or ``N`` masks ``[h, w]``, on a grid of ``stride`` frame pixels)
+    from old to new boxes; returns ``float32 [N, h, w]``."""
+    count = len(masks)
+    if count == 0:
+        return torch.as_tensor(masks, dtype=torch.float32)
+    height, width = masks[0].shape
+    device = masks[0].device
     old_c, old_s = box_centres_sizes(old_boxes / stride)
     new_c, new_s = box_centres_sizes(new_boxes / stride)
     ratio = old_s / new_s  # input units per output unit
-    extent = torch.tensor([width, height], dtype=torch.float32, device=masks.device)
+    extent = torch.tensor([width, height], dtype=torch.float32, device=device)
     # Normalised input coordinate = ratio * normalised output + shift (align_corners=False convention).
     shift = 2 * (old_c - new_c * ratio) / extent + ratio - 1
     # The warp is a scale and shift per axis, so the sampling grid is an outer sum of two coordinate rows
-    # (affine_grid would multiply a full [N, H, W, 3] base grid by each theta: most of the step's cost).
-    columns = _pixel_centres(width, masks.device) * ratio[:, :1] + shift[:, :1]  # [N, W]
-    rows = _pixel_centres(height, masks.device) * ratio[:, 1:] + shift[:, 1:]  # [N, H] (x and y sample alike)
-    count = masks.shape[0]
-    grid = torch.stack([columns[:, None, :].expand(count, height, width),
-                        rows[:, :, None].expand(count, height, width)], dim=-1)
-    return F.grid_sample(masks[:, None].float(), grid, mode="bilinear", align_corners=False)[:, 0]
+    # (affine_grid would build a full [N, H, W, 2] grid, most of the step's cost on large frames).
+    columns = _pixel_centres(width, device) * ratio[:, :1] + shift[:, :1]  # [N, W]
+    rows = _pixel_centres(height, device) * ratio[:, 1:] + shift[:, 1:]  # [N, H] (x and y sample alike)
+    warped = torch.zeros((count, height, width), device=device)
+    for n in range(count):
+        mask = masks[n].float()
+        # Only output pixels that sample within a pixel of the mask's support can be nonzero: sample those
+        # alone (each output pixel is computed on its own, so they get the values a full warp gives them).
+        ys, xs = _reach(rows[n], mask.any(dim=1), height), _reach(columns[n], mask.any(dim=0), width)
+        if ys is None or xs is None:
+            continue
+        grid = torch.stack([columns[n, xs][None, :].expand(ys.stop - ys.start, -1),
+                            rows[n, ys][:, None].expand(-1, xs.stop - xs.start)], dim=-1)
+        warped[n, ys, xs] = F.grid_sample(mask[None, None], grid[None], mode="bilinear", align_corners=False)[0, 0]
+    return warped
+
+
+def _reach(coordinates: torch.Tensor, occupied: torch.Tensor, size: int) -> slice | None:
+    """The output pixels whose normalised sample ``coordinates`` fall within 1.5 input pixels of an ``occupied``
+    one, as a slice (``coordinates`` grow along the axis); None when nothing is occupied or reached."""
+    filled = torch.nonzero(occupied).flatten()
+    if filled.numel() == 0:
+        return None
+    source = ((coordinates + 1) * size - 1) / 2  # grid_sample's pixel coordinates (align_corners=False)
+    reached = torch.nonzero((source > float(filled[0]) - 1.5) & (source < float(filled[-1]) + 1.5)).flatten()
+    if reached.numel() == 0:
+        return None
+    return slice(int(reached[0]), int(reached[-1]) + 1)
 
 
 def _pixel_centres(size: int, device: torch.device) -> torch.Tensor:

@@ -337,7 +337,7 @@ class Propagator:
         settings, count = self.settings, len(instances)
         zeros = torch.zeros(count, dtype=torch.long, device=self.device)
         last_boxes = torch.stack([i.box for i in instances])
-        last_masks = torch.stack([i.mask for i in instances])
+        last_masks = [i.mask for i in instances]
         # Constant-velocity prediction from the last frame the instance was found in.
         steps = torch.tensor([i.lost + 1 for i in instances], dtype=torch.float32)[:, None]
         predicted = last_boxes + (torch.stack([i.velocity for i in instances]) * steps).repeat(1, 2)

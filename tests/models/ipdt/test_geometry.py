@@ -48,21 +48,41 @@ def test_clip_boxes_keeps_boxes_inside_and_not_degenerate():
     assert clipped[1, 0] <= 62 and clipped[1, 2] - clipped[1, 0] >= 2
 
 
-def test_warp_masks_samples_exactly_where_affine_grid_would():
-    """The separable grid must give the full affine grid's warp to the last bit (the tracker's outputs
-    did not change when it replaced it)."""
-    torch.manual_seed(0)
-    masks = (torch.rand(6, 37, 53) > 0.5).float()
-    corners = torch.rand(6, 2) * 30
-    old = torch.cat([corners, corners + 5 + torch.rand(6, 2) * 20], dim=1)
-    new = old + torch.randn(6, 4) * 4
+def affine_grid_warp(masks: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """The warp as ``affine_grid`` + ``grid_sample`` over whole frames compute it (the reference)."""
+    count, height, width = masks.shape
     old_c, old_s = geometry.box_centres_sizes(old)
     new_c, new_s = geometry.box_centres_sizes(new)
     ratio = old_s / new_s
-    theta = torch.zeros(6, 2, 3)
+    theta = torch.zeros(count, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = ratio[:, 0], ratio[:, 1]
-    theta[:, :, 2] = 2 * (old_c - new_c * ratio) / torch.tensor([53.0, 37.0]) + ratio - 1
-    grid = torch.nn.functional.affine_grid(theta, [6, 1, 37, 53], align_corners=False)
-    expected = torch.nn.functional.grid_sample(masks[:, None], grid, align_corners=False)[:, 0]
-    assert torch.equal(geometry.warp_masks(masks, old, new, stride=1.0), expected)
+    theta[:, :, 2] = 2 * (old_c - new_c * ratio) / torch.tensor([float(width), float(height)]) + ratio - 1
+    grid = torch.nn.functional.affine_grid(theta, [count, 1, height, width], align_corners=False)
+    return torch.nn.functional.grid_sample(masks[:, None], grid, align_corners=False)[:, 0]
 
+
+def random_boxes(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    corners = torch.rand(count, 2, generator=generator) * 30
+    old = torch.cat([corners, corners + 5 + torch.rand(count, 2, generator=generator) * 20], dim=1)
+    return old, old + torch.randn(count, 4, generator=generator) * 4
+
+
+def test_warp_masks_samples_exactly_where_affine_grid_would():
+    """The separable grid, sampled only near each mask, must give the full affine grid's warp to the
+    last bit (the tracker's outputs did not change when it replaced it)."""
+    generator = torch.Generator().manual_seed(0)
+    dense = (torch.rand(6, 37, 53, generator=generator) > 0.5).float()
+    old, new = random_boxes(6, generator)
+    assert torch.equal(geometry.warp_masks(dense, old, new, stride=1.0), affine_grid_warp(dense, old, new))
+    sparse = torch.zeros(6, 37, 53)
+    sparse[0, 3:9, 40:50] = 1.0  # near the right edge
+    sparse[1, 30:37, 0:4] = 1.0  # in a corner
+    sparse[2, 10:20, 10:30] = torch.rand(10, 20, generator=generator)  # soft values
+    sparse[3, 18, 26] = 1.0  # one pixel
+    # sparse[4]: empty; sparse[5]: moved out of the frame
+    old, new = random_boxes(6, generator)
+    new[5] = torch.tensor([80.0, 80.0, 90.0, 90.0])
+    sparse[5, 5:10, 5:10] = 1.0
+    warped = geometry.warp_masks(list(sparse), old, new, stride=1.0)  # a list of masks, as the tracker passes
+    assert torch.equal(warped, affine_grid_warp(sparse, old, new))
+    assert warped[0].any() and not warped[4].any() and not warped[5].any()
