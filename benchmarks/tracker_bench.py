@@ -92,7 +92,8 @@ def timing(cfg: dict, seed: int, size: tuple[int, int] = (256, 192)) -> dict:
     for start in range(0, len(frames), batch):
         detect(tracker.detector, frames[start : start + batch])
     _synchronize()
-    result = {"frames": len(frames), "size": f"{video.width}x{video.height}", "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
+    result = {"frames": len(frames), "size": f"{video.width}x{video.height}",
+              "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
     for count in (1, 4, 16):
         proposals = grid_proposals(len(frames), count, video.height, video.width)
         tracker.track(grid_proposals(3, count, video.height, video.width), frames[:3])  # warm-up
