@@ -147,6 +147,28 @@ def box_masks(boxes: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
     return inside_y[:, :, None] & inside_x[:, None, :]
 
 
+def cut_to_boxes(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``masks`` (``bool [N, H, W]``) cleared outside each box, in place: ``masks & box_masks(boxes, (H, W))``.
+
+    A box's pixels are a block of rows by a block of columns, so clearing the rest by slices costs
+    a pass over the cleared pixels instead of building and applying ``N`` full-frame box masks.
+    """
+    height, width = masks.shape[-2:]
+    ys = torch.arange(height, dtype=torch.float32, device=boxes.device) + 0.5
+    xs = torch.arange(width, dtype=torch.float32, device=boxes.device) + 0.5
+    inside_y = (ys[None] >= boxes[:, 1, None]) & (ys[None] <= boxes[:, 3, None])  # as box_masks decides
+    inside_x = (xs[None] >= boxes[:, 0, None]) & (xs[None] <= boxes[:, 2, None])
+    for n in range(masks.shape[0]):
+        rows, columns = torch.nonzero(inside_y[n]).flatten(), torch.nonzero(inside_x[n]).flatten()
+        if rows.numel() == 0 or columns.numel() == 0:
+            masks[n] = False
+            continue
+        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+        masks[n, :top], masks[n, bottom:] = False, False
+        masks[n, top:bottom, :left], masks[n, top:bottom, right:] = False, False
+    return masks
+
+
 def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Tight boxes ``[N, 4]`` (pixel edges) of boolean masks ``[N, H, W]`` and which masks are non-empty."""
     count = masks.shape[0]

@@ -355,7 +355,7 @@ class Propagator:
             probs, mask_confidence = self._segment(instances, current, previous, moved)
             frame_masks = probs > settings.mask_threshold
             if settings.use_instance:
-                frame_masks &= geometry.box_masks(geometry.scale_boxes(boxes, settings.box_margin), current.frame_size)
+                geometry.cut_to_boxes(frame_masks, geometry.scale_boxes(boxes, settings.box_margin))
                 if settings.either_level_loses:
                     confidence = torch.sqrt(confidence * mask_confidence)
                 else:

@@ -86,3 +86,13 @@ def test_warp_masks_samples_exactly_where_affine_grid_would():
     warped = geometry.warp_masks(list(sparse), old, new, stride=1.0)  # a list of masks, as the tracker passes
     assert torch.equal(warped, affine_grid_warp(sparse, old, new))
     assert warped[0].any() and not warped[4].any() and not warped[5].any()
+
+
+def test_cut_to_boxes_is_the_and_with_box_masks():
+    generator = torch.Generator().manual_seed(2)
+    masks = torch.rand(5, 23, 31, generator=generator) > 0.3
+    boxes = torch.tensor([[2.2, 3.5, 17.9, 12.5], [-4.0, -2.0, 40.0, 30.0], [10.0, 10.0, 10.2, 10.3],
+                          [28.5, 1.0, 35.0, 8.0], [5.0, 20.4, 9.0, 22.6]])
+    expected = masks & geometry.box_masks(boxes, (23, 31))
+    cut = geometry.cut_to_boxes(masks.clone(), boxes)
+    assert torch.equal(cut, expected) and not cut[2].any() and torch.equal(cut[1], masks[1])
