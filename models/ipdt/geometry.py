@@ -139,11 +139,7 @@ def p2_to_frame(maps: torch.Tensor, scale: float, frame_size: tuple[int, int]) -
 
 def box_masks(boxes: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
     """``bool [N, H, W]``: 1 inside each box (pixels whose centre lies in it)."""
-    height, width = frame_size
-    ys = torch.arange(height, dtype=torch.float32, device=boxes.device) + 0.5
-    xs = torch.arange(width, dtype=torch.float32, device=boxes.device) + 0.5
-    inside_y = (ys[None] >= boxes[:, 1, None]) & (ys[None] <= boxes[:, 3, None])
-    inside_x = (xs[None] >= boxes[:, 0, None]) & (xs[None] <= boxes[:, 2, None])
+    inside_y, inside_x = _inside_rows_columns(boxes, frame_size)
     return inside_y[:, :, None] & inside_x[:, None, :]
 
 
@@ -153,20 +149,31 @@ def cut_to_boxes(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     A box's pixels are a block of rows by a block of columns, so clearing the rest by slices costs
     a pass over the cleared pixels instead of building and applying ``N`` full-frame box masks.
     """
-    height, width = masks.shape[-2:]
-    ys = torch.arange(height, dtype=torch.float32, device=boxes.device) + 0.5
-    xs = torch.arange(width, dtype=torch.float32, device=boxes.device) + 0.5
-    inside_y = (ys[None] >= boxes[:, 1, None]) & (ys[None] <= boxes[:, 3, None])  # as box_masks decides
-    inside_x = (xs[None] >= boxes[:, 0, None]) & (xs[None] <= boxes[:, 2, None])
+    inside_y, inside_x = _inside_rows_columns(boxes, tuple(masks.shape[-2:]))
     for n in range(masks.shape[0]):
-        rows, columns = torch.nonzero(inside_y[n]).flatten(), torch.nonzero(inside_x[n]).flatten()
-        if rows.numel() == 0 or columns.numel() == 0:
+        rows, columns = _span(inside_y[n]), _span(inside_x[n])
+        if rows is None or columns is None:
             masks[n] = False
             continue
-        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
-        masks[n, :top], masks[n, bottom:] = False, False
-        masks[n, top:bottom, :left], masks[n, top:bottom, right:] = False, False
+        masks[n, : rows.start], masks[n, rows.stop :] = False, False
+        masks[n, rows, : columns.start], masks[n, rows, columns.stop :] = False, False
     return masks
+
+
+def _inside_rows_columns(boxes: torch.Tensor, frame_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bool [N, H]`` and ``[N, W]``: the rows and the columns whose pixel centres lie in each box."""
+    height, width = frame_size
+    ys = torch.arange(height, dtype=torch.float32, device=boxes.device) + 0.5
+    xs = torch.arange(width, dtype=torch.float32, device=boxes.device) + 0.5
+    inside_y = (ys[None] >= boxes[:, 1, None]) & (ys[None] <= boxes[:, 3, None])
+    inside_x = (xs[None] >= boxes[:, 0, None]) & (xs[None] <= boxes[:, 2, None])
+    return inside_y, inside_x
+
+
+def _span(flags: torch.Tensor) -> slice | None:
+    """From the first to the last set entry of ``bool [L]`` ``flags``; None when none is set."""
+    indices = torch.nonzero(flags).flatten()
+    return slice(int(indices[0]), int(indices[-1]) + 1) if indices.numel() else None
 
 
 def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,14 +223,12 @@ def warp_masks(masks: torch.Tensor | Sequence[torch.Tensor], old_boxes: torch.Te
 def _reach(coordinates: torch.Tensor, occupied: torch.Tensor, size: int) -> slice | None:
     """The output pixels whose normalised sample ``coordinates`` fall within 1.5 input pixels of an ``occupied``
     one, as a slice (``coordinates`` grow along the axis); None when nothing is occupied or reached."""
-    filled = torch.nonzero(occupied).flatten()
-    if filled.numel() == 0:
+    filled = _span(occupied)
+    if filled is None:
         return None
     source = ((coordinates + 1) * size - 1) / 2  # grid_sample's pixel coordinates (align_corners=False)
-    reached = torch.nonzero((source > float(filled[0]) - 1.5) & (source < float(filled[-1]) + 1.5)).flatten()
-    if reached.numel() == 0:
-        return None
-    return slice(int(reached[0]), int(reached[-1]) + 1)
+    last = filled.stop - 1
+    return _span((source > filled.start - 1.5) & (source < last + 1.5))
 
 
 def _pixel_centres(size: int, device: torch.device) -> torch.Tensor:
