@@ -22,6 +22,9 @@ is sharper than the stride-4 one, and the snap re-anchors the instance (see
 has confirmed for ``max_unconfirmed`` steps stops, and the frames it filled
 since the last confirmation are dropped: the heads stay confident on a
 look-alike they drifted onto, so the detector is the check against drift.
+With ``max_colour_distance`` set, the instance level also checks a
+proposal's identity by colour before a snap (:mod:`.appearance`): the
+discriminator cannot tell an instance from a neighbour it touches.
 In the backward sweep the tubelets that already hold a frame take no part in
 its assignment, so an extension whose object is hidden there would take the
 proposal of the object hiding it; a proposal another tubelet holds, when the
@@ -39,7 +42,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from tubelets import masks
-from tubelets.models.ipdt import geometry
+from tubelets.models.ipdt import appearance, geometry
 from tubelets.models.ipdt.model import IPDT, FrameEncoding
 from tubelets.models.ipdt.pixel import reference_vectors
 from tubelets.models.ipdt.siamese import best_proposals
@@ -47,6 +50,7 @@ from tubelets.models.tubelet_merge import TubeletCandidate
 from tubelets.records import FrameDetections, TubeletFrame, VideoProposals
 
 EncodingSource = Callable[[int], FrameEncoding]
+ImageSource = Callable[[int], np.ndarray]  # frame number -> uint8 [H, W, 3] RGB frame
 
 # A predicted mask smaller than this share of the instance's last mask is an occluded remnant, not the object
 # (objects shrink by leaving the frame or the camera, a few per cent a frame, never to a tenth in one step).
@@ -71,6 +75,13 @@ class PropagationSettings:
     switch_iou: float | None = None  # (None: backward extensions may take any proposal)
     # Both levels: confidence = their geometric mean (lost when either is low), not the larger of the two.
     either_level_loses: bool = False
+    # Instance level: a proposal whose mean colour is further than this from the seed's (in the standardised
+    # frames of appearance.py) is another object and confirms nothing (None: no colour check).
+    max_colour_distance: float | None = None
+
+    @property
+    def checks_colour(self) -> bool:
+        return self.use_instance and self.max_colour_distance is not None
 
 
 @dataclasses.dataclass(eq=False)
@@ -84,6 +95,7 @@ class Instance:
     reference: tuple[torch.Tensor, torch.Tensor]  # ([K, D] vectors, [K] valid)
     labels: list[int]
     scores: list[float]
+    colour: np.ndarray | None = None  # [3] the seed's mean colour (appearance.mask_colours), with the colour check
     frames: dict[int, TubeletFrame] = dataclasses.field(default_factory=dict)
     box: torch.Tensor = None  # [4] frame pixels
     mask: torch.Tensor = None  # float [H, W], 0/1
@@ -123,14 +135,22 @@ class Propagator:
             raise ValueError("a tracker needs the instance level, the pixel level or both")
         self.model, self.settings = model, settings
         self._apart_cache: dict[tuple[int, int], bool] = {}  # (serial, serial) -> tubelets apart since the first's seed
+        self._images: ImageSource | None = None  # the video's frames, for the colour check
         # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
-    def run(self, proposals: VideoProposals, encodings: EncodingSource) -> list[TubeletCandidate]:
-        """Every instance's tubelet candidate (before merging), in creation order."""
+    def run(self, proposals: VideoProposals, encodings: EncodingSource,
+            images: ImageSource | None = None) -> list[TubeletCandidate]:
+        """Every instance's tubelet candidate (before merging), in creation order.
+
+        ``images`` (the RGB frames) is needed with the colour check only.
+        """
+        if self.settings.checks_colour and images is None:
+            raise ValueError("the colour check (max_colour_distance) needs the video's frames")
         instances: list[Instance] = []
         self._apart_cache.clear()
+        self._images = images
         self._sweep_forward(proposals, encodings, instances)
         self._sweep_backward(proposals, encodings, instances)
         return [instance.candidate() for instance in instances]
@@ -167,7 +187,8 @@ class Propagator:
         ``holders``: instances that already hold ``frame`` (backward sweep).
         """
         result = self.step(active, encodings(frame), encodings(previous))
-        snapped = self._snap(result, detections)
+        colours = np.stack([instance.colour for instance in active]) if self.settings.checks_colour else None
+        snapped = self._snap(result, detections, colours)
         alive = []
         for n, instance in enumerate(active):
             instance.since_confirmed += 1
@@ -270,18 +291,25 @@ class Propagator:
         instance.box, instance.mask, instance.lost = box, mask, 0
         instance.frames[frame] = item
 
-    def _snap(self, result: StepResult, detections: FrameDetections) -> dict[int, tuple[TubeletFrame, int]]:
+    def _snap(self, result: StepResult, detections: FrameDetections,
+              colours: np.ndarray | None = None) -> dict[int, tuple[TubeletFrame, int]]:
         """``{instance index: (proposal as a TubeletFrame, its label)}`` for instances a proposal confirms.
 
         An instance and a proposal match when the proposal overlaps (mask IoU >
         ``snap_iou``) the instance's prediction or its motion-moved last mask
         (the ``iou`` linker's cue: it keeps a fast-moving instance on its
-        proposals when a prediction drifts); pairs are assigned one to one,
-        by the Hungarian method on that overlap.
+        proposals when a prediction drifts) and, given the instances' seed
+        ``colours`` ``[N, 3]``, its colour is within ``max_colour_distance``
+        of the instance's; pairs are assigned one to one, by the Hungarian
+        method on that overlap.
         """
         if not len(detections) or result.masks.shape[0] == 0:
             return {}
         overlaps = np.maximum(self._overlaps(result.masks, detections), self._overlaps(result.moved, detections))
+        if colours is not None:
+            candidates = appearance.mask_colours(self._images(detections.frame), detections.masks)
+            # A NaN distance (an empty mask) compares False: nothing to say it differs.
+            overlaps[appearance.colour_distances(colours, candidates) > self.settings.max_colour_distance] = 0.0
         gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
         rows, cols = linear_sum_assignment(gated, maximize=True)
         snapped = {}
@@ -323,11 +351,16 @@ class Propagator:
         coverage = geometry.masks_to_p2(frame_masks.to(device), encoding.scale, encoding.p2_size)
         vectors, valid = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), coverage,
                                            self.model.config.reference_pixels)
+        colours = [None] * count
+        if self.settings.checks_colour:
+            if self._images is None:
+                raise ValueError("the colour check (max_colour_distance) needs the video's frames: pass them to run")
+            colours = list(appearance.mask_colours(self._images(detections.frame), detections.masks))
         instances = []
         for n in range(count):
             seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
             instance = Instance(first_serial + n, detections.frame, seed, templates[n], (vectors[n], valid[n]),
-                                [int(detections.labels[n])], [seed.score], {detections.frame: seed})
+                                [int(detections.labels[n])], [seed.score], colours[n], {detections.frame: seed})
             instance.reset()
             instances.append(instance)
         return instances

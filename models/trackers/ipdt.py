@@ -9,6 +9,10 @@
 * ``instance``: the Siamese level alone: the box and its confidence; the mask
   is the last one moved and rescaled into the new box.
 
+With ``max_colour_distance`` set, the instance level (``ipdt``, ``instance``)
+also checks a proposal's colour against the seed's before it takes it
+(:mod:`tubelets.models.ipdt.appearance`).
+
 Each kept proposal is a reference instance extended forward and backward
 through the video (:mod:`tubelets.models.ipdt.propagation`), then tubelets of
 one object are merged (:mod:`tubelets.models.tubelet_merge`). The heads come
@@ -48,6 +52,8 @@ class DualTracker(UsesTrackingModels, Tracker):
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts no new instance
     max_unconfirmed: Optional[int] = None  # steps with no proposal confirming before a direction stops (tail dropped)
     switch_iou: Optional[float] = None  # backward: a held proposal stops an extension apart from its holder (None: off)
+    # Instance level (ipdt, instance): a proposal further in colour from the seed confirms nothing (None: off).
+    max_colour_distance: Optional[float] = None
     th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
     feature_window: int = 32  # frames whose features are kept
 
@@ -72,6 +78,7 @@ class DualTracker(UsesTrackingModels, Tracker):
             cover_iou=self.cover_iou,
             max_unconfirmed=self.max_unconfirmed,
             switch_iou=self.switch_iou,
+            max_colour_distance=self.max_colour_distance,
         )
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
@@ -81,8 +88,9 @@ class DualTracker(UsesTrackingModels, Tracker):
             raise ConfigError(f"tracker {type(self).__name__} has no checkpoint: set tracker.<name>.checkpoint")
         if not any(len(detections) for detections in proposals.frames):
             return []
-        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window)
-        candidates = Propagator(self.model, self.settings).run(proposals, window.__getitem__)
+        images = frame_getter(frames)
+        window = FeatureWindow(self.detector, self.model, images, self.feature_window)
+        candidates = Propagator(self.model, self.settings).run(proposals, window.__getitem__, images)
         return merge_tubelets(candidates, self.th_seq)
 
     def _check_settings(self) -> None:
@@ -101,6 +109,10 @@ class DualTracker(UsesTrackingModels, Tracker):
                 raise ConfigError(f"tracker setting {name} must be an integer >= {minimum}, got {value!r}")
         if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
             raise ConfigError(f"tracker setting box_margin must be a number >= 1, got {self.box_margin!r}")
+        distance = self.max_colour_distance
+        if distance is not None and (isinstance(distance, bool) or not isinstance(distance, (int, float))
+                                     or not distance > 0):
+            raise ConfigError(f"tracker setting max_colour_distance must be a number > 0 or null, got {distance!r}")
 
 
 @register_tracker("ipdt")

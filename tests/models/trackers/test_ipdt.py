@@ -129,6 +129,27 @@ def test_a_backward_extension_stops_at_the_object_its_own_came_out_from_behind(m
         InstanceTracker(checkpoint=None, switch_iou=1.5)
 
 
+def test_the_instance_level_takes_no_proposal_of_another_colour(models):
+    # A yellow square for frames 0-2, then a blue one in its place: one proposal per frame at the same spot.
+    frames = frames_with(lambda t: [(20, 10)], 6)
+    frames[3:, 10 : 10 + SIDE, 20 : 20 + SIDE] = (40, 80, 230)
+    video = proposals_with([[(20, 10, 1, 0.9)] for _ in range(6)])
+
+    def frames_per_tubelet(tracker_class, max_colour_distance):
+        tracker = tracker_class.with_models(*models, max_unconfirmed=0, max_colour_distance=max_colour_distance)
+        return sorted([f.frame for f in t.frames] for t in tracker.track(video, frames))
+
+    assert frames_per_tubelet(InstanceTracker, None) == [[0, 1, 2, 3, 4, 5]]
+    assert frames_per_tubelet(InstanceTracker, 1.0) == [[0, 1, 2], [3, 4, 5]]
+    assert frames_per_tubelet(IpdtTracker, 1.0) == [[0, 1, 2], [3, 4, 5]]
+    assert frames_per_tubelet(PixelTracker, 1.0) == [[0, 1, 2, 3, 4, 5]]  # no instance level, no colour check
+    with pytest.raises(ConfigError, match="max_colour_distance"):
+        InstanceTracker(checkpoint=None, max_colour_distance=0)
+    with pytest.raises(ValueError, match="frames"):
+        propagator = Propagator(models[1], PropagationSettings(max_colour_distance=1.0))
+        propagator.run(video, encodings=lambda frame: None)
+
+
 def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(models):
     from tubelets.models.ipdt.features import FeatureWindow
 
