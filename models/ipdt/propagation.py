@@ -78,6 +78,9 @@ class PropagationSettings:
     # Instance level: a proposal whose mean colour is further than this from the seed's (in the standardised
     # frames of appearance.py) is another object and confirms nothing (None: no colour check).
     max_colour_distance: float | None = None
+    # Instance level, with the colour check: a forward extension that stopped at most this many frames before a
+    # new instance's proposal continues as that instance when the two are one object (None: off; Propagator._relink).
+    relink_frames: int | None = None
 
     @property
     def checks_colour(self) -> bool:
@@ -151,19 +154,57 @@ class Propagator:
         instances: list[Instance] = []
         self._apart_cache.clear()
         self._images = images
-        self._sweep_forward(proposals, encodings, instances)
+        links: dict[int, int] = {}  # serial of a relinked instance -> serial of the one it continues
+        self._sweep_forward(proposals, encodings, instances, links)
         self._sweep_backward(proposals, encodings, instances)
-        return [instance.candidate() for instance in instances]
+        return chained_candidates(instances, links)
 
-    def _sweep_forward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance]) -> None:
+    def _sweep_forward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance],
+                       links: dict[int, int]) -> None:
         active: list[Instance] = []
+        stopped: list[Instance] = []  # forward extensions that stopped, while a relink may still continue them
+        relink = self.settings.relink_frames if self.settings.checks_colour else None
         for detections in proposals.frames:
             frame = detections.frame
             if active:
-                active = self._advance(active, frame, frame - 1, detections, encodings)
+                alive = self._advance(active, frame, frame - 1, detections, encodings)
+                stopped += [i for i in active if i not in alive]
+                active = alive
             started = self._start(detections, [i for i in instances if frame in i.frames], encodings, len(instances))
+            if relink is not None and started:
+                stopped = [i for i in stopped if frame - max(i.frames) - 1 <= relink]
+                links.update(self._relink(started, stopped))
+                stopped = [i for i in stopped if i.serial not in links.values()]
             instances.extend(started)
             active.extend(started)
+
+    def _relink(self, started: list[Instance], stopped: list[Instance]) -> dict[int, int]:
+        """``{started serial: stopped serial}``: new instances that continue a stopped forward extension.
+
+        The instance level re-identifies the object by what the snaps check
+        and the search assumes: the new proposal's colour is within
+        ``max_colour_distance`` of the stopped instance's seed, and its
+        centre lies in the search window the tracker would have used had it
+        gone on at the stopped instance's last velocity. Pairs are assigned
+        one to one, the closest colours first.
+        """
+        if not stopped:
+            return {}
+        frame = started[0].seed_frame
+        # From the last frame it kept (a dropped unconfirmed tail leaves its state further on).
+        last = torch.stack([torch.as_tensor(old.frames[max(old.frames)].box, dtype=torch.float32) for old in stopped])
+        gaps = torch.tensor([frame - max(old.frames) for old in stopped], dtype=torch.float32)[:, None]
+        expected = last + (torch.stack([old.velocity for old in stopped]) * gaps).repeat(1, 2)
+        config = self.model.config
+        windows = geometry.search_boxes(expected, config.context, config.template_size, config.search_size)
+        centres = geometry.box_centres_sizes(torch.stack([new.box for new in started]))[0]
+        inside = ((centres[:, None] >= windows[None, :, :2]) & (centres[:, None] <= windows[None, :, 2:])).all(2)
+        distances = appearance.colour_distances(np.stack([new.colour for new in started]),
+                                                np.stack([old.colour for old in stopped]))
+        accepted = inside.numpy() & (distances <= self.settings.max_colour_distance)
+        closeness = np.where(accepted, 1.0 / (1.0 + np.nan_to_num(distances)), 0.0)
+        rows, cols = linear_sum_assignment(closeness, maximize=True)
+        return {started[r].serial: stopped[c].serial for r, c in zip(rows.tolist(), cols.tolist()) if accepted[r, c]}
 
     def _sweep_backward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance]) -> None:
         by_seed: dict[int, list[Instance]] = {}
@@ -416,6 +457,30 @@ class Propagator:
         mask_confidence = (p2_probs * foreground).flatten(1).sum(1) / foreground.flatten(1).sum(1).clamp(min=1)
         probs = torch.sigmoid(geometry.p2_to_frame(logits, current.scale, current.frame_size))
         return probs.cpu(), mask_confidence.cpu()
+
+
+def chained_candidates(instances: list[Instance], links: dict[int, int]) -> list[TubeletCandidate]:
+    """One candidate per chain of relinked instances (the others as they are), in creation order.
+
+    A frame two members of a chain hold (a relinked instance's backward
+    extension reaching back into the one it continues) keeps the earlier member's.
+    """
+    chains: dict[int, list[Instance]] = {}
+    for instance in instances:
+        head = instance.serial
+        while head in links:
+            head = links[head]
+        chains.setdefault(head, []).append(instance)
+    candidates = []
+    for head in sorted(chains):
+        members = sorted(chains[head], key=lambda i: i.serial)
+        frames: dict[int, TubeletFrame] = {}
+        for member in members:
+            for number, item in member.frames.items():
+                frames.setdefault(number, item)
+        candidates.append(TubeletCandidate(frames, [label for m in members for label in m.labels],
+                                           [score for m in members for score in m.scores]))
+    return candidates
 
 
 def pad_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:

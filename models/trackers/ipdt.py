@@ -54,6 +54,8 @@ class DualTracker(UsesTrackingModels, Tracker):
     switch_iou: Optional[float] = None  # backward: a held proposal stops an extension apart from its holder (None: off)
     # Instance level (ipdt, instance): a proposal further in colour from the seed confirms nothing (None: off).
     max_colour_distance: Optional[float] = None
+    # With the colour check: a stopped forward extension continues as a new instance of the same object up to
+    relink_frames: Optional[int] = None  # this many frames later (None: off)
     th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
     feature_window: int = 32  # frames whose features are kept
 
@@ -79,6 +81,7 @@ class DualTracker(UsesTrackingModels, Tracker):
             max_unconfirmed=self.max_unconfirmed,
             switch_iou=self.switch_iou,
             max_colour_distance=self.max_colour_distance,
+            relink_frames=self.relink_frames,
         )
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
@@ -101,9 +104,9 @@ class DualTracker(UsesTrackingModels, Tracker):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"tracker setting {name} must be a number in [0, 1], got {value!r}")
-        for name, minimum in (("max_lost", 0), ("feature_window", 2), ("max_unconfirmed", 0)):
+        for name, minimum in (("max_lost", 0), ("feature_window", 2), ("max_unconfirmed", 0), ("relink_frames", 0)):
             value = getattr(self, name)
-            if name == "max_unconfirmed" and value is None:
+            if name in ("max_unconfirmed", "relink_frames") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"tracker setting {name} must be an integer >= {minimum}, got {value!r}")

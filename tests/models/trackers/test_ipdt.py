@@ -150,6 +150,35 @@ def test_the_instance_level_takes_no_proposal_of_another_colour(models):
         propagator.run(video, encodings=lambda frame: None)
 
 
+@pytest.mark.parametrize("tracker_class", [InstanceTracker, IpdtTracker])
+def test_an_extension_stopped_for_want_of_proposals_is_relinked_to_its_object_s_next_proposal(models, tracker_class):
+    # A square moving right, unproposed in frames 4-6: the forward extension stops at frame 4 (max_unconfirmed 0)
+    # and the proposal of frame 7 starts a new instance, which backward stops at frame 6 the same way.
+    path = lambda t: [(4 + 2 * t, 10)]  # noqa: E731
+    placed = [[(*path(t)[0], 1, 0.9)] if t not in (4, 5, 6) else [] for t in range(10)]
+    video, frames = proposals_with(placed), frames_with(path, 10)
+
+    def frames_per_tubelet(video, frames, **settings):
+        tracker = tracker_class.with_models(*models, max_unconfirmed=0, max_colour_distance=1.0, **settings)
+        return sorted([f.frame for f in t.frames] for t in tracker.track(video, frames))
+
+    apart = [[0, 1, 2, 3], [7, 8, 9]]
+    assert frames_per_tubelet(video, frames) == apart
+    assert frames_per_tubelet(video, frames, relink_frames=3) == [[0, 1, 2, 3, 7, 8, 9]]
+    assert frames_per_tubelet(video, frames, relink_frames=2) == apart  # a gap of 3 frames is too long
+    recoloured = frames.copy()
+    recoloured[7:, 10 : 10 + SIDE] = frames_with(lambda t: [], 3)[:, 10 : 10 + SIDE]  # the square's rows
+    for t in range(7, 10):
+        x = path(t)[0][0]
+        recoloured[t, 10 : 10 + SIDE, x : x + SIDE] = (40, 80, 230)
+    assert frames_per_tubelet(video, recoloured, relink_frames=3) == apart  # another colour: another object
+    far = [items if t < 7 else [(x + 30, y, label, score) for x, y, label, score in items] for t, items in enumerate(placed)]
+    far_frames = frames_with(lambda t: path(t) if t < 7 else [(path(t)[0][0] + 30, 10)], 10)
+    assert frames_per_tubelet(proposals_with(far), far_frames, relink_frames=3) == apart  # outside the search window
+    with pytest.raises(ConfigError, match="relink_frames"):
+        InstanceTracker(checkpoint=None, relink_frames=-1)
+
+
 def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(models):
     from tubelets.models.ipdt.features import FeatureWindow
 
