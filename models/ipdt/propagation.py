@@ -24,7 +24,10 @@ since the last confirmation are dropped: the heads stay confident on a
 look-alike they drifted onto, so the detector is the check against drift.
 With ``max_colour_distance`` set, the instance level also checks a
 proposal's identity by colour before a snap (:mod:`.appearance`): the
-discriminator cannot tell an instance from a neighbour it touches.
+discriminator cannot tell an instance from a neighbour it touches. With
+``relink_frames`` too, a forward extension that stopped continues as a new
+instance of its colour started in its search window soon after (one
+tubelet candidate; see :meth:`Propagator._relink`).
 In the backward sweep the tubelets that already hold a frame take no part in
 its assignment, so an extension whose object is hidden there would take the
 proposal of the object hiding it; a proposal another tubelet holds, when the
@@ -149,8 +152,6 @@ class Propagator:
 
         ``images`` (the RGB frames) is needed with the colour check only.
         """
-        if self.settings.checks_colour and images is None:
-            raise ValueError("the colour check (max_colour_distance) needs the video's frames")
         instances: list[Instance] = []
         self._apart_cache.clear()
         self._images = images
@@ -348,7 +349,7 @@ class Propagator:
             return {}
         overlaps = np.maximum(self._overlaps(result.masks, detections), self._overlaps(result.moved, detections))
         if colours is not None:
-            candidates = appearance.mask_colours(self._images(detections.frame), detections.masks)
+            candidates = appearance.mask_colours(self._image(detections.frame), detections.masks)
             # A NaN distance (an empty mask) compares False: nothing to say it differs.
             overlaps[appearance.colour_distances(colours, candidates) > self.settings.max_colour_distance] = 0.0
         gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
@@ -394,9 +395,7 @@ class Propagator:
                                            self.model.config.reference_pixels)
         colours = [None] * count
         if self.settings.checks_colour:
-            if self._images is None:
-                raise ValueError("the colour check (max_colour_distance) needs the video's frames: pass them to run")
-            colours = list(appearance.mask_colours(self._images(detections.frame), detections.masks))
+            colours = list(appearance.mask_colours(self._image(detections.frame), detections.masks))
         instances = []
         for n in range(count):
             seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
@@ -405,6 +404,12 @@ class Propagator:
             instance.reset()
             instances.append(instance)
         return instances
+
+    def _image(self, frame: int) -> np.ndarray:
+        """The RGB frame, for the colour check (which needs the frames given to :meth:`run`)."""
+        if self._images is None:
+            raise ValueError("the colour check (max_colour_distance) needs the video's frames: pass them to run")
+        return self._images(frame)
 
     def step(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding) -> StepResult:
         """One batched step of every instance into ``current`` (``previous``: one frame back in this direction)."""

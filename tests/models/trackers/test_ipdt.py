@@ -145,9 +145,11 @@ def test_the_instance_level_takes_no_proposal_of_another_colour(models):
     assert frames_per_tubelet(PixelTracker, 1.0) == [[0, 1, 2, 3, 4, 5]]  # no instance level, no colour check
     with pytest.raises(ConfigError, match="max_colour_distance"):
         InstanceTracker(checkpoint=None, max_colour_distance=0)
-    with pytest.raises(ValueError, match="frames"):
-        propagator = Propagator(models[1], PropagationSettings(max_colour_distance=1.0))
-        propagator.run(video, encodings=lambda frame: None)
+    from tubelets.models.ipdt.features import FeatureWindow
+
+    window = FeatureWindow(*models, lambda t: frames[t])
+    with pytest.raises(ValueError, match="colour check"):
+        Propagator(models[1], PropagationSettings(max_colour_distance=1.0)).run(video, window.__getitem__)
 
 
 @pytest.mark.parametrize("tracker_class", [InstanceTracker, IpdtTracker])
