@@ -5,6 +5,7 @@
   segmentation head (:mod:`.pixel`); box/mask geometry in :mod:`.geometry`;
 * :mod:`.features`: the frozen detector's FPN as the shared backbone, per frame, bounded;
 * :mod:`.propagation`: extending reference instances forward and backward, batched per frame;
+* :mod:`.appearance`: the instance level's colour check (identity at snaps and relinks);
 * :mod:`.data`, :mod:`.losses`, :mod:`.train`: training on a YouTube-VIS data set;
 * :mod:`.checkpoint`: tracker checkpoint files tied to their detector.
 

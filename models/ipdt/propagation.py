@@ -142,6 +142,7 @@ class Propagator:
         self.model, self.settings = model, settings
         self._apart_cache: dict[tuple[int, int], bool] = {}  # (serial, serial) -> tubelets apart since the first's seed
         self._images: ImageSource | None = None  # the video's frames, for the colour check
+        self._proposal_colours: dict[int, np.ndarray] = {}  # frame -> its proposals' colours (both sweeps read them)
         # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
         self.device = next(model.parameters()).device
 
@@ -154,7 +155,7 @@ class Propagator:
         """
         instances: list[Instance] = []
         self._apart_cache.clear()
-        self._images = images
+        self._images, self._proposal_colours = images, {}
         links: dict[int, int] = {}  # serial of a relinked instance -> serial of the one it continues
         self._sweep_forward(proposals, encodings, instances, links)
         self._sweep_backward(proposals, encodings, instances)
@@ -349,7 +350,10 @@ class Propagator:
             return {}
         overlaps = np.maximum(self._overlaps(result.masks, detections), self._overlaps(result.moved, detections))
         if colours is not None:
-            candidates = appearance.mask_colours(self._image(detections.frame), detections.masks)
+            frame = detections.frame
+            if frame not in self._proposal_colours:
+                self._proposal_colours[frame] = appearance.mask_colours(self._image(frame), detections.masks)
+            candidates = self._proposal_colours[frame]
             # A NaN distance (an empty mask) compares False: nothing to say it differs.
             overlaps[appearance.colour_distances(colours, candidates) > self.settings.max_colour_distance] = 0.0
         gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
