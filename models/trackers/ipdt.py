@@ -11,7 +11,9 @@
 
 With ``max_colour_distance`` set, the instance level (``ipdt``, ``instance``)
 also checks a proposal's colour against the seed's before it takes it
-(:mod:`tubelets.models.ipdt.appearance`).
+(:mod:`tubelets.models.ipdt.appearance`), and with ``relink_frames`` it
+re-identifies an object whose extension stopped when a new instance of its
+colour starts where it would be.
 
 Each kept proposal is a reference instance extended forward and backward
 through the video (:mod:`tubelets.models.ipdt.propagation`), then tubelets of
@@ -54,8 +56,10 @@ class DualTracker(UsesTrackingModels, Tracker):
     switch_iou: Optional[float] = None  # backward: a held proposal stops an extension apart from its holder (None: off)
     # Instance level (ipdt, instance): a proposal further in colour from the seed confirms nothing (None: off).
     max_colour_distance: Optional[float] = None
-    # With the colour check: a stopped forward extension continues as a new instance of the same object up to
-    relink_frames: Optional[int] = None  # this many frames later (None: off)
+    # With the colour check: a forward extension that stopped continues as a new instance of its colour started
+    # in its search window up to this many frames after its last kept frame (None: off; above max_unconfirmed + 1
+    # to relink extensions that the guard stopped).
+    relink_frames: Optional[int] = None
     th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
     feature_window: int = 32  # frames whose features are kept
 
