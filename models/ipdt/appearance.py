@@ -37,12 +37,12 @@ def mask_colours(frame: np.ndarray, rles: Sequence[JsonRle]) -> np.ndarray:
     image = standardised(frame)
     colours = np.full((len(rles), 3), np.nan, dtype=np.float32)
     for n, rle in enumerate(rles):
-        mask = masks.decode(rle).astype(bool)
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        if not len(rows):
+        x, y, w, h = (int(v) for v in masks.bbox(rle))
+        if not w or not h:
             continue
+        mask = masks.decode(rle).astype(bool)
         # Erode only the mask's bounding box (padded so the erosion sees the frame edge as background).
-        window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        window = (slice(y, y + h), slice(x, x + w))
         crop = np.pad(mask[window], EROSION)
         interior = binary_erosion(crop, iterations=EROSION)[EROSION:-EROSION, EROSION:-EROSION]
         chosen = interior if interior.sum() >= MIN_INTERIOR else mask[window]

@@ -350,10 +350,7 @@ class Propagator:
             return {}
         overlaps = np.maximum(self._overlaps(result.masks, detections), self._overlaps(result.moved, detections))
         if colours is not None:
-            frame = detections.frame
-            if frame not in self._proposal_colours:
-                self._proposal_colours[frame] = appearance.mask_colours(self._image(frame), detections.masks)
-            candidates = self._proposal_colours[frame]
+            candidates = self._colours_of(detections)
             # A NaN distance (an empty mask) compares False: nothing to say it differs.
             overlaps[appearance.colour_distances(colours, candidates) > self.settings.max_colour_distance] = 0.0
         gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
@@ -385,10 +382,22 @@ class Propagator:
             taken.append(detections.masks[index])
         if not chosen:
             return []
-        return self.make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial)
+        colours = self._colours_of(detections)[chosen] if self.settings.checks_colour else None
+        return self.make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial, colours)
 
-    def make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int) -> list[Instance]:
-        """Templates and reference embeddings of the chosen proposals, all in one batch."""
+    def _colours_of(self, detections: FrameDetections) -> np.ndarray:
+        """``[D, 3]`` colours of a frame's proposals, computed once per frame (both sweeps and the seeds read them)."""
+        if detections.frame not in self._proposal_colours:
+            image = self._image(detections.frame)
+            self._proposal_colours[detections.frame] = appearance.mask_colours(image, detections.masks)
+        return self._proposal_colours[detections.frame]
+
+    def make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int,
+                       colours: np.ndarray | None = None) -> list[Instance]:
+        """Templates and reference embeddings of the chosen proposals, all in one batch.
+
+        ``colours`` ``[D, 3]``: their colours when the caller has them (the colour check computes them otherwise).
+        """
         count, device = len(detections), self.device
         boxes = torch.as_tensor(np.asarray(detections.boxes), dtype=torch.float32)
         frame_masks = torch.from_numpy(np.stack([masks.decode(m) for m in detections.masks]).astype(np.float32))
@@ -397,14 +406,13 @@ class Propagator:
         coverage = geometry.masks_to_p2(frame_masks.to(device), encoding.scale, encoding.p2_size)
         vectors, valid = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), coverage,
                                            self.model.config.reference_pixels)
-        colours = [None] * count
-        if self.settings.checks_colour:
-            colours = list(appearance.mask_colours(self._image(detections.frame), detections.masks))
+        if self.settings.checks_colour and colours is None:
+            colours = appearance.mask_colours(self._image(detections.frame), detections.masks)
         instances = []
         for n in range(count):
             seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
             instance = Instance(first_serial + n, detections.frame, seed, templates[n], (vectors[n], valid[n]),
-                                [int(detections.labels[n])], [seed.score], colours[n], {detections.frame: seed})
+                                [int(detections.labels[n])], [seed.score], None if colours is None else colours[n], {detections.frame: seed})
             instance.reset()
             instances.append(instance)
         return instances
