@@ -168,42 +168,54 @@ class Propagator:
         relink = self.settings.relink_frames if self.settings.checks_colour else None
         for detections in proposals.frames:
             frame = detections.frame
+            halted: list[Instance] = []
             if active:
                 alive = self._advance(active, frame, frame - 1, detections, encodings)
-                stopped += [i for i in active if i not in alive]
+                halted = [i for i in active if i not in alive]
                 active = alive
             started = self._start(detections, [i for i in instances if frame in i.frames], encodings, len(instances))
-            if relink is not None and started:
-                stopped = [i for i in stopped if frame - max(i.frames) - 1 <= relink]
-                links.update(self._relink(started, stopped))
-                stopped = [i for i in stopped if i.serial not in links.values()]
             instances.extend(started)
             active.extend(started)
+            if relink is None or not (started or halted):
+                continue
+            # An extension that drifted stops only after its unconfirmed tail, so its object's next instance may
+            # have started before it stopped: pair the instances started up to relink_frames ago with the
+            # extensions whose last kept frame is close enough before one of them.
+            fresh = [i for i in instances if i.serial not in links and frame - i.seed_frame <= relink]
+            stopped = [i for i in stopped + halted if max(i.frames) + 1 + relink >= frame - relink]
+            links.update(self._relink(fresh, stopped))
+            stopped = [i for i in stopped if i.serial not in links.values()]
 
     def _relink(self, started: list[Instance], stopped: list[Instance]) -> dict[int, int]:
-        """``{started serial: stopped serial}``: new instances that continue a stopped forward extension.
+        """``{started serial: stopped serial}``: instances that continue a stopped forward extension.
 
-        The instance level re-identifies the object by what the snaps check
-        and the search assumes: the new proposal's colour is within
+        A started instance can continue a stopped one whose last kept frame
+        is before its seed, at most ``relink_frames`` frames before. The
+        instance level re-identifies the object by what the snaps check and
+        the search assumes: the seed's colour is within
         ``max_colour_distance`` of the stopped instance's seed, and its
         centre lies in the search window the tracker would have used had it
-        gone on at the stopped instance's last velocity. Pairs are assigned
-        one to one, the closest colours first.
+        gone on at the stopped instance's last velocity up to the seed's
+        frame. Pairs are assigned one to one, the closest colours first.
         """
-        if not stopped:
+        if not started or not stopped:
             return {}
-        frame = started[0].seed_frame
         # From the last frame it kept (a dropped unconfirmed tail leaves its state further on).
         last = torch.stack([torch.as_tensor(old.frames[max(old.frames)].box, dtype=torch.float32) for old in stopped])
-        gaps = torch.tensor([frame - max(old.frames) for old in stopped], dtype=torch.float32)[:, None]
-        expected = last + (torch.stack([old.velocity for old in stopped]) * gaps).repeat(1, 2)
+        gaps = (torch.tensor([new.seed_frame for new in started], dtype=torch.float32)[:, None]
+                - torch.tensor([max(old.frames) for old in stopped], dtype=torch.float32)[None, :])  # [S, O]
+        velocities = torch.stack([old.velocity for old in stopped])
+        expected = last[None] + (velocities[None] * gaps[..., None]).repeat(1, 1, 2)  # [S, O, 4]
         config = self.model.config
-        windows = geometry.search_boxes(expected, config.context, config.template_size, config.search_size)
-        centres = geometry.box_centres_sizes(torch.stack([new.box for new in started]))[0]
-        inside = ((centres[:, None] >= windows[None, :, :2]) & (centres[:, None] <= windows[None, :, 2:])).all(2)
+        windows = geometry.search_boxes(expected.reshape(-1, 4), config.context, config.template_size,
+                                        config.search_size).reshape(expected.shape)
+        seeds = torch.stack([torch.as_tensor(new.seed.box, dtype=torch.float32) for new in started])
+        centres = geometry.box_centres_sizes(seeds)[0]
+        inside = ((centres[:, None] >= windows[..., :2]) & (centres[:, None] <= windows[..., 2:])).all(2)
+        in_time = (gaps >= 1) & (gaps - 1 <= self.settings.relink_frames)
         distances = appearance.colour_distances(np.stack([new.colour for new in started]),
                                                 np.stack([old.colour for old in stopped]))
-        accepted = inside.numpy() & (distances <= self.settings.max_colour_distance)
+        accepted = (inside & in_time).numpy() & (distances <= self.settings.max_colour_distance)
         closeness = np.where(accepted, 1.0 / (1.0 + np.nan_to_num(distances)), 0.0)
         rows, cols = linear_sum_assignment(closeness, maximize=True)
         return {started[r].serial: stopped[c].serial for r, c in zip(rows.tolist(), cols.tolist()) if accepted[r, c]}

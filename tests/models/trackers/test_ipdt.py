@@ -181,6 +181,31 @@ def test_an_extension_stopped_for_want_of_proposals_is_relinked_to_its_object_s_
         InstanceTracker(checkpoint=None, relink_frames=-1)
 
 
+def test_an_extension_that_stops_after_its_object_s_next_instance_started_is_relinked_to_it(models):
+    # The square is unproposed in frames 4-5. Its first extension is held alive without frames until frame 8, as
+    # one that drifted is until its unconfirmed tail is dropped, so the instance of frame 6 starts before it stops.
+    from tubelets.models.ipdt.features import FeatureWindow
+
+    class HeldUntilFrame8(Propagator):
+        def _advance(self, active, frame, previous, detections, encodings, holders=()):
+            held = [i for i in active if i.serial == 0 and previous < frame and 4 <= frame < 8]
+            rest = [i for i in active if i not in held]
+            return held + (super()._advance(rest, frame, previous, detections, encodings, holders) if rest else [])
+
+    path = lambda t: [(4 + 2 * t, 10)]  # noqa: E731
+    video = proposals_with([[(*path(t)[0], 1, 0.9)] if t not in (4, 5) else [] for t in range(10)])
+    frames = frames_with(path, 10)
+    window = FeatureWindow(*models, lambda t: frames[t])
+
+    def frames_per_candidate(relink_frames):
+        settings = PropagationSettings(max_unconfirmed=0, max_colour_distance=1.0, relink_frames=relink_frames)
+        candidates = HeldUntilFrame8(models[1], settings).run(video, window.__getitem__, lambda t: frames[t])
+        return sorted(sorted(c.frames) for c in candidates)
+
+    assert frames_per_candidate(relink_frames=2) == [[0, 1, 2, 3, 6, 7, 8, 9]]
+    assert frames_per_candidate(relink_frames=1) == [[0, 1, 2, 3], [6, 7, 8, 9]]  # a gap of 2 frames is too long
+
+
 def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(models):
     from tubelets.models.ipdt.features import FeatureWindow
 
