@@ -165,6 +165,7 @@ class Propagator:
                        links: dict[int, int]) -> None:
         active: list[Instance] = []
         stopped: list[Instance] = []  # forward extensions that stopped, while a relink may still continue them
+        recent: list[Instance] = []  # instances started up to relink_frames ago that continue none yet
         relink = self.settings.relink_frames if self.settings.checks_colour else None
         for detections in proposals.frames:
             frame = detections.frame
@@ -181,9 +182,10 @@ class Propagator:
             # An extension that drifted stops only after its unconfirmed tail, so its object's next instance may
             # have started before it stopped: pair the instances started up to relink_frames ago with the
             # extensions whose last kept frame is close enough before one of them.
-            fresh = [i for i in instances if i.serial not in links and frame - i.seed_frame <= relink]
+            recent = [i for i in recent + started if frame - i.seed_frame <= relink]
             stopped = [i for i in stopped + halted if max(i.frames) + 1 + relink >= frame - relink]
-            links.update(self._relink(fresh, stopped))
+            links.update(self._relink(recent, stopped))
+            recent = [i for i in recent if i.serial not in links]
             stopped = [i for i in stopped if i.serial not in links.values()]
 
     def _relink(self, started: list[Instance], stopped: list[Instance]) -> dict[int, int]:
