@@ -34,6 +34,11 @@ def boxes_from(centres: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     return torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
 
 
+def shift_boxes(boxes: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """``[..., 4]`` boxes moved by ``[..., 2]`` (x, y) shifts (a velocity times a number of steps)."""
+    return boxes + torch.cat([shifts, shifts], dim=-1)
+
+
 def scale_boxes(boxes: torch.Tensor, factor: float) -> torch.Tensor:
     """Boxes grown (or shrunk) by ``factor`` about their centres."""
     centres, sizes = box_centres_sizes(boxes)

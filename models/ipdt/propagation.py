@@ -118,9 +118,6 @@ class Instance:
         self.lost = 0
         self.unconfirmed, self.since_confirmed = [], 0
 
-    def candidate(self) -> TubeletCandidate:
-        return TubeletCandidate(dict(self.frames), list(self.labels), list(self.scores))
-
 
 @dataclasses.dataclass
 class StepResult:
@@ -207,7 +204,7 @@ class Propagator:
         gaps = (torch.tensor([new.seed_frame for new in started], dtype=torch.float32)[:, None]
                 - torch.tensor([max(old.frames) for old in stopped], dtype=torch.float32)[None, :])  # [S, O]
         velocities = torch.stack([old.velocity for old in stopped])
-        expected = last[None] + (velocities[None] * gaps[..., None]).repeat(1, 1, 2)  # [S, O, 4]
+        expected = geometry.shift_boxes(last[None], velocities[None] * gaps[..., None])  # [S, O, 4]
         config = self.model.config
         windows = geometry.search_boxes(expected.reshape(-1, 4), config.context, config.template_size,
                                         config.search_size).reshape(expected.shape)
@@ -425,8 +422,9 @@ class Propagator:
         instances = []
         for n in range(count):
             seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
+            colour = None if colours is None else colours[n]
             instance = Instance(first_serial + n, detections.frame, seed, templates[n], (vectors[n], valid[n]),
-                                [int(detections.labels[n])], [seed.score], None if colours is None else colours[n], {detections.frame: seed})
+                                [int(detections.labels[n])], [seed.score], colour, {detections.frame: seed})
             instance.reset()
             instances.append(instance)
         return instances
@@ -445,7 +443,7 @@ class Propagator:
         last_masks = [i.mask for i in instances]
         # Constant-velocity prediction from the last frame the instance was found in.
         steps = torch.tensor([i.lost + 1 for i in instances], dtype=torch.float32)[:, None]
-        predicted = last_boxes + (torch.stack([i.velocity for i in instances]) * steps).repeat(1, 2)
+        predicted = geometry.shift_boxes(last_boxes, torch.stack([i.velocity for i in instances]) * steps)
         boxes, confidence = predicted, torch.ones(count)
         if settings.use_instance:
             templates = torch.stack([i.template for i in instances])

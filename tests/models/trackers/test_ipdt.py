@@ -174,7 +174,8 @@ def test_an_extension_stopped_for_want_of_proposals_is_relinked_to_its_object_s_
         x = path(t)[0][0]
         recoloured[t, 10 : 10 + SIDE, x : x + SIDE] = (40, 80, 230)
     assert frames_per_tubelet(video, recoloured, relink_frames=3) == apart  # another colour: another object
-    far = [items if t < 7 else [(x + 30, y, label, score) for x, y, label, score in items] for t, items in enumerate(placed)]
+    far = [items if t < 7 else [(x + 30, y, label, score) for x, y, label, score in items]
+           for t, items in enumerate(placed)]
     far_frames = frames_with(lambda t: path(t) if t < 7 else [(path(t)[0][0] + 30, 10)], 10)
     assert frames_per_tubelet(proposals_with(far), far_frames, relink_frames=3) == apart  # outside the search window
     with pytest.raises(ConfigError, match="relink_frames"):
