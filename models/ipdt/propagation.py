@@ -24,7 +24,9 @@ since the last confirmation are dropped: the heads stay confident on a
 look-alike they drifted onto, so the detector is the check against drift.
 With ``max_colour_distance`` set, the instance level also checks a
 proposal's identity by colour before a snap (:mod:`.appearance`): the
-discriminator cannot tell an instance from a neighbour it touches. With
+discriminator cannot tell an instance from a neighbour it touches; a frame
+the heads fill is checked the same way with ``check_fill_colour``, and
+lost when its mask is of another colour. With
 ``relink_frames`` too, a forward extension that stopped continues as a new
 instance of its colour started in its search window soon after (one
 tubelet candidate; see :meth:`Propagator._relink`).
@@ -84,6 +86,9 @@ class PropagationSettings:
     # Instance level, with the colour check: a forward extension that stopped at most this many frames before a
     # new instance's proposal continues as that instance when the two are one object (None: off; Propagator._relink).
     relink_frames: int | None = None
+    # With the colour check: a frame the heads fill whose mask is further than max_colour_distance from the seed's
+    # colour is lost there (off: the colour check is at snaps and relinks only).
+    check_fill_colour: bool = False
 
     @property
     def checks_colour(self) -> bool:
@@ -128,6 +133,7 @@ class StepResult:
     confidence: torch.Tensor  # [N] in [0, 1]
     moved: torch.Tensor  # bool [N, H, W]: the last masks moved by the motion prediction
     probs: torch.Tensor | None = None  # float [N, H, W] mask probabilities (pixel level only; None without it)
+    colours: np.ndarray | None = None  # [N, 3] the masks' colours (appearance.mask_colours), once a fill needs them
 
 
 class Propagator:
@@ -255,7 +261,7 @@ class Propagator:
                 instance.scores.append(item.score)
                 self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
                 instance.unconfirmed, instance.since_confirmed = [], 0
-            elif self._found_by_heads(result, n, instance):
+            elif self._found_by_heads(result, n, instance) and self._keeps_seed_colour(result, n, instance, frame):
                 score = instance.seed.score * float(result.confidence[n])
                 mask = result.masks[n]
                 item = TubeletFrame(frame, masks.encode(mask.numpy().astype(np.uint8)),
@@ -283,6 +289,22 @@ class Propagator:
         area = int(result.masks[n].sum())
         smallest = MIN_AREA_RATIO * float(instance.mask.sum()) if self.settings.use_pixel else 0.0
         return float(result.confidence[n]) >= self.settings.min_confidence and area > 0 and area >= smallest
+
+    def _keeps_seed_colour(self, result: StepResult, n: int, instance: Instance, frame: int) -> bool:
+        """Whether prediction ``n`` in ``frame`` is still the seed's colour (always, unless ``check_fill_colour``).
+
+        The snaps' identity check, applied to the frames the heads fill: a
+        prediction that slid onto the background or onto an object of
+        another colour is lost there rather than kept until the guard drops
+        it. A NaN distance (an empty interior) says nothing against it.
+        """
+        if not (self.settings.checks_colour and self.settings.check_fill_colour):
+            return True
+        if result.colours is None:  # every prediction's colour at once, the first time a fill needs one
+            rles = [masks.encode(m.numpy().astype(np.uint8)) for m in result.masks]
+            result.colours = appearance.mask_colours(self._image(frame), rles)
+        distance = appearance.colour_distances(instance.colour[None], result.colours[n][None])[0, 0]
+        return not distance > self.settings.max_colour_distance
 
     def _unconfirmed_too_long(self, instance: Instance) -> bool:
         """Stop a direction no proposal has confirmed for ``max_unconfirmed`` steps, dropping its unconfirmed tail.

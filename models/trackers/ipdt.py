@@ -60,6 +60,7 @@ class DualTracker(UsesTrackingModels, Tracker):
     # in its search window up to this many frames after its last kept frame (None: off; above max_unconfirmed + 1
     # to relink extensions that the guard stopped).
     relink_frames: Optional[int] = None
+    check_fill_colour: bool = False  # with the colour check: a filled frame of another colour is lost there
     th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
     feature_window: int = 32  # frames whose features are kept
 
@@ -86,6 +87,7 @@ class DualTracker(UsesTrackingModels, Tracker):
             switch_iou=self.switch_iou,
             max_colour_distance=self.max_colour_distance,
             relink_frames=self.relink_frames,
+            check_fill_colour=self.check_fill_colour,
         )
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
@@ -116,6 +118,8 @@ class DualTracker(UsesTrackingModels, Tracker):
                 raise ConfigError(f"tracker setting {name} must be an integer >= {minimum}, got {value!r}")
         if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
             raise ConfigError(f"tracker setting box_margin must be a number >= 1, got {self.box_margin!r}")
+        if not isinstance(self.check_fill_colour, bool):
+            raise ConfigError(f"tracker setting check_fill_colour must be true or false, got {self.check_fill_colour!r}")
         distance = self.max_colour_distance
         if distance is not None and (isinstance(distance, bool) or not isinstance(distance, (int, float))
                                      or not distance > 0):

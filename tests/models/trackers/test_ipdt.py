@@ -152,6 +152,26 @@ def test_the_instance_level_takes_no_proposal_of_another_colour(models):
         Propagator(models[1], PropagationSettings(max_colour_distance=1.0)).run(video, window.__getitem__)
 
 
+def test_a_frame_the_heads_fill_with_a_mask_of_another_colour_is_lost(models):
+    # A yellow square moving right, unproposed and painted blue in frames 3-4: the heads still place it there.
+    path = lambda t: [(4 + 2 * t, 10)]  # noqa: E731
+    frames = frames_with(path, 8)
+    for t in (3, 4):
+        x = path(t)[0][0]
+        frames[t, 10 : 10 + SIDE, x : x + SIDE] = (40, 80, 230)
+    video = proposals_with([[(*path(t)[0], 1, 0.9)] if t not in (3, 4) else [] for t in range(8)])
+
+    def frames_per_tubelet(check_fill_colour):
+        tracker = InstanceTracker.with_models(*models, min_confidence=0.0, max_colour_distance=1.0,
+                                              check_fill_colour=check_fill_colour)
+        return sorted([f.frame for f in t.frames] for t in tracker.track(video, frames))
+
+    assert all({3, 4} <= set(numbers) for numbers in frames_per_tubelet(False))  # no check: filled there
+    assert frames_per_tubelet(True) == [[0, 1, 2, 5, 6, 7]]  # lost in the blue frames, found again in frame 5
+    with pytest.raises(ConfigError, match="check_fill_colour"):
+        InstanceTracker(checkpoint=None, check_fill_colour="yes")
+
+
 @pytest.mark.parametrize("tracker_class", [InstanceTracker, IpdtTracker])
 def test_an_extension_stopped_for_want_of_proposals_is_relinked_to_its_object_s_next_proposal(models, tracker_class):
     # A square moving right, unproposed in frames 4-6: the forward extension stops at frame 4 (max_unconfirmed 0)
