@@ -119,7 +119,8 @@ class DualTracker(UsesTrackingModels, Tracker):
         if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
             raise ConfigError(f"tracker setting box_margin must be a number >= 1, got {self.box_margin!r}")
         if not isinstance(self.check_fill_colour, bool):
-            raise ConfigError(f"tracker setting check_fill_colour must be true or false, got {self.check_fill_colour!r}")
+            raise ConfigError(
+                f"tracker setting check_fill_colour must be true or false, got {self.check_fill_colour!r}")
         distance = self.max_colour_distance
         if distance is not None and (isinstance(distance, bool) or not isinstance(distance, (int, float))
                                      or not distance > 0):
