@@ -134,6 +134,13 @@ class StepResult:
     moved: torch.Tensor  # bool [N, H, W]: the last masks moved by the motion prediction
     probs: torch.Tensor | None = None  # float [N, H, W] mask probabilities (pixel level only; None without it)
     colours: np.ndarray | None = None  # [N, 3] the masks' colours (appearance.mask_colours), once a fill needs them
+    rles: list | None = None  # the masks as RLEs (see encoded_masks)
+
+    def encoded_masks(self) -> list:
+        """``masks`` as RLEs, encoded once per step: the snap, the colour check and the filled frames read them."""
+        if self.rles is None:
+            self.rles = encode_masks(self.masks)
+        return self.rles
 
 
 class Propagator:
@@ -206,9 +213,11 @@ class Propagator:
         if not started or not stopped:
             return {}
         # From the last frame it kept (a dropped unconfirmed tail leaves its state further on).
-        last = torch.stack([torch.as_tensor(old.frames[max(old.frames)].box, dtype=torch.float32) for old in stopped])
+        last_frames = [max(old.frames) for old in stopped]
+        last = torch.stack([torch.as_tensor(old.frames[f].box, dtype=torch.float32)
+                            for old, f in zip(stopped, last_frames)])
         gaps = (torch.tensor([new.seed_frame for new in started], dtype=torch.float32)[:, None]
-                - torch.tensor([max(old.frames) for old in stopped], dtype=torch.float32)[None, :])  # [S, O]
+                - torch.tensor(last_frames, dtype=torch.float32)[None, :])  # [S, O]
         velocities = torch.stack([old.velocity for old in stopped])
         expected = geometry.shift_boxes(last[None], velocities[None] * gaps[..., None])  # [S, O, 4]
         config = self.model.config
@@ -263,10 +272,8 @@ class Propagator:
                 instance.unconfirmed, instance.since_confirmed = [], 0
             elif self._found_by_heads(result, n, instance) and self._keeps_seed_colour(result, n, instance, frame):
                 score = instance.seed.score * float(result.confidence[n])
-                mask = result.masks[n]
-                item = TubeletFrame(frame, masks.encode(mask.numpy().astype(np.uint8)),
-                                    result.boxes[n].numpy().astype(np.float32), score)
-                self.found(instance, frame, item, mask.float())
+                item = TubeletFrame(frame, result.encoded_masks()[n], result.boxes[n].numpy().astype(np.float32), score)
+                self.found(instance, frame, item, result.masks[n].float())
                 instance.unconfirmed.append(frame)
             else:
                 instance.lost += 1  # the search goes on around the extrapolated position (see step)
@@ -301,8 +308,7 @@ class Propagator:
         if not (self.settings.checks_colour and self.settings.check_fill_colour):
             return True
         if result.colours is None:  # every prediction's colour at once, the first time a fill needs one
-            rles = [masks.encode(m.numpy().astype(np.uint8)) for m in result.masks]
-            result.colours = appearance.mask_colours(self._image(frame), rles)
+            result.colours = appearance.mask_colours(self._image(frame), result.encoded_masks())
         distance = appearance.colour_distances(instance.colour[None], result.colours[n][None])[0, 0]
         return not distance > self.settings.max_colour_distance
 
@@ -381,7 +387,8 @@ class Propagator:
         """
         if not len(detections) or result.masks.shape[0] == 0:
             return {}
-        overlaps = np.maximum(self._overlaps(result.masks, detections), self._overlaps(result.moved, detections))
+        overlaps = np.maximum(masks.iou_matrix(result.encoded_masks(), detections.masks),
+                              masks.iou_matrix(encode_masks(result.moved), detections.masks))
         if colours is not None:
             candidates = self._colours_of(detections)
             # A NaN distance (an empty mask) compares False: nothing to say it differs.
@@ -395,11 +402,6 @@ class Propagator:
                                     np.asarray(detections.boxes[best], np.float32), float(detections.scores[best]))
                 snapped[n] = (item, int(detections.labels[best]))
         return snapped
-
-    @staticmethod
-    def _overlaps(predicted: torch.Tensor, detections: FrameDetections) -> np.ndarray:
-        """``float64 [N, D]`` mask IoU of ``bool [N, H, W]`` masks with the frame's proposals."""
-        return masks.iou_matrix([masks.encode(m.numpy().astype(np.uint8)) for m in predicted], detections.masks)
 
     def _start(self, detections: FrameDetections, present: list[Instance], encodings: EncodingSource,
                first_serial: int) -> list[Instance]:
@@ -532,6 +534,11 @@ def chained_candidates(instances: list[Instance], links: dict[int, int]) -> list
         candidates.append(TubeletCandidate(frames, [label for m in members for label in m.labels],
                                            [score for m in members for score in m.scores]))
     return candidates
+
+
+def encode_masks(predicted: torch.Tensor) -> list:
+    """``bool [N, H, W]`` masks as RLEs."""
+    return [masks.encode(m.numpy().astype(np.uint8)) for m in predicted]
 
 
 def pad_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
