@@ -41,7 +41,7 @@ from tubelets.config import load_config
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_diagnosis import diagnose
-from tubelets.models.calibration import calibrate_classes
+from tubelets.models.calibration import add_other_classes, calibrate_classes
 from tubelets.models.inference import frames_to_tensors, model_device
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
@@ -72,7 +72,7 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
         calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
         for name, tracker in built.items():
             started = time.monotonic()
-            results[name] += tubelets_to_results(tracker.track(calibrated, frames), meta)
+            results[name] += tubelets_to_results(add_other_classes(tracker.track(calibrated, frames), calibrated), meta)
             seconds[name] += time.monotonic() - started
     if not cache.exists():
         cache.write_bytes(pickle.dumps(proposals))

@@ -32,6 +32,16 @@ Defaults, and why:
 
 With ``enabled=False`` (the ablation) only step 1 applies.
 
+**Other classes.** Step 4 leaves one class per object and frame, and a
+tracker gives a tubelet its frames' majority class; when the detector
+hesitates between two classes all through a video, the runner-up scores in
+most frames yet wins few. :func:`add_other_classes` lets a tubelet also
+compete under up to ``other_classes`` such classes (``Tubelet.other_classes``;
+one results entry each, as VIS methods that emit their top classes per
+instance do), scored by the candidates of step 3 that overlap its masks. An
+extra entry of the wrong class is a false positive ranked as low as its
+score; of the right class, a track found.
+
 The result is a :class:`CalibratedProposals`: a ``VideoProposals`` that also
 records the class means, the reliable classes and what was dropped, so a
 pipeline can log them and hand the same object to a tracker.
@@ -46,7 +56,7 @@ import numpy as np
 
 from tubelets import masks
 from tubelets.errors import ConfigError
-from tubelets.records import FrameDetections, VideoProposals
+from tubelets.records import FrameDetections, Tubelet, VideoProposals
 
 
 @dataclasses.dataclass
@@ -57,6 +67,9 @@ class CalibratedProposals(VideoProposals):
     reliable: frozenset[int] = frozenset()  # classes kept at full weight (every class when disabled)
     dropped_low_score: int = 0  # candidates below the score threshold
     dropped_duplicates: int = 0  # candidates removed by the per-frame mask IoU test
+    candidates: list[FrameDetections] = dataclasses.field(default_factory=list)  # per frame, after step 3 (not 4)
+    th_iou: float = 0.5  # the overlap that makes two masks one object
+    other_classes: int = 0  # see add_other_classes
 
 
 def calibrate_classes(
@@ -67,6 +80,7 @@ def calibrate_classes(
     th_cc: float = 0.5,
     beta: float = 0.1,
     th_iou: float = 0.5,
+    other_classes: int = 0,
 ) -> CalibratedProposals:
     """Calibrate one video's proposals (see the module docstring); the input is not changed.
 
@@ -76,12 +90,15 @@ def calibrate_classes(
     disabled, they keep their order.
     """
     _check_settings(score_threshold=score_threshold, th_cc=th_cc, beta=beta, th_iou=th_iou)
+    if isinstance(other_classes, bool) or not isinstance(other_classes, int) or other_classes < 0:
+        raise ConfigError(f"calibration.other_classes must be an integer >= 0, got {other_classes!r}")
     kept = [detections.select(detections.scores >= score_threshold) for detections in proposals.frames]
     means = class_means(kept)
     reliable = frozenset(label for label, mean in means.items() if mean > th_cc or not enabled)
-    calibrated = kept
+    candidates = calibrated = kept
     if enabled:
-        calibrated = [_drop_duplicates(_reweight(detections, reliable, beta), th_iou) for detections in kept]
+        candidates = [_reweight(detections, reliable, beta) for detections in kept]
+        calibrated = [_drop_duplicates(detections, th_iou) for detections in candidates]
     return CalibratedProposals(
         proposals.meta,
         calibrated,
@@ -89,7 +106,43 @@ def calibrate_classes(
         reliable=reliable,
         dropped_low_score=_count(proposals.frames) - _count(kept),
         dropped_duplicates=_count(kept) - _count(calibrated),
+        candidates=candidates,
+        th_iou=th_iou,
+        other_classes=other_classes,
     )
+
+
+def add_other_classes(tubelets: Iterable[Tubelet], calibrated: CalibratedProposals) -> list[Tubelet]:
+    """The tubelets with ``other_classes`` set: up to ``calibrated.other_classes`` other classes, best first.
+
+    A class scores, in each frame of a tubelet, the highest re-weighted score
+    of a candidate of that class whose mask overlaps the tubelet's there
+    (mask IoU > ``th_iou``), 0 where none does; its score is the mean over
+    the tubelet's frames. The tubelet's own class and classes that score
+    nothing are left out; ties go to the smaller id.
+    """
+    tubelets = list(tubelets)
+    if calibrated.other_classes == 0:
+        return tubelets
+    scored = []
+    for tubelet in tubelets:
+        totals: dict[int, float] = {}
+        for item in tubelet.frames:
+            candidates = calibrated.candidates[item.frame]
+            if not len(candidates):
+                continue
+            best: dict[int, float] = {}
+            overlaps = masks.iou_matrix([item.mask], candidates.masks)[0]
+            for index in np.flatnonzero(overlaps > calibrated.th_iou):
+                label = int(candidates.labels[index])
+                best[label] = max(best.get(label, 0.0), float(candidates.scores[index]))
+            for label, score in best.items():
+                totals[label] = totals.get(label, 0.0) + score
+        totals.pop(tubelet.category_id, None)
+        ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))[:calibrated.other_classes]
+        other = [(label, total / len(tubelet.frames)) for label, total in ranked if total > 0]
+        scored.append(dataclasses.replace(tubelet, other_classes=other))
+    return scored
 
 
 def class_means(frames: Iterable[FrameDetections]) -> dict[int, float]:

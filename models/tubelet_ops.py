@@ -104,7 +104,10 @@ def _check_tubelet(tubelet: Tubelet, meta: VideoMeta) -> None:
 
 
 def tubelets_to_results(tubelets: Iterable[Tubelet], meta: VideoMeta) -> list[dict]:
-    """YouTube-VIS results entries: one per tubelet, a JSON RLE (or None) for each frame."""
+    """YouTube-VIS results entries, a JSON RLE (or None) for each frame: one per tubelet and per other class.
+
+    A tubelet's ``other_classes`` are entries of their own, with the same masks.
+    """
     if meta.video_id is None:
         raise DatasetError(f"video {meta.key!r} has no data set video_id, so it cannot go into a results file")
     results = []
@@ -113,14 +116,11 @@ def tubelets_to_results(tubelets: Iterable[Tubelet], meta: VideoMeta) -> list[di
         segmentations: list[Optional[dict]] = [None] * meta.length
         for item in tubelet.frames:
             segmentations[item.frame] = masks.normalize(item.mask)
-        results.append(
-            {
-                "video_id": int(meta.video_id),
-                "category_id": int(tubelet.category_id),
-                "score": float(tubelet.score),
-                "segmentations": segmentations,
-            }
-        )
+        for category, score in [(tubelet.category_id, tubelet.score), *tubelet.other_classes]:
+            results.append(
+                {"video_id": int(meta.video_id), "category_id": int(category), "score": float(score),
+                 "segmentations": segmentations}
+            )
     return results
 
 
@@ -152,11 +152,12 @@ def tubelet_rows(
         )
     rows = []
     for tubelet in tubelets:
-        if tubelet.category_id not in category_names:
-            raise ValueError(
-                f"video {meta.key!r}, tubelet {tubelet.tubelet_id}: category id {tubelet.category_id} has no "
-                f"name; named ids are {sorted(category_names)}"
-            )
+        for category in [tubelet.category_id, *(category for category, _ in tubelet.other_classes)]:
+            if category not in category_names:
+                raise ValueError(
+                    f"video {meta.key!r}, tubelet {tubelet.tubelet_id}: category id {category} has no "
+                    f"name; named ids are {sorted(category_names)}"
+                )
         _check_tubelet(tubelet, meta)
         rows.append(
             {
@@ -172,6 +173,10 @@ def tubelet_rows(
                 "frame_count": len(tubelet.frames),
                 "video_length": int(meta.length),
                 "frames": [_frame_row(item, meta) for item in tubelet.frames],
+                "other_classes": [
+                    {"category_id": int(category), "category_name": category_names[category], "score": float(score)}
+                    for category, score in tubelet.other_classes
+                ],
             }
         )
     return rows
@@ -188,4 +193,5 @@ def tubelet_from_row(row: Mapping) -> Tubelet:
         )
         for item in row["frames"]
     ]
-    return Tubelet(int(row["tubelet_id"]), int(row["category_id"]), float(row["score"]), frames)
+    other = [(int(entry["category_id"]), float(entry["score"])) for entry in row.get("other_classes") or []]
+    return Tubelet(int(row["tubelet_id"]), int(row["category_id"]), float(row["score"]), frames, other)

@@ -44,7 +44,7 @@ class GroupProposals(beam.PTransform):
 
 
 class TrackVideo(beam.DoFn):
-    """``VideoProposals`` -> ``(VideoMeta, [Tubelet])``: class calibration, then the named tracker."""
+    """``VideoProposals`` -> ``(VideoMeta, [Tubelet])``: class calibration, the named tracker, the other classes."""
 
     def __init__(self, config: Mapping[str, Any]):
         self._calibration = dict(config["calibration"])
@@ -59,12 +59,13 @@ class TrackVideo(beam.DoFn):
         self._tubelets = Metrics.counter("tubelets", "tubelets")
 
     def process(self, video: VideoProposals) -> Iterator[tuple[VideoMeta, list]]:
-        from tubelets.models.calibration import calibrate_classes
+        from tubelets.models.calibration import add_other_classes, calibrate_classes
 
         calibrated = calibrate_classes(video, **self._calibration)
         self._proposals.inc(sum(len(f) for f in calibrated.frames))
         # Lazy: a tracker that never looks at pixels never decodes a frame.
         tubelets = self._tracker.track(calibrated, frames=VideoFrames(video.meta, max_size=self._max_size))
+        tubelets = add_other_classes(tubelets, calibrated)
         self._tubelets.inc(len(tubelets))
         LOG.info("video %s: %d frames, %d tubelets", video.meta.key, video.meta.length, len(tubelets))
         yield video.meta, tubelets

@@ -84,12 +84,16 @@ class Tubelet:
     """One instance through a video: a category, a score and a mask in each frame it is seen.
 
     ``frames`` is sorted by frame and holds only frames where the instance has a mask.
+    ``other_classes`` are ``(category_id, score)`` pairs, best first, of other
+    categories the tubelet also competes under in results and metrics (see
+    :func:`tubelets.models.calibration.add_other_classes`).
     """
 
     tubelet_id: int
     category_id: int
     score: float
     frames: list[TubeletFrame]
+    other_classes: list[tuple[int, float]] = dataclasses.field(default_factory=list)
 
     @property
     def first_frame(self) -> int:

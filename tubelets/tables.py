@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 import tubelets
 
-SCHEMA_VERSION = "2"  # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns)
+SCHEMA_VERSION = "3"  # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns); 3: tubelets.other_classes
 
 # One element of ``tubelets.frames``: the instance in one frame where it has a mask.
 FRAME_TYPE = pa.struct(
@@ -35,6 +35,14 @@ FRAME_TYPE = pa.struct(
         pa.field("rle", pa.string(), nullable=False),  # COCO compressed RLE counts
         pa.field("box", pa.list_(pa.float32(), 4)),  # x1, y1, x2, y2 in pixels, 0 <= x1 < x2 <= W
         pa.field("score", pa.float32()),  # per-frame confidence
+    ]
+)
+
+OTHER_CLASS_TYPE = pa.struct(
+    [
+        pa.field("category_id", pa.int32(), nullable=False),
+        pa.field("category_name", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
     ]
 )
 
@@ -52,6 +60,8 @@ TUBELETS = pa.schema(
         pa.field("frame_count", pa.int32(), nullable=False),  # frames with a mask
         pa.field("video_length", pa.int32(), nullable=False),  # frames in the decoded video
         pa.field("frames", pa.list_(FRAME_TYPE), nullable=False),
+        # Other categories the tubelet competes under in results.json and the metrics (VOS runs: empty).
+        pa.field("other_classes", pa.list_(OTHER_CLASS_TYPE), nullable=False),
     ]
 )
 

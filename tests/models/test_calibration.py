@@ -7,8 +7,8 @@ import pytest
 from tubelets import masks
 from tubelets.config import load_config
 from tubelets.errors import ConfigError
-from tubelets.models.calibration import calibrate_classes, class_means
-from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+from tubelets.models.calibration import add_other_classes, calibrate_classes, class_means
+from tubelets.records import FrameDetections, Tubelet, TubeletFrame, VideoMeta, VideoProposals
 
 HEIGHT, WIDTH = 48, 64
 
@@ -107,12 +107,52 @@ def test_bad_settings_are_config_errors(setting):
         calibrate_classes(VIDEO, **setting)
 
 
-def test_config_section_matches_the_function_defaults_but_th_cc_for_the_shipped_detector():
+def test_config_section_matches_the_function_defaults_but_th_cc_and_other_classes():
     section = load_config()["calibration"]
     parameters = inspect.signature(calibrate_classes).parameters
-    # The function keeps the paper's th_cc (0.5); the config holds the value chosen for detector-small.
+    # The function keeps the paper's th_cc (0.5) and single class per tubelet; the config holds the values
+    # chosen on validation sets.
     assert parameters["th_cc"].default == 0.5 and section["th_cc"] == 0.3
-    assert {**section, "th_cc": 0.5} == {name: parameters[name].default for name in section}
+    assert parameters["other_classes"].default == 0 and section["other_classes"] == 2
+    assert {**section, "th_cc": 0.5, "other_classes": 0} == {name: parameters[name].default for name in section}
     assert set(section) == set(parameters) - {"proposals"}
     assert calibrate_classes(VIDEO, **section).reliable == {1, 2}  # class 2's mean lies between 0.3 and 0.5
     assert calibrate_classes(VIDEO, **{**section, "th_cc": 0.5}).reliable == {1}
+
+
+def _square_tubelet(category, x, frames):
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    mask[5:15, x : x + 10] = 1
+    box = np.asarray([x, 5, x + 10, 15], np.float32)
+    return Tubelet(0, category, 0.5, [TubeletFrame(frame, masks.encode(mask), box, 0.5) for frame in frames])
+
+
+def test_a_tubelet_also_competes_under_the_other_classes_its_frames_candidates_carry():
+    on_class_1 = _square_tubelet(1, 10, [0, 1, 2])
+    on_class_2 = _square_tubelet(2, 40, [0, 2])
+    # Class 2 is reliable at th_cc 0.3: its square of frame 1 (0.45) overlaps class 1's square with IoU 0.82,
+    # and scores nothing in frames 0 and 2, so its mean over the tubelet's three frames is 0.15.
+    calibrated = calibrate_classes(VIDEO, th_cc=0.3, other_classes=2)
+    scored = add_other_classes([on_class_1, on_class_2], calibrated)
+    assert scored[0].other_classes == [(2, pytest.approx(0.15))]
+    assert scored[1].other_classes == []  # only its own class overlaps it (the class-1 square is far)
+    assert on_class_1.other_classes == [] and scored[0].frames == on_class_1.frames  # a copy; the input is untouched
+    # Re-weighted by beta where class 2 is unreliable, so it ranks below the reliable classes' entries.
+    reweighted = add_other_classes([on_class_1], calibrate_classes(VIDEO, th_cc=0.5, other_classes=2))
+    assert reweighted[0].other_classes == [(2, pytest.approx(0.015))]
+    assert add_other_classes([on_class_1], calibrate_classes(VIDEO, th_cc=0.3))[0].other_classes == []  # 0: off
+
+
+def test_other_classes_are_the_best_scored_up_to_the_setting_and_ties_go_to_the_smaller_id():
+    video = _video([(10, 1, 0.9), (10, 3, 0.6), (10, 2, 0.6), (11, 4, 0.7)], [(10, 1, 0.8), (10, 4, 0.4)])
+    tubelet = _square_tubelet(1, 10, [0, 1])
+    best = add_other_classes([tubelet], calibrate_classes(video, th_cc=0.3, other_classes=2))[0]
+    assert best.other_classes == [(4, pytest.approx((0.7 + 0.4) / 2)), (2, pytest.approx(0.3))]
+    every = add_other_classes([tubelet], calibrate_classes(video, th_cc=0.3, other_classes=9))[0]
+    assert [category for category, _ in every.other_classes] == [4, 2, 3]
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5, "2"])
+def test_other_classes_must_be_a_count(value):
+    with pytest.raises(ConfigError, match="calibration.other_classes must be an integer >= 0"):
+        calibrate_classes(VIDEO, other_classes=value)

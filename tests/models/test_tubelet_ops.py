@@ -106,6 +106,14 @@ def test_results_entries_have_one_segmentation_per_frame():
     assert tubelets_to_results([], META) == []
 
 
+def test_each_other_class_is_a_results_entry_of_its_own_with_the_same_masks():
+    first, second = _tubelets()
+    first.other_classes = [(3, 0.2), (2, 0.1)]
+    results = tubelets_to_results([first, second], META)
+    assert [(r["category_id"], r["score"]) for r in results] == [(1, 0.7), (3, 0.2), (2, 0.1), (3, 0.5)]
+    assert results[1]["segmentations"] == results[2]["segmentations"] == results[0]["segmentations"]
+
+
 def test_results_need_a_video_id_and_frames_inside_the_video():
     with pytest.raises(DatasetError, match="clip.mp4"):
         tubelets_to_results(_tubelets(), VideoMeta("gs://bucket/clip.mp4", WIDTH, HEIGHT, 6))
@@ -128,6 +136,18 @@ def test_rows_fit_the_tubelets_table():
     assert frame["score"] == pytest.approx(0.6)
     decoded = masks.decode({"size": [frame["height"], frame["width"]], "counts": frame["rle"]})
     np.testing.assert_array_equal(decoded, masks.decode(_tubelets()[0].frames[1].mask))
+
+
+def test_rows_list_the_other_classes_by_name():
+    first, second = _tubelets()
+    first.other_classes = [(3, 0.25)]
+    rows = tables.to_arrow(tubelet_rows([first, second], META, "run-1", {1: "disc", 3: "star"}), tables.TUBELETS)
+    other = rows.column("other_classes").to_pylist()
+    assert other == [[{"category_id": 3, "category_name": "star", "score": 0.25}], []]
+    assert tubelet_from_row(rows.to_pylist()[0]).other_classes == [(3, 0.25)]
+    first.other_classes = [(4, 0.1)]
+    with pytest.raises(ValueError, match=r"category id 4 has no name"):
+        tubelet_rows([first], META, "run-1", {1: "disc", 3: "star"})
 
 
 def test_rows_without_video_id_and_with_an_unnamed_category():

@@ -10,7 +10,7 @@ def _tubelet_row(run_id="run-a", tubelet_id=0):
     return {
         "run_id": run_id, "video": "v.mp4", "video_id": 3, "tubelet_id": tubelet_id, "category_id": 1,
         "category_name": "disc", "score": 0.9, "first_frame": 2, "last_frame": 2, "frame_count": 1,
-        "video_length": 5, "frames": [frame],
+        "video_length": 5, "frames": [frame], "other_classes": [],
     }
 
 
@@ -64,7 +64,7 @@ def _vos_metric_row(**changes):
 
 
 def test_metrics_schema_has_the_vos_columns():
-    assert tables.TASKS == ("vis", "vos", "point") and tables.SCHEMA_VERSION == "2"
+    assert tables.TASKS == ("vis", "vos", "point") and tables.SCHEMA_VERSION == "3"
     assert len(tables.VOS_METRIC_NAMES) == 7 and "JF_mean" in tables.VOS_METRIC_NAMES
     for name in (*tables.VOS_METRIC_NAMES, "prompt_iou"):
         assert tables.METRICS.field(name).type == pa.float64() and tables.METRICS.field(name).nullable

@@ -14,6 +14,10 @@ score). :func:`diagnose` scores the same tubelets four times:
   thresholds, so its category is left);
 * both oracles: what these tubelets are worth when only their masks count.
 
+The oracles and the decomposition judge tubelets: entries with the same
+masks in one video (a tubelet's other classes, each an entry of its own)
+count once, as the highest-scored of them; only the real AP counts them all.
+
 It also decomposes, for every ground-truth track, the union of its best
 tubelet (any category) with it: frames the tubelet missed, frames it has
 where the track is absent (extra), and the imperfect overlap of the frames
@@ -28,6 +32,7 @@ between tubelets instead of held by one, and AP credits only one of them.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -64,7 +69,8 @@ class Diagnosis:
 def diagnose(gt: dict, results: list) -> Diagnosis:
     """The diagnosis of ``results`` (YouTube-VIS results entries) against ``gt`` (see the module docstring)."""
     index = index_ground_truth(gt)
-    by_video = group_results(results, index)
+    tubelets = one_entry_per_tubelet(results)
+    by_video = group_results(tubelets, index)
     best_iou: dict[int, float] = {}  # id(result) -> best video IoU with any track of its video
     best_category: dict[int, int] = {}
     totals = np.zeros(4)  # intersection, missed, extra, overlap union
@@ -92,10 +98,10 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
     union = totals.sum()
     variants = {
         "real": results,
-        "oracle scores": [{**r, "score": best_iou.get(id(r), 0.0)} for r in results],
-        "oracle classes": [_oracle_class(r, best_iou, best_category) for r in results],
+        "oracle scores": [{**r, "score": best_iou.get(id(r), 0.0)} for r in tubelets],
+        "oracle classes": [_oracle_class(r, best_iou, best_category) for r in tubelets],
         "oracle both": [{**_oracle_class(r, best_iou, best_category), "score": best_iou.get(id(r), 0.0)}
-                        for r in results],
+                        for r in tubelets],
     }
     ap = {}
     for name, entries in variants.items():
@@ -105,6 +111,16 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
     return Diagnosis(ap, FrameShares(iou=float(shares[0]), missed=float(shares[1]), extra=float(shares[2]),
                                      overlap=float(shares[3]), tracks_found=found / tracks if tracks else 0.0,
                                      tracks_split=split / tracks if tracks else 0.0))
+
+
+def one_entry_per_tubelet(results: list) -> list:
+    """The highest-scored of each set of entries with the same video and masks, in the order of the first of each."""
+    best: dict[tuple, dict] = {}
+    for entry in results:
+        key = (entry["video_id"], json.dumps(entry["segmentations"], sort_keys=True, default=str))
+        if key not in best or entry["score"] > best[key]["score"]:
+            best[key] = entry
+    return list(best.values())
 
 
 def _any_category(tracks):

@@ -103,3 +103,14 @@ def test_strays_duplicates_and_other_objects_do_not_split_a_track(second):
     main = [square(0, 0)] * 4 + [None] * 2
     diagnosis = diagnose(data_set({1: [(1, truth)]}, length=6), [result(1, 1, 0.9, main), result(1, 1, 0.8, second)])
     assert diagnosis.frames.tracks_split == 0.0
+
+
+def test_a_tubelets_other_classes_count_in_real_ap_and_once_in_the_oracles():
+    gt = data_set({1: [(1, A)]})
+    # The tubelet's majority class is wrong; its other class, a lower-scored entry with the same masks, is right.
+    entries = [result(1, 2, 0.9, A), result(1, 1, 0.3, A)]
+    diagnosis = diagnose(gt, entries)
+    assert diagnosis.ap["real"]["AP"] == pytest.approx(1.0)
+    assert diagnosis.ap["oracle scores"]["AP"] == 0.0  # the tubelet, as its highest-scored entry (class 2)
+    assert diagnosis.ap["oracle classes"]["AP"] == pytest.approx(1.0)  # once: no duplicate of class 1
+    assert (diagnosis.frames.tracks_found, diagnosis.frames.tracks_split) == (1.0, 0.0)
