@@ -86,3 +86,18 @@ def test_track_video_applies_the_tracker_settings(config, two_objects):
     tracker.setup()
     assert list(tracker.process(two_objects)) == [(two_objects.meta, [])]
     assert np.isclose(two_objects.frames[2].scores[-1], 0.1)  # the input was not changed
+
+
+def test_track_video_gives_a_tubelet_the_other_classes_calibration_deduplicated(config, square_detections):
+    # The upper square is also proposed as class 2 in every frame, under its class-1 proposal.
+    frames = [square_detections(t, [(4 + 2 * t, 4, 1, 0.9), (4 + 2 * t, 4, 2, 0.5), (4 + 2 * t, 30, 3, 0.8)])
+              for t in range(5)]
+    tracker = TrackVideo(config)
+    tracker.setup()
+    ((_, tubelets),) = list(tracker.process(VideoProposals(meta("clip", 5), frames)))
+    assert [(t.category_id, t.other_classes) for t in tubelets] == [(1, [(2, pytest.approx(0.5))]), (3, [])]
+    config["calibration"]["other_classes"] = 0
+    tracker = TrackVideo(config)
+    tracker.setup()
+    ((_, tubelets),) = list(tracker.process(VideoProposals(meta("clip", 5), frames)))
+    assert [t.other_classes for t in tubelets] == [[], []]
