@@ -5,7 +5,8 @@ Reads the runs ``benchmarks/ablation.py`` left under ``--work`` (each run's
 tracker, AP as is and under the oracles of
 :mod:`tubelets.metrics.vis_diagnosis` (perfect scores, perfect classes,
 both), the share of ground-truth tracks whose best tubelet reaches video IoU
-0.5, and where the union of each track with its best tubelet goes::
+0.5 (and the share an entry of their class reaches), and where the union of
+each track with its best tubelet goes::
 
     .venv/bin/python benchmarks/ablation.py            # the runs (about 12 min)
     .venv/bin/python benchmarks/ablation_diagnosis.py  # this table (about a minute)
@@ -28,14 +29,15 @@ from ablation import SETS, VARIANTS, results_path, set_folder
 from tubelets.metrics.vis_diagnosis import diagnose
 
 HEADER = ("| set | tracker | AP | AP, oracle scores | AP, oracle classes | AP, oracle both | AP50, oracle both "
-          "| tracks found | video IoU | missed | extra | overlap |")
+          "| tracks found | in their class | video IoU | missed | extra | overlap |")
 
 
 def row(set_name: str, label: str, gt: dict, results_path: Path) -> str:
     diagnosis = diagnose(gt, json.loads(results_path.read_text()))
     ap, frames = diagnosis.ap, diagnosis.frames
     cells = [ap["real"]["AP"], ap["oracle scores"]["AP"], ap["oracle classes"]["AP"], ap["oracle both"]["AP"],
-             ap["oracle both"]["AP50"], frames.tracks_found, frames.iou, frames.missed, frames.extra, frames.overlap]
+             ap["oracle both"]["AP50"], frames.tracks_found, frames.tracks_found_in_class, frames.iou, frames.missed,
+             frames.extra, frames.overlap]
     return f"| {set_name} | {label} | " + " | ".join(f"{100 * value:.1f}" for value in cells) + " |"
 
 

@@ -18,8 +18,11 @@ The oracles and the decomposition judge tubelets: entries with the same
 masks in one video (a tubelet's other classes, each an entry of its own)
 count once, as the highest-scored of them; only the real AP counts them all.
 
-It also decomposes, for every ground-truth track, the union of its best
-tubelet (any category) with it: frames the tubelet missed, frames it has
+It counts the tracks found: those whose best tubelet (any category) reaches
+video IoU 0.5, and those that an entry of their own category does (a track
+found but not in its category was lost to the class). It also decomposes,
+for every ground-truth track, the union of its best tubelet (any category)
+with it: frames the tubelet missed, frames it has
 where the track is absent (extra), and the imperfect overlap of the frames
 both have. Shares are of the summed unions, so they add up to ``1 - IoU``.
 
@@ -55,6 +58,7 @@ class FrameShares:
     extra: float  # union from frames only the tubelet has
     overlap: float  # union from frames both have, minus their intersection
     tracks_found: float  # share of tracks whose best tubelet reaches video IoU 0.5
+    tracks_found_in_class: float  # share of tracks a results entry of their category reaches video IoU 0.5 with
     tracks_split: float  # share of tracks another tubelet follows apart from their main one (module docstring)
 
 
@@ -71,19 +75,22 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
     index = index_ground_truth(gt)
     tubelets = one_entry_per_tubelet(results)
     by_video = group_results(tubelets, index)
+    entries_by_video = group_results(results, index)
     best_iou: dict[int, float] = {}  # id(result) -> best video IoU with any track of its video
     best_category: dict[int, int] = {}
     totals = np.zeros(4)  # intersection, missed, extra, overlap union
-    found = split = 0
+    found = found_in_class = split = 0
     for video_id, predictions in by_video.items():
         annotations = index.annotations_by_video.get(video_id, [])
         if not annotations:
             continue
         video = index.videos[video_id]
-        dets = _any_category(prediction_tracks(predictions, video, "results"))
-        gts = _any_category(ground_truth_tracks(annotations, video, "ground truth"))
+        truth = ground_truth_tracks(annotations, video, "ground truth")
+        dets, gts = _any_category(prediction_tracks(predictions, video, "results")), _any_category(truth)
         frames = frame_ious(dets, gts, video_id)  # once for the video IoUs, the union parts and the splits
         ious = video_iou(dets, gts, video_id, frames)
+        in_class = video_iou(prediction_tracks(entries_by_video[video_id], video, "results"), truth, video_id)
+        found_in_class += int((in_class.max(axis=0) >= 0.5).sum())
         for row, prediction in enumerate(predictions):
             column = int(ious[row].argmax())
             best_iou[id(prediction)] = float(ious[row, column])
@@ -110,6 +117,7 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
     shares = totals / union if union else np.zeros(4)
     return Diagnosis(ap, FrameShares(iou=float(shares[0]), missed=float(shares[1]), extra=float(shares[2]),
                                      overlap=float(shares[3]), tracks_found=found / tracks if tracks else 0.0,
+                                     tracks_found_in_class=found_in_class / tracks if tracks else 0.0,
                                      tracks_split=split / tracks if tracks else 0.0))
 
 

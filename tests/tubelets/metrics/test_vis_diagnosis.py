@@ -114,3 +114,6 @@ def test_a_tubelets_other_classes_count_in_real_ap_and_once_in_the_oracles():
     assert diagnosis.ap["oracle scores"]["AP"] == 0.0  # the tubelet, as its highest-scored entry (class 2)
     assert diagnosis.ap["oracle classes"]["AP"] == pytest.approx(1.0)  # once: no duplicate of class 1
     assert (diagnosis.frames.tracks_found, diagnosis.frames.tracks_split) == (1.0, 0.0)
+    assert diagnosis.frames.tracks_found_in_class == 1.0  # by the class-1 entry
+    alone = diagnose(gt, entries[:1])
+    assert (alone.frames.tracks_found, alone.frames.tracks_found_in_class) == (1.0, 0.0)  # lost to the class
