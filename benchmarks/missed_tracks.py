@@ -56,10 +56,9 @@ class Missed:
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
     def line(self, name: str) -> str:
-        proposed = self.proposed / self.frames if self.frames else 0.0
-        right = self.right_category / self.proposed if self.proposed else 0.0
-        return (f"| {name} | {self.tracks} | {self.missed} | {self.other_category} | {100 * proposed:.0f} % "
-                f"| {100 * right:.0f} % |")
+        proposed = f"{100 * self.proposed / self.frames:.0f} %" if self.frames else "-"
+        right = f"{100 * self.right_category / self.proposed:.0f} %" if self.proposed else "-"
+        return f"| {name} | {self.tracks} | {self.missed} | {self.other_category} | {proposed} | {right} |"
 
 
 def best_ious(results: list, annotations: list, video: dict, any_category: bool) -> np.ndarray:
