@@ -7,7 +7,9 @@ that no tracker finds, the script prints how many some tubelet of the last
 tracker follows in another category (video IoU 0.5 or more, any category),
 and for those, how often the detector proposed the object (its best
 proposal at mask IoU 0.5 or more) and gave that proposal the track's
-category::
+category; and of the others, never followed in any category, how many the
+detector proposed in at least half of their frames (the tracker's share of
+the loss; the rest is the detector's)::
 
     .venv/bin/python benchmarks/missed_tracks.py --work /tmp/val --seed 80 --hard-seed 81 --videos 40 \\
         [--trackers instance,ipdt] [--set calibration.other_classes=0]
@@ -50,6 +52,8 @@ class Missed:
     frames: int = 0  # of those tracks: frames where the track is present
     proposed: int = 0  # ... where the detector's best proposal has mask IoU >= 0.5 with it
     right_category: int = 0  # ... and that proposal has the track's category
+    never_followed: int = 0  # of the missed: followed by no tubelet of the last tracker, in any category
+    mostly_proposed: int = 0  # ... of which the detector proposed in at least half their frames
 
     def add(self, other: "Missed") -> None:
         for field in dataclasses.fields(self):
@@ -58,7 +62,8 @@ class Missed:
     def line(self, name: str) -> str:
         proposed = f"{100 * self.proposed / self.frames:.0f} %" if self.frames else "-"
         right = f"{100 * self.right_category / self.proposed:.0f} %" if self.proposed else "-"
-        return f"| {name} | {self.tracks} | {self.missed} | {self.other_category} | {proposed} | {right} |"
+        return (f"| {name} | {self.tracks} | {self.missed} | {self.other_category} | {proposed} | {right} "
+                f"| {self.never_followed} | {self.mostly_proposed} |")
 
 
 def best_ious(results: list, annotations: list, video: dict, any_category: bool) -> np.ndarray:
@@ -89,22 +94,31 @@ def count_set(gt: dict, results: dict[str, list], proposals: dict) -> Missed:
         counts.missed += int((~found).sum())
         for track in np.flatnonzero(~found & elsewhere):
             counts.other_category += 1
-            _count_proposals(counts, annotations[track], proposals[video_id])
+            frames, proposed, right = proposal_counts(annotations[track], proposals[video_id])
+            counts.frames, counts.proposed, counts.right_category = (
+                counts.frames + frames, counts.proposed + proposed, counts.right_category + right)
+        for track in np.flatnonzero(~found & ~elsewhere):
+            frames, proposed, _ = proposal_counts(annotations[track], proposals[video_id])
+            counts.never_followed += 1
+            counts.mostly_proposed += int(2 * proposed >= frames)
     return counts
 
 
-def _count_proposals(counts: Missed, track: dict, frames: list) -> None:
+def proposal_counts(track: dict, frames: list) -> tuple[int, int, int]:
+    """Frames where ``track`` is present; of those, proposed (best proposal at mask IoU 0.5); of those, rightly."""
+    present = proposed = right = 0
     for detections, segmentation in zip(frames, track["segmentations"]):
         if not segmentation:
             continue
-        counts.frames += 1
+        present += 1
         if not len(detections):
             continue
         overlaps = masks.iou_matrix(detections.masks, [segmentation])[:, 0]
         best = int(overlaps.argmax())
         if overlaps[best] >= 0.5:
-            counts.proposed += 1
-            counts.right_category += int(detections.labels[best]) == int(track["category_id"])
+            proposed += 1
+            right += int(detections.labels[best]) == int(track["category_id"])
+    return present, proposed, right
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(None, args.overrides)
     checkpoint_id = load_detector(config)[1].checkpoint_id
     print("| set | tracks | missed by every tracker | of those, followed in another category "
-          "| frames proposed | proposals of the right category |")
-    print("|---|---|---|---|---|---|")
+          "| frames proposed | proposals of the right category | missed, never followed "
+          "| of those, proposed in half their frames or more |")
+    print("|---|---|---|---|---|---|---|---|")
     total = Missed()
     for seed, hard in [(seed, False) for seed in args.seed] + [(seed, True) for seed in args.hard_seed]:
         folder = synthesize(Path(args.work) / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos,
