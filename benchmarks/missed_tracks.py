@@ -23,15 +23,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pickle
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
-from ablation import synthesize
-from tracker_validation import run_set, seed_list
+from tracker_validation import add_set_arguments, run_set, validation_sets
 
 from tubelets import masks
 from tubelets.config import load_config
@@ -66,41 +62,42 @@ class Missed:
                 f"| {self.never_followed} | {self.mostly_proposed} |")
 
 
-def best_ious(results: list, annotations: list, video: dict, any_category: bool) -> np.ndarray:
-    """``[G]``: each track's best video IoU with the entries (of its category, or of any)."""
+def track_ious(results: list, annotations: list, video: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``[D, G]`` video IoU of each entry with each track (any categories) and ``bool [D, G]`` same category."""
     if not results:
-        return np.zeros(len(annotations))
+        return np.zeros((0, len(annotations))), np.zeros((0, len(annotations)), bool)
     entries = prediction_tracks(results, video, "results")
     truth = ground_truth_tracks(annotations, video, "ground truth")
-    if any_category:
-        entries = dataclasses.replace(entries, category=np.zeros_like(entries.category))
-        truth = dataclasses.replace(truth, category=np.zeros_like(truth.category))
-    return video_iou(entries, truth, video["id"]).max(axis=0)
+    same = np.equal.outer(entries.category, truth.category)
+    entries = dataclasses.replace(entries, category=np.zeros_like(entries.category))
+    truth = dataclasses.replace(truth, category=np.zeros_like(truth.category))
+    return video_iou(entries, truth, video["id"]), same
 
 
 def count_set(gt: dict, results: dict[str, list], proposals: dict) -> Missed:
     """The counts of one set (``results``: {tracker: entries}, the last tracker's tubelets judged)."""
     index = index_ground_truth(gt)
     grouped = {name: group_results(entries, index) for name, entries in results.items()}
-    last = list(results)[-1]
     counts = Missed()
     for video_id, annotations in index.annotations_by_video.items():
         video = index.videos[video_id]
         counts.tracks += len(annotations)
-        found = np.zeros(len(annotations), bool)
+        found = followed = np.zeros(len(annotations), bool)  # followed: by the last tracker, in any category
         for by_video in grouped.values():
-            found |= best_ious(by_video.get(video_id, []), annotations, video, any_category=False) >= 0.5
-        elsewhere = best_ious(grouped[last].get(video_id, []), annotations, video, any_category=True) >= 0.5
+            ious, same = track_ious(by_video.get(video_id, []), annotations, video)
+            found = found | ((ious >= 0.5) & same).any(axis=0)
+            followed = (ious >= 0.5).any(axis=0)
         counts.missed += int((~found).sum())
-        for track in np.flatnonzero(~found & elsewhere):
-            counts.other_category += 1
-            frames, proposed, right = proposal_counts(annotations[track], proposals[video_id])
-            counts.frames, counts.proposed, counts.right_category = (
-                counts.frames + frames, counts.proposed + proposed, counts.right_category + right)
-        for track in np.flatnonzero(~found & ~elsewhere):
-            frames, proposed, _ = proposal_counts(annotations[track], proposals[video_id])
-            counts.never_followed += 1
-            counts.mostly_proposed += int(2 * proposed >= frames)
+        for track in np.flatnonzero(~found):
+            present, proposed, right = proposal_counts(annotations[track], proposals[video_id])
+            if followed[track]:
+                counts.other_category += 1
+                counts.frames += present
+                counts.proposed += proposed
+                counts.right_category += right
+            else:
+                counts.never_followed += 1
+                counts.mostly_proposed += int(2 * proposed >= present)
     return counts
 
 
@@ -123,13 +120,7 @@ def proposal_counts(track: dict, frames: list) -> tuple[int, int, int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-validation"))
-    parser.add_argument("--seed", type=seed_list, default=[80], help="seeds of the default-difficulty sets")
-    parser.add_argument("--hard-seed", type=seed_list, default=[81], help="seeds of the --hard sets")
-    parser.add_argument("--videos", type=int, default=40, help="videos per set")
-    parser.add_argument("--trackers", default="instance,ipdt", help="the last one's tubelets are judged")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_arguments(parser, [80], [81], 40, "instance,ipdt")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
@@ -139,14 +130,12 @@ def main(argv: list[str] | None = None) -> None:
           "| of those, proposed in half their frames or more |")
     print("|---|---|---|---|---|---|---|---|")
     total = Missed()
-    for seed, hard in [(seed, False) for seed in args.seed] + [(seed, True) for seed in args.hard_seed]:
-        folder = synthesize(Path(args.work) / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos,
-                            seed, ["--hard"] if hard else [])
+    for set_name, folder in validation_sets(args):
         results, _ = run_set(YouTubeVISDataset(str(folder)), config, folder, args.trackers.split(","))
         proposals = pickle.loads((folder / f"proposals-{checkpoint_id}.pkl").read_bytes())
         counts = count_set(json.loads((folder / "instances.json").read_text()), results, proposals)
         total.add(counts)
-        print(counts.line(f"seed {seed}{' hard' if hard else ''}"), flush=True)
+        print(counts.line(set_name), flush=True)
     print(total.line("all"))
 
 

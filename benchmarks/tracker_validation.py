@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from ablation import synthesize
@@ -127,27 +128,36 @@ def pool_sets(scored: list[tuple[dict, dict[str, list]]]) -> tuple[dict, dict[st
     return pooled_gt, pooled_results
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_set_arguments(parser: argparse.ArgumentParser, seeds: list[int], hard_seeds: list[int], videos: int,
+                      trackers: str) -> None:
+    """The options that pick the sets (generated once under ``--work``), the trackers and the config."""
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-validation"))
-    parser.add_argument("--seed", type=seed_list, default=[90], help="seeds of the default-difficulty sets (90,92)")
-    parser.add_argument("--hard-seed", type=seed_list, default=[91], help="seeds of the --hard sets")
-    parser.add_argument("--videos", type=int, default=100, help="videos per set")
-    parser.add_argument("--trackers", default="iou,instance,pixel,ipdt")
-    parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=seed_list, default=seeds, help="seeds of the default-difficulty sets (90,92)")
+    parser.add_argument("--hard-seed", type=seed_list, default=hard_seeds, help="seeds of the --hard sets")
+    parser.add_argument("--videos", type=int, default=videos, help="videos per set")
+    parser.add_argument("--trackers", default=trackers)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the detector's and the trackers')")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def validation_sets(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """``(name, folder)`` of each set of ``args``, the default ones first, each generated unless it is there."""
+    for seed, hard in [(seed, False) for seed in args.seed] + [(seed, True) for seed in args.hard_seed]:
+        folder = synthesize(Path(args.work) / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos,
+                            seed, ["--hard"] if hard else [])
+        yield f"seed {seed}{' hard' if hard else ''}", folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_set_arguments(parser, [90], [91], 100, "iou,instance,pixel,ipdt")
+    parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
-    work = Path(args.work)
-    sets = [(f"seed {seed}", seed, False) for seed in args.seed]
-    sets += [(f"seed {seed} hard", seed, True) for seed in args.hard_seed]
     report = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     significance, scored = [], []
-    for set_name, seed, hard in sets:
-        folder = synthesize(work / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos, seed,
-                            ["--hard"] if hard else [])
+    for set_name, folder in validation_sets(args):
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
         results, seconds = run_set(dataset, config, folder, args.trackers.split(","))
         for tracker in results:

@@ -73,9 +73,8 @@ class Diagnosis:
 def diagnose(gt: dict, results: list) -> Diagnosis:
     """The diagnosis of ``results`` (YouTube-VIS results entries) against ``gt`` (see the module docstring)."""
     index = index_ground_truth(gt)
-    tubelets = one_entry_per_tubelet(results)
+    tubelets, categories = one_entry_per_tubelet(results)
     by_video = group_results(tubelets, index)
-    entries_by_video = group_results(results, index)
     best_iou: dict[int, float] = {}  # id(result) -> best video IoU with any track of its video
     best_category: dict[int, int] = {}
     totals = np.zeros(4)  # intersection, missed, extra, overlap union
@@ -85,12 +84,14 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
         if not annotations:
             continue
         video = index.videos[video_id]
-        truth = ground_truth_tracks(annotations, video, "ground truth")
-        dets, gts = _any_category(prediction_tracks(predictions, video, "results")), _any_category(truth)
+        dets = _any_category(prediction_tracks(predictions, video, "results"))
+        gts = _any_category(ground_truth_tracks(annotations, video, "ground truth"))
         frames = frame_ious(dets, gts, video_id)  # once for the video IoUs, the union parts and the splits
         ious = video_iou(dets, gts, video_id, frames)
-        in_class = video_iou(prediction_tracks(entries_by_video[video_id], video, "results"), truth, video_id)
-        found_in_class += int((in_class.max(axis=0) >= 0.5).sum())
+        # A tubelet's entries share its masks, so its video IoUs hold for each category it has an entry of.
+        in_class = np.array([[annotation["category_id"] in categories[id(prediction)] for annotation in annotations]
+                             for prediction in predictions], dtype=bool)
+        found_in_class += int(((ious >= 0.5) & in_class).any(axis=0).sum())
         for row, prediction in enumerate(predictions):
             column = int(ious[row].argmax())
             best_iou[id(prediction)] = float(ious[row, column])
@@ -121,14 +122,20 @@ def diagnose(gt: dict, results: list) -> Diagnosis:
                                      tracks_split=split / tracks if tracks else 0.0))
 
 
-def one_entry_per_tubelet(results: list) -> list:
-    """The highest-scored of each set of entries with the same video and masks, in the order of the first of each."""
+def one_entry_per_tubelet(results: list) -> tuple[list, dict[int, set]]:
+    """The highest-scored of each set of entries with the same video and masks, and the categories of each set.
+
+    The entries come in the order of the first of each set; the categories are
+    keyed by ``id()`` of the entry kept.
+    """
     best: dict[tuple, dict] = {}
+    categories: dict[tuple, set] = {}
     for entry in results:
         key = (entry["video_id"], json.dumps(entry["segmentations"], sort_keys=True, default=str))
+        categories.setdefault(key, set()).add(entry["category_id"])
         if key not in best or entry["score"] > best[key]["score"]:
             best[key] = entry
-    return list(best.values())
+    return list(best.values()), {id(best[key]): categories[key] for key in best}
 
 
 def _any_category(tracks):
