@@ -7,12 +7,14 @@ the set's videos with replacement, scores both result sets on every resample
 observed difference, its 95 % percentile interval and how often the first set
 won. Each video is matched once (:func:`tubelets.metrics.vis.match_videos`);
 a resample only re-accumulates, so a thousand resamples take seconds.
+:func:`video_contributions` says which videos decide a difference: the
+difference on the set without each video in turn.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,17 +44,51 @@ def paired_bootstrap(gt: dict, results_a: list, results_b: list, metric: str = "
     """The difference ``metric(results_a) - metric(results_b)`` on ``gt`` with its bootstrap interval."""
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
-    matches_a, category_ids = match_videos(gt, results_a)
-    matches_b, _ = match_videos(gt, results_b)
-    videos = len(matches_a)
-
-    def difference(picks: np.ndarray) -> float:
-        return (resampled_metric(matches_a, picks, category_ids, metric)
-                - resampled_metric(matches_b, picks, category_ids, metric))
-
+    difference, video_ids = paired_difference(gt, results_a, results_b, metric)
+    videos = len(video_ids)
     observed = difference(np.arange(videos))
     rng = np.random.default_rng(seed)
     differences = np.array([difference(rng.integers(0, videos, videos)) for _ in range(samples)])
     low, high = np.percentile(differences, [2.5, 97.5])
     return BootstrapDifference(metric, float(observed), float(low), float(high),
                                float(np.mean(differences > 0)), samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoContribution:
+    """How much of ``metric(a) - metric(b)`` one video makes: the difference with it minus without it."""
+
+    video_id: int
+    without: float  # the difference on the set without this video
+    contribution: float  # observed - without
+
+
+def video_contributions(gt: dict, results_a: list, results_b: list,
+                        metric: str = "AP") -> tuple[float, list[VideoContribution]]:
+    """The observed difference and each video's contribution to it, largest (either sign) first.
+
+    AP pools every video's matches per category, so contributions need not
+    add up to the difference; a difference most of which one or two videos
+    make is theirs, not the set's.
+    """
+    difference, video_ids = paired_difference(gt, results_a, results_b, metric)
+    everyone = np.arange(len(video_ids))
+    observed = difference(everyone)
+    contributions = []
+    for left_out, video_id in enumerate(video_ids):
+        without = difference(np.delete(everyone, left_out)) if len(video_ids) > 1 else 0.0
+        contributions.append(VideoContribution(video_id, float(without), float(observed - without)))
+    return float(observed), sorted(contributions, key=lambda c: -abs(c.contribution))
+
+
+def paired_difference(gt: dict, results_a: list, results_b: list,
+                      metric: str) -> tuple[Callable[[np.ndarray], float], list[int]]:
+    """``(difference(picks), video ids)``: ``metric(a) - metric(b)`` over the videos at indices ``picks``."""
+    matches_a, category_ids = match_videos(gt, results_a)
+    matches_b, _ = match_videos(gt, results_b)
+
+    def difference(picks: np.ndarray) -> float:
+        return (resampled_metric(matches_a, picks, category_ids, metric)
+                - resampled_metric(matches_b, picks, category_ids, metric))
+
+    return difference, [m.video_id for m in matches_a]

@@ -5,7 +5,7 @@ import pytest
 
 from tubelets import masks
 from tubelets.metrics.vis import evaluate
-from tubelets.metrics.vis_bootstrap import paired_bootstrap
+from tubelets.metrics.vis_bootstrap import paired_bootstrap, video_contributions
 
 SIZE, LENGTH = (12, 12), 3
 
@@ -57,3 +57,23 @@ def test_identical_results_differ_by_nothing_and_bad_sample_counts_fail():
     assert (difference.observed, difference.low, difference.high, difference.a_wins) == (0.0, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="samples"):
         paired_bootstrap(gt, same, same, samples=0)
+
+
+def test_video_contributions_name_the_one_video_that_makes_a_difference():
+    gt = ground_truth(6)
+    one_more = predictions([True, True, False, True, True, True])
+    fewer = predictions([True, True, False, True, True, False])
+    observed, contributions = video_contributions(gt, one_more, fewer, metric="AP50")
+    expected = evaluate(gt, one_more).stats["AP50"] - evaluate(gt, fewer).stats["AP50"]
+    assert observed == pytest.approx(expected) and expected > 0
+    assert contributions[0].video_id == 5  # the one video the two differ on, first
+    assert contributions[0].without == 0.0 and contributions[0].contribution == pytest.approx(observed)
+    assert sorted(c.video_id for c in contributions) == list(range(6))
+    # Without a video both hit, the pooled AP50 still holds the miss, so the other videos move it less.
+    assert all(abs(c.contribution) < contributions[0].contribution for c in contributions[1:])
+
+
+def test_one_video_contributes_the_whole_difference():
+    gt = ground_truth(1)
+    observed, contributions = video_contributions(gt, predictions([True]), predictions([False]))
+    assert observed > 0 and [(c.video_id, c.without, c.contribution) for c in contributions] == [(0, 0.0, observed)]
