@@ -15,7 +15,7 @@ the loss; the rest is the detector's)::
         [--trackers instance,ipdt] [--set calibration.other_classes=0]
 
 With ``--set calibration.other_classes=0`` (one class per tubelet) this gives
-the counts of README "Other classes".
+the counts of ``benchmarks/IPDT.md``, "Other classes".
 """
 
 from __future__ import annotations
