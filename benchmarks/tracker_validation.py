@@ -12,7 +12,7 @@ tubelets) and the paired bootstrap intervals of ``ablation_significance.py``::
 
     .venv/bin/python benchmarks/tracker_validation.py [--work /tmp/tubelets-validation] \\
         [--seed 90] [--hard-seed 91] [--videos 100] [--trackers iou,instance,pixel,ipdt] [--threads 1] \\
-        [--set KEY=VALUE ...]
+        [--set KEY=VALUE ...] [--results-dir DIR]
 
 About 20 minutes on 2 cores for the default 2 x 100 videos. ``--seed`` and
 ``--hard-seed`` take comma-separated lists (``--seed 90,92``); with more than
@@ -101,6 +101,13 @@ def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: flo
     return f"| {set_name} | {tracker} | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {seconds:.0f} |"
 
 
+def write_results(folder: Path, results: dict[str, list]) -> None:
+    """``folder/TRACKER.json``: each tracker's YouTube-VIS results."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for tracker, entries in results.items():
+        (folder / f"{tracker}.json").write_text(json.dumps(entries))
+
+
 def seed_list(text: str) -> list[int]:
     """``"90,92"`` -> ``[90, 92]``."""
     return [int(item) for item in text.split(",") if item.strip()]
@@ -152,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_set_arguments(parser, [90], [91], 100, "iou,instance,pixel,ipdt")
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--results-dir", type=Path, help="also write each set's results as DIR/SET/TRACKER.json "
+                        "(for ablation_significance.py --gt SET/instances.json --results TRACKER=...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
@@ -160,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     for set_name, folder in validation_sets(args):
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
         results, seconds = run_set(dataset, config, folder, args.trackers.split(","))
+        if args.results_dir:
+            write_results(args.results_dir / folder.name, results)
         for tracker in results:
             report.append(table_row(set_name, tracker, gt, results[tracker], seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
