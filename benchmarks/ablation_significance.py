@@ -8,7 +8,7 @@ videos (:mod:`tubelets.metrics.vis_bootstrap`) and the share of resamples the
 first tracker wins::
 
     .venv/bin/python benchmarks/ablation.py               # the runs (about 12 min)
-    .venv/bin/python benchmarks/ablation_significance.py  # this table (about a minute)
+    .venv/bin/python benchmarks/ablation_significance.py  # these tables (about two minutes)
 
 An interval that holds 0 means the set cannot tell the two trackers apart.
 A second table names the videos that make most of each difference (the
