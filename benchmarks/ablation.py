@@ -90,10 +90,15 @@ def run_id(set_name: str, label: str) -> str:
     return f"{set_name}-" + "".join(c if c.isalnum() else "-" for c in label).strip("-").replace("--", "-")
 
 
+def separator(header: str) -> str:
+    """The markdown line under ``header`` (``| a | b |``): one ``---|`` per column."""
+    return "|" + "---|" * (header.count(" | ") + 1)
+
+
 def table(results: dict[tuple[str, str], dict]) -> str:
     """Markdown: one row per variant, AP..AR10 for each set (in %)."""
     header = "| tracker | " + " | ".join(f"{s} {c}" for s, _ in SETS for c in COLUMNS) + " |"
-    lines = [header, "|" + "---|" * (1 + len(SETS) * len(COLUMNS))]
+    lines = [header, separator(header)]
     for label, _, _ in VARIANTS:
         cells = []
         for set_name, _ in SETS:

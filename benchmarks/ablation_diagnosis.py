@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, results_path, set_folder
+from ablation import SETS, VARIANTS, results_path, separator, set_folder
 
 from tubelets.metrics.vis_diagnosis import diagnose
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     work = Path(args.work)
     print(HEADER)
-    print("|" + "---|" * HEADER.count(" | ") + "---|")
+    print(separator(HEADER))
     for set_name, _ in SETS:
         gt = json.loads((set_folder(work, args.seed, set_name) / "instances.json").read_text())
         for label, _, _ in VARIANTS:

@@ -27,7 +27,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, results_path, set_folder
+from ablation import SETS, VARIANTS, results_path, separator, set_folder
 
 from tubelets.metrics.vis_bootstrap import paired_bootstrap, video_contributions
 
@@ -61,7 +61,7 @@ def video_rows(set_name: str, gt: dict, results: dict[str, list], shown: int) ->
 
 def print_table(header: str, lines: list[str]) -> None:
     print(header)
-    print("|" + "---|" * header.count(" | ") + "---|")
+    print(separator(header))
     print("\n".join(lines), flush=True)
 
 

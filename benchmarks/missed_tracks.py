@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import pickle
 
 import numpy as np
 import torch
+from ablation import separator
 from tracker_validation import add_set_arguments, run_set, validation_sets
 
 from tubelets import masks
@@ -35,7 +35,11 @@ from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis_data import group_results, index_ground_truth
 from tubelets.metrics.vis_iou import video_iou
 from tubelets.metrics.vis_tracks import ground_truth_tracks, prediction_tracks
-from tubelets.models.loading import load_detector
+
+
+HEADER = ("| set | tracks | missed by every tracker | of those, followed in another category "
+          "| frames proposed | proposals of the right category | missed, never followed "
+          "| of those, proposed in half their frames or more |")
 
 
 @dataclasses.dataclass
@@ -124,16 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
-    checkpoint_id = load_detector(config)[1].checkpoint_id
-    print("| set | tracks | missed by every tracker | of those, followed in another category "
-          "| frames proposed | proposals of the right category | missed, never followed "
-          "| of those, proposed in half their frames or more |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(HEADER)
+    print(separator(HEADER))
     total = Missed()
     for set_name, folder in validation_sets(args):
-        results, _ = run_set(YouTubeVISDataset(str(folder)), config, folder, args.trackers.split(","))
-        proposals = pickle.loads((folder / f"proposals-{checkpoint_id}.pkl").read_bytes())
-        counts = count_set(json.loads((folder / "instances.json").read_text()), results, proposals)
+        run = run_set(YouTubeVISDataset(str(folder)), config, folder, args.trackers.split(","))
+        counts = count_set(json.loads((folder / "instances.json").read_text()), run.results, run.proposals)
         total.add(counts)
         print(counts.line(set_name), flush=True)
     print(total.line("all"))

@@ -24,6 +24,7 @@ N sets``). ``--set`` overrides go to every tracker (e.g.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pickle
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from ablation import synthesize
+from ablation import separator, synthesize
 from ablation_significance import HEADER as SIGNIFICANCE_HEADER
 from ablation_significance import rows as significance_rows
 
@@ -53,8 +54,17 @@ from tubelets.transforms.proposals import to_detections
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
 
-def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: list[str]) -> tuple[dict, dict]:
-    """``({tracker: YouTube-VIS results}, {tracker: seconds tracking})`` over the set.
+@dataclasses.dataclass
+class SetRun:
+    """The trackers' results on one set, the time each spent tracking, and the detector's proposals."""
+
+    results: dict[str, list]  # {tracker: YouTube-VIS results}
+    seconds: dict[str, float]  # {tracker: seconds tracking}
+    proposals: dict[int, list]  # {video id: [FrameDetections] per frame}
+
+
+def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: list[str]) -> SetRun:
+    """Every tracker over the set.
 
     Each video is decoded once for the detector and every tracker; the
     detector's proposals are cached per detector checkpoint under ``folder``.
@@ -77,7 +87,7 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
             seconds[name] += time.monotonic() - started
     if not cache.exists():
         cache.write_bytes(pickle.dumps(proposals))
-    return results, seconds
+    return SetRun(results, seconds, proposals)
 
 
 @torch.no_grad()
@@ -164,15 +174,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = load_config(None, args.overrides)
-    report = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    report = [HEADER, separator(HEADER)]
     significance, scored = [], []
     for set_name, folder in validation_sets(args):
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
-        results, seconds = run_set(dataset, config, folder, args.trackers.split(","))
+        run = run_set(dataset, config, folder, args.trackers.split(","))
+        results = run.results
         if args.results_dir:
             write_results(args.results_dir / folder.name, results)
         for tracker in results:
-            report.append(table_row(set_name, tracker, gt, results[tracker], seconds[tracker]))
+            report.append(table_row(set_name, tracker, gt, results[tracker], run.seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
         significance += significance_rows(set_name, gt, results, args.samples)
         scored.append((gt, results))
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         significance += significance_rows(f"all {len(scored)} sets", *pool_sets(scored), args.samples)
     print("\n".join(report))
     print()
-    print("\n".join([SIGNIFICANCE_HEADER, "|" + "---|" * SIGNIFICANCE_HEADER.count(" | ") + "---|", *significance]))
+    print("\n".join([SIGNIFICANCE_HEADER, separator(SIGNIFICANCE_HEADER), *significance]))
 
 
 if __name__ == "__main__":

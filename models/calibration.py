@@ -50,6 +50,7 @@ pipeline can log them and hand the same object to a tracker.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from typing import Iterable
 
 import numpy as np
@@ -126,23 +127,26 @@ def add_other_classes(tubelets: Iterable[Tubelet], calibrated: CalibratedProposa
         return tubelets
     scored = []
     for tubelet in tubelets:
-        totals: dict[int, float] = {}
+        totals: Counter[int] = Counter()
         for item in tubelet.frames:
-            candidates = calibrated.candidates[item.frame]
-            if not len(candidates):
-                continue
-            best: dict[int, float] = {}
-            overlaps = masks.iou_matrix([item.mask], candidates.masks)[0]
-            for index in np.flatnonzero(overlaps > calibrated.th_iou):
-                label = int(candidates.labels[index])
-                best[label] = max(best.get(label, 0.0), float(candidates.scores[index]))
-            for label, score in best.items():
-                totals[label] = totals.get(label, 0.0) + score
+            totals.update(_best_overlapping(item.mask, calibrated.candidates[item.frame], calibrated.th_iou))
         totals.pop(tubelet.category_id, None)
         ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))[:calibrated.other_classes]
         other = [(label, total / len(tubelet.frames)) for label, total in ranked if total > 0]
         scored.append(dataclasses.replace(tubelet, other_classes=other))
     return scored
+
+
+def _best_overlapping(mask: masks.JsonRle, candidates: FrameDetections, th_iou: float) -> dict[int, float]:
+    """``{label: score}``: each class's best score among the ``candidates`` overlapping ``mask`` (IoU > ``th_iou``)."""
+    best: dict[int, float] = {}
+    if not len(candidates):
+        return best
+    overlaps = masks.iou_matrix([mask], candidates.masks)[0]
+    for index in np.flatnonzero(overlaps > th_iou):
+        label = int(candidates.labels[index])
+        best[label] = max(best.get(label, 0.0), float(candidates.scores[index]))
+    return best
 
 
 def class_means(frames: Iterable[FrameDetections]) -> dict[int, float]:
