@@ -5,7 +5,9 @@
   segmentation head (:mod:`.pixel`); box/mask geometry in :mod:`.geometry`;
 * :mod:`.features`: the frozen detector's FPN as the shared backbone, per frame, bounded;
 * :mod:`.propagation`: extending reference instances forward and backward, batched per frame;
-* :mod:`.appearance`: the instance level's colour check (identity at snaps and relinks);
+* :mod:`.identity`: whether what a step would take is still the same object (colour at snaps
+  and fills, relinking a stopped extension, proposals other tubelets hold), with
+  :mod:`.appearance`'s mean colours;
 * :mod:`.data`, :mod:`.losses`, :mod:`.train`: training on a YouTube-VIS data set;
 * :mod:`.checkpoint`: tracker checkpoint files tied to their detector.
 

@@ -29,12 +29,12 @@ the heads fill is checked the same way with ``check_fill_colour``, and
 lost when its mask is of another colour. With
 ``relink_frames`` too, a forward extension that stopped continues as a new
 instance of its colour started in its search window soon after (one
-tubelet candidate; see :meth:`Propagator._relink`).
+tubelet candidate). These identity checks are :mod:`.identity`'s.
 In the backward sweep the tubelets that already hold a frame take no part in
 its assignment, so an extension whose object is hidden there would take the
 proposal of the object hiding it; a proposal another tubelet holds, when the
 two tubelets were apart from the extension's seed on, stops the direction
-instead (see :meth:`Propagator._taken_from_another_object`).
+instead (see :meth:`.identity.IdentityCheck.taken_from_another_object`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from tubelets import masks
-from tubelets.models.ipdt import appearance, geometry
+from tubelets.models.ipdt import geometry
+from tubelets.models.ipdt.identity import IdentityCheck, ImageSource
 from tubelets.models.ipdt.model import IPDT, FrameEncoding
 from tubelets.models.ipdt.pixel import reference_vectors
 from tubelets.models.ipdt.siamese import best_proposals
@@ -55,7 +56,6 @@ from tubelets.models.tubelet_merge import TubeletCandidate
 from tubelets.records import FrameDetections, TubeletFrame, VideoProposals
 
 EncodingSource = Callable[[int], FrameEncoding]
-ImageSource = Callable[[int], np.ndarray]  # frame number -> uint8 [H, W, 3] RGB frame
 
 # A predicted mask smaller than this share of the instance's last mask is an occluded remnant, not the object
 # (objects shrink by leaving the frame or the camera, a few per cent a frame, never to a tenth in one step).
@@ -150,9 +150,7 @@ class Propagator:
         if not (settings.use_instance or settings.use_pixel):
             raise ValueError("a tracker needs the instance level, the pixel level or both")
         self.model, self.settings = model, settings
-        self._apart_cache: dict[tuple[int, int], bool] = {}  # (serial, serial) -> tubelets apart since the first's seed
-        self._images: ImageSource | None = None  # the video's frames, for the colour check
-        self._proposal_colours: dict[int, np.ndarray] = {}  # frame -> its proposals' colours (both sweeps read them)
+        self.identity = IdentityCheck(settings, model.config)
         # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
         self.device = next(model.parameters()).device
 
@@ -164,8 +162,7 @@ class Propagator:
         ``images`` (the RGB frames) is needed with the colour check only.
         """
         instances: list[Instance] = []
-        self._apart_cache.clear()
-        self._images, self._proposal_colours = images, {}
+        self.identity.start_video(images)
         links: dict[int, int] = {}  # serial of a relinked instance -> serial of the one it continues
         self._sweep_forward(proposals, encodings, instances, links)
         self._sweep_backward(proposals, encodings, instances)
@@ -194,45 +191,9 @@ class Propagator:
             # extensions whose last kept frame is close enough before one of them.
             recent = [i for i in recent + started if frame - i.seed_frame <= relink]
             stopped = [i for i in stopped + halted if max(i.frames) + 1 + relink >= frame - relink]
-            links.update(self._relink(recent, stopped))
+            links.update(self.identity.relinks(recent, stopped))
             recent = [i for i in recent if i.serial not in links]
             stopped = [i for i in stopped if i.serial not in links.values()]
-
-    def _relink(self, started: list[Instance], stopped: list[Instance]) -> dict[int, int]:
-        """``{started serial: stopped serial}``: instances that continue a stopped forward extension.
-
-        A started instance can continue a stopped one whose last kept frame
-        is before its seed, at most ``relink_frames`` frames before. The
-        instance level re-identifies the object by what the snaps check and
-        the search assumes: the seed's colour is within
-        ``max_colour_distance`` of the stopped instance's seed, and its
-        centre lies in the search window the tracker would have used had it
-        gone on at the stopped instance's last velocity up to the seed's
-        frame. Pairs are assigned one to one, the closest colours first.
-        """
-        if not started or not stopped:
-            return {}
-        # From the last frame it kept (a dropped unconfirmed tail leaves its state further on).
-        last_frames = [max(old.frames) for old in stopped]
-        last = torch.stack([torch.as_tensor(old.frames[f].box, dtype=torch.float32)
-                            for old, f in zip(stopped, last_frames)])
-        gaps = (torch.tensor([new.seed_frame for new in started], dtype=torch.float32)[:, None]
-                - torch.tensor(last_frames, dtype=torch.float32)[None, :])  # [S, O]
-        velocities = torch.stack([old.velocity for old in stopped])
-        expected = geometry.shift_boxes(last[None], velocities[None] * gaps[..., None])  # [S, O, 4]
-        config = self.model.config
-        windows = geometry.search_boxes(expected.reshape(-1, 4), config.context, config.template_size,
-                                        config.search_size).reshape(expected.shape)
-        seeds = torch.stack([torch.as_tensor(new.seed.box, dtype=torch.float32) for new in started])
-        centres = geometry.box_centres_sizes(seeds)[0]
-        inside = ((centres[:, None] >= windows[..., :2]) & (centres[:, None] <= windows[..., 2:])).all(2)
-        in_time = (gaps >= 1) & (gaps - 1 <= self.settings.relink_frames)
-        distances = appearance.colour_distances(np.stack([new.colour for new in started]),
-                                                np.stack([old.colour for old in stopped]))
-        accepted = (inside & in_time).numpy() & (distances <= self.settings.max_colour_distance)
-        closeness = np.where(accepted, 1.0 / (1.0 + np.nan_to_num(distances)), 0.0)
-        rows, cols = linear_sum_assignment(closeness, maximize=True)
-        return {started[r].serial: stopped[c].serial for r, c in zip(rows.tolist(), cols.tolist()) if accepted[r, c]}
 
     def _sweep_backward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance]) -> None:
         by_seed: dict[int, list[Instance]] = {}
@@ -261,7 +222,7 @@ class Propagator:
         alive = []
         for n, instance in enumerate(active):
             instance.since_confirmed += 1
-            if n in snapped and self._taken_from_another_object(instance, snapped[n][0], holders):
+            if n in snapped and self.identity.taken_from_another_object(instance, snapped[n][0], holders):
                 self._drop_unconfirmed(instance)
                 continue
             if n in snapped:
@@ -270,7 +231,7 @@ class Propagator:
                 instance.scores.append(item.score)
                 self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
                 instance.unconfirmed, instance.since_confirmed = [], 0
-            elif self._found_by_heads(result, n, instance) and self._keeps_seed_colour(result, n, instance, frame):
+            elif self._found_by_heads(result, n, instance) and self.identity.keeps_seed_colour(result, n, instance, frame):
                 score = instance.seed.score * float(result.confidence[n])
                 item = TubeletFrame(frame, result.encoded_masks()[n], result.boxes[n].numpy().astype(np.float32), score)
                 self.found(instance, frame, item, result.masks[n].float())
@@ -297,21 +258,6 @@ class Propagator:
         smallest = MIN_AREA_RATIO * float(instance.mask.sum()) if self.settings.use_pixel else 0.0
         return float(result.confidence[n]) >= self.settings.min_confidence and area > 0 and area >= smallest
 
-    def _keeps_seed_colour(self, result: StepResult, n: int, instance: Instance, frame: int) -> bool:
-        """Whether prediction ``n`` in ``frame`` is still the seed's colour (always, unless ``check_fill_colour``).
-
-        The snaps' identity check, applied to the frames the heads fill: a
-        prediction that slid onto the background or onto an object of
-        another colour is lost there rather than kept until the guard drops
-        it. A NaN distance (an empty interior) says nothing against it.
-        """
-        if not (self.settings.checks_colour and self.settings.check_fill_colour):
-            return True
-        if result.colours is None:  # every prediction's colour at once, the first time a fill needs one
-            result.colours = appearance.mask_colours(self._image(frame), result.encoded_masks())
-        distance = appearance.colour_distances(instance.colour[None], result.colours[n][None])[0, 0]
-        return not distance > self.settings.max_colour_distance
-
     def _unconfirmed_too_long(self, instance: Instance) -> bool:
         """Stop a direction no proposal has confirmed for ``max_unconfirmed`` steps, dropping its unconfirmed tail.
 
@@ -330,38 +276,6 @@ class Propagator:
         for frame in instance.unconfirmed:
             del instance.frames[frame]
         instance.unconfirmed = []
-
-    def _taken_from_another_object(self, instance: Instance, item: TubeletFrame, holders: Sequence[Instance]) -> bool:
-        """Whether proposal ``item``, which ``instance`` would take, is held by a tubelet of another object.
-
-        A holder whose mask there overlaps the proposal (IoU > ``cover_iou``)
-        is the same object as ``instance`` only if their tubelets overlapped
-        since ``instance``'s seed (mean mask IoU over the frames both hold,
-        at least ``switch_iou``): an object re-proposed after its tubelet lost
-        it is one, an object that came out from behind the holder's is not.
-        With no shared frame nothing says they differ.
-        """
-        if self.settings.switch_iou is None:
-            return False
-        for holder in holders:
-            if holder is instance:
-                continue
-            held = holder.frames[item.frame].mask
-            if masks.iou_matrix([item.mask], [held])[0, 0] > self.settings.cover_iou and self._apart(instance, holder):
-                return True
-        return False
-
-    def _apart(self, instance: Instance, holder: Instance) -> bool:
-        """Whether the two tubelets' mean mask IoU over shared frames since ``instance``'s seed is below ``switch_iou``.
-
-        Cached: in the backward sweep neither gains a frame after that seed.
-        """
-        key = (instance.serial, holder.serial)
-        if key not in self._apart_cache:
-            shared = [f for f in instance.frames if f >= instance.seed_frame and f in holder.frames]
-            ious = [masks.iou_matrix([instance.frames[f].mask], [holder.frames[f].mask])[0, 0] for f in shared]
-            self._apart_cache[key] = bool(shared) and float(np.mean(ious)) < self.settings.switch_iou
-        return self._apart_cache[key]
 
     @staticmethod
     def found(instance: Instance, frame: int, item: TubeletFrame, mask: torch.Tensor) -> None:
@@ -390,9 +304,8 @@ class Propagator:
         overlaps = np.maximum(masks.iou_matrix(result.encoded_masks(), detections.masks),
                               masks.iou_matrix(encode_masks(result.moved), detections.masks))
         if colours is not None:
-            candidates = self._colours_of(detections)
-            # A NaN distance (an empty mask) compares False: nothing to say it differs.
-            overlaps[appearance.colour_distances(colours, candidates) > self.settings.max_colour_distance] = 0.0
+            candidates = self.identity.proposal_colours(detections)
+            overlaps[self.identity.other_colour(colours, candidates)] = 0.0
         gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
         rows, cols = linear_sum_assignment(gated, maximize=True)
         snapped = {}
@@ -417,15 +330,8 @@ class Propagator:
             taken.append(detections.masks[index])
         if not chosen:
             return []
-        colours = self._colours_of(detections)[chosen] if self.settings.checks_colour else None
+        colours = self.identity.proposal_colours(detections)[chosen] if self.settings.checks_colour else None
         return self.make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial, colours)
-
-    def _colours_of(self, detections: FrameDetections) -> np.ndarray:
-        """``[D, 3]`` colours of a frame's proposals, computed once per frame (both sweeps and the seeds read them)."""
-        if detections.frame not in self._proposal_colours:
-            image = self._image(detections.frame)
-            self._proposal_colours[detections.frame] = appearance.mask_colours(image, detections.masks)
-        return self._proposal_colours[detections.frame]
 
     def make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int,
                        colours: np.ndarray | None = None) -> list[Instance]:
@@ -442,7 +348,7 @@ class Propagator:
         vectors, valid = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), coverage,
                                            self.model.config.reference_pixels)
         if self.settings.checks_colour and colours is None:
-            colours = appearance.mask_colours(self._image(detections.frame), detections.masks)
+            colours = self.identity.colours(detections.frame, detections.masks)
         instances = []
         for n in range(count):
             seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
@@ -452,12 +358,6 @@ class Propagator:
             instance.reset()
             instances.append(instance)
         return instances
-
-    def _image(self, frame: int) -> np.ndarray:
-        """The RGB frame, for the colour check (which needs the frames given to :meth:`run`)."""
-        if self._images is None:
-            raise ValueError("the colour check (max_colour_distance) needs the video's frames: pass them to run")
-        return self._images(frame)
 
     def step(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding) -> StepResult:
         """One batched step of every instance into ``current`` (``previous``: one frame back in this direction)."""
