@@ -231,7 +231,8 @@ class Propagator:
                 instance.scores.append(item.score)
                 self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
                 instance.unconfirmed, instance.since_confirmed = [], 0
-            elif self._found_by_heads(result, n, instance) and self.identity.keeps_seed_colour(result, n, instance, frame):
+            elif (self._found_by_heads(result, n, instance)
+                  and self.identity.keeps_seed_colour(result, n, instance, frame)):
                 score = instance.seed.score * float(result.confidence[n])
                 item = TubeletFrame(frame, result.encoded_masks()[n], result.boxes[n].numpy().astype(np.float32), score)
                 self.found(instance, frame, item, result.masks[n].float())

@@ -28,8 +28,8 @@ def instance(serial, frames, colour=YELLOW, velocity=(0.0, 0.0)):
     """An instance that holds ``frames`` ``{frame: left}`` (10-pixel squares), seeded at the first."""
     held = {frame: item(frame, left) for frame, left in frames.items()}
     seed_frame = min(held)
-    made = Instance(serial, seed_frame, held[seed_frame], torch.zeros(1), (torch.zeros(1, 1), torch.ones(1, dtype=bool)),
-                    [1], [0.9], colour, held)
+    reference = (torch.zeros(1, 1), torch.ones(1, dtype=torch.bool))  # the heads' state: not read by the checks
+    made = Instance(serial, seed_frame, held[seed_frame], torch.zeros(1), reference, [1], [0.9], colour, held)
     made.reset()
     made.velocity = torch.tensor(velocity, dtype=torch.float32)
     return made
