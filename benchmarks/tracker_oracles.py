@@ -1,0 +1,197 @@
+"""What the trackers could gain at all: each oracle puts the truth in place of one of their decisions.
+
+Runs ``tracker_validation.py``'s sets and trackers with the propagator of
+``instance``, ``pixel`` and ``ipdt`` changed in one place (``--oracle``):
+
+* ``fill-masks``: each frame the heads fill takes, in its tubelet only, the
+  true mask it overlaps most (kept where it overlaps none); the tracking state
+  and decisions are unchanged, merging reads the new masks;
+* ``guard``: a direction ``max_unconfirmed`` steps unconfirmed goes on while
+  its latest fill is on its own object (the true track its seed overlaps at
+  mask IoU 0.5 or more; the fill at 0.5 or more); when it stops, only the
+  unconfirmed fills off that object are dropped;
+* ``relinks``: a relink the tracker makes is refused when the two seeds lie on
+  different true tracks, and any other stopped forward extension and new
+  instance seeded on the same true track within ``relink_frames`` are chained.
+
+It prints the table and the paired bootstrap rows of ``tracker_validation.py``
+and, per set, how often the oracle acted::
+
+    .venv/bin/python benchmarks/tracker_oracles.py --oracle guard --seed 1234 --hard-seed 1234 --videos 20
+
+Compare with ``tracker_validation.py`` on the same sets (the ``benchmarks/IPDT.md`` figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+
+import numpy as np
+import torch
+from ablation import separator
+from ablation_significance import HEADER as SIGNIFICANCE_HEADER
+from ablation_significance import rows as significance_rows
+from tracker_validation import HEADER, add_set_arguments, run_set, table_row, validation_sets
+
+from tubelets import masks
+from tubelets.config import load_config
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.models.ipdt import identity, propagation
+from tubelets.models.trackers import ipdt as dual_trackers
+from tubelets.records import TubeletFrame
+
+ORACLES = ("fill-masks", "guard", "relinks")
+MATCH_IOU = 0.5  # a seed or a fill is on a true track at this mask IoU or more
+
+
+class Truth:
+    """The set's true masks, ``{(video id, frame): {track id: RLE}}``, and the video being tracked."""
+
+    def __init__(self, dataset: YouTubeVISDataset):
+        self.masks: dict[tuple[int, int], dict[int, dict]] = {}
+        for video in dataset.videos:
+            for track in dataset.tracks(video.id):
+                for frame, rle in enumerate(track.segmentations):
+                    if rle is not None:
+                        self.masks.setdefault((video.id, frame), {})[track.id] = rle
+        self.video: int | None = None
+        self.acted: collections.Counter = collections.Counter()
+
+    def in_frame(self, frame: int) -> dict[int, dict]:
+        return self.masks.get((self.video, frame), {})
+
+    def track_of(self, instance: propagation.Instance) -> int | None:
+        """The true track the instance's seed lies on, or None."""
+        if not hasattr(instance, "oracle_track"):
+            instance.oracle_track = self.best_track(instance.seed.mask, instance.seed_frame, MATCH_IOU)
+        return instance.oracle_track
+
+    def best_track(self, rle: dict, frame: int, at_least: float) -> int | None:
+        tracks = self.in_frame(frame)
+        if not tracks:
+            return None
+        ids = list(tracks)
+        ious = masks.iou_matrix([rle], [tracks[i] for i in ids])[0]
+        return ids[int(ious.argmax())] if ious.max() >= at_least and ious.max() > 0 else None
+
+    def on_own_object(self, instance: propagation.Instance, frame: int) -> bool:
+        track = self.track_of(instance)
+        return (track is not None and frame in instance.frames
+                and self.best_track(instance.frames[frame].mask, frame, MATCH_IOU) == track)
+
+
+TRUTH: Truth | None = None  # the set being run
+
+
+class OracleIdentity(identity.IdentityCheck):
+    """Relinks by the true tracks (``--oracle relinks``)."""
+
+    def relinks(self, started, stopped):
+        own = super().relinks(started, stopped)
+        links = {new: old for new, old in own.items()
+                 if not _on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
+        TRUTH.acted["tracker's relinks refused"] += len(own) - len(links)
+        used = set(links.values())
+        for new in started:
+            if new.serial in links or TRUTH.track_of(new) is None:
+                continue
+            for old in stopped:
+                gap = new.seed_frame - max(old.frames)
+                if old.serial not in used and 1 <= gap <= self.settings.relink_frames + 1 \
+                        and TRUTH.track_of(old) == TRUTH.track_of(new):
+                    links[new.serial] = old.serial
+                    used.add(old.serial)
+                    TRUTH.acted["relinks added"] += 1
+                    break
+        return links
+
+
+class OraclePropagator(propagation.Propagator):
+    """The propagator with one decision taken by the truth (``ORACLE``)."""
+
+    ORACLE = ""
+
+    def __init__(self, model, settings):
+        super().__init__(model, settings)
+        if self.ORACLE == "relinks":
+            self.identity = OracleIdentity(settings, model.config)
+
+    def run(self, proposals, encodings, images=None):
+        TRUTH.video = proposals.meta.video_id
+        return super().run(proposals, encodings, images)
+
+    def _advance(self, active, frame, previous, detections, encodings, holders=()):
+        alive = super()._advance(active, frame, previous, detections, encodings, holders)
+        if self.ORACLE == "fill-masks":
+            for instance in active:
+                if instance.unconfirmed and instance.unconfirmed[-1] == frame and frame in instance.frames:
+                    self._true_fill(instance, frame)
+        return alive
+
+    def _true_fill(self, instance, frame: int) -> None:
+        item = instance.frames[frame]
+        track = TRUTH.best_track(item.mask, frame, 0.0)
+        TRUTH.acted["filled frames"] += 1
+        if track is not None:
+            rle = TRUTH.in_frame(frame)[track]
+            x, y, w, h = masks.bbox(rle)
+            instance.frames[frame] = TubeletFrame(frame, rle, np.array([x, y, x + w, y + h], np.float32), item.score)
+            TRUTH.acted["given the true mask"] += 1
+
+    def _unconfirmed_too_long(self, instance) -> bool:
+        if self.ORACLE != "guard":
+            return super()._unconfirmed_too_long(instance)
+        limit = self.settings.max_unconfirmed
+        if limit is None or instance.since_confirmed <= limit:
+            return False
+        if instance.unconfirmed and TRUTH.on_own_object(instance, instance.unconfirmed[-1]):
+            TRUTH.acted["went on"] += 1
+            return False
+        TRUTH.acted["stopped"] += 1
+        for frame in instance.unconfirmed:
+            if not TRUTH.on_own_object(instance, frame):
+                del instance.frames[frame]
+        instance.unconfirmed = []
+        return True
+
+
+def _by_serial(instances, serial: int):
+    return next(i for i in instances if i.serial == serial)
+
+
+def _on_different_tracks(first, second) -> bool:
+    a, b = TRUTH.track_of(first), TRUTH.track_of(second)
+    return a is not None and b is not None and a != b
+
+
+def main(argv: list[str] | None = None) -> None:
+    global TRUTH
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_set_arguments(parser, [1234], [1234], 20, "instance,ipdt")
+    parser.add_argument("--oracle", choices=ORACLES, required=True)
+    parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = load_config(None, args.overrides)
+    OraclePropagator.ORACLE = args.oracle
+    dual_trackers.Propagator = OraclePropagator  # the trackers build their propagator by this name
+    report, significance = [HEADER, separator(HEADER)], []
+    for set_name, folder in validation_sets(args):
+        dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
+        TRUTH = Truth(dataset)
+        run = run_set(dataset, config, folder, args.trackers.split(","))
+        for tracker, results in run.results.items():
+            report.append(table_row(set_name, tracker, gt, results, run.seconds[tracker]))
+        significance += significance_rows(set_name, gt, run.results, args.samples)
+        acted = ", ".join(f"{name} {count}" for name, count in sorted(TRUTH.acted.items()))
+        print(f"{set_name}, {args.oracle} oracle, over the trackers: {acted}", file=sys.stderr, flush=True)
+    print("\n".join(report))
+    print()
+    print("\n".join([SIGNIFICANCE_HEADER, separator(SIGNIFICANCE_HEADER), *significance]))
+
+
+if __name__ == "__main__":
+    main()
