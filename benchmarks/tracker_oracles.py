@@ -77,50 +77,58 @@ class Truth:
         ious = masks.iou_matrix([rle], [tracks[i] for i in ids])[0]
         return ids[int(ious.argmax())] if ious.max() >= at_least and ious.max() > 0 else None
 
+    def on_different_tracks(self, first: propagation.Instance, second: propagation.Instance) -> bool:
+        """Whether both seeds lie on true tracks, and not on the same one."""
+        a, b = self.track_of(first), self.track_of(second)
+        return a is not None and b is not None and a != b
+
     def on_own_object(self, instance: propagation.Instance, frame: int) -> bool:
         track = self.track_of(instance)
         return (track is not None and frame in instance.frames
                 and self.best_track(instance.frames[frame].mask, frame, MATCH_IOU) == track)
 
 
-TRUTH: Truth | None = None  # the set being run
-
-
 class OracleIdentity(identity.IdentityCheck):
     """Relinks by the true tracks (``--oracle relinks``)."""
 
+    def __init__(self, settings, model_config, truth: Truth):
+        super().__init__(settings, model_config)
+        self.truth = truth
+
     def relinks(self, started, stopped):
+        truth = self.truth
         own = super().relinks(started, stopped)
         links = {new: old for new, old in own.items()
-                 if not _on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
-        TRUTH.acted["tracker's relinks refused"] += len(own) - len(links)
+                 if not truth.on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
+        truth.acted["tracker's relinks refused"] += len(own) - len(links)
         used = set(links.values())
         for new in started:
-            if new.serial in links or TRUTH.track_of(new) is None:
+            if new.serial in links or truth.track_of(new) is None:
                 continue
             for old in stopped:
                 gap = new.seed_frame - max(old.frames)
                 if old.serial not in used and 1 <= gap <= self.settings.relink_frames + 1 \
-                        and TRUTH.track_of(old) == TRUTH.track_of(new):
+                        and truth.track_of(old) == truth.track_of(new):
                     links[new.serial] = old.serial
                     used.add(old.serial)
-                    TRUTH.acted["relinks added"] += 1
+                    truth.acted["relinks added"] += 1
                     break
         return links
 
 
 class OraclePropagator(propagation.Propagator):
-    """The propagator with one decision taken by the truth (``ORACLE``)."""
+    """The propagator with one decision taken by the truth: ``ORACLE`` of the set ``TRUTH`` (set by main)."""
 
-    ORACLE = ""
+    ORACLE: str = ""
+    TRUTH: Truth | None = None
 
     def __init__(self, model, settings):
         super().__init__(model, settings)
         if self.ORACLE == "relinks":
-            self.identity = OracleIdentity(settings, model.config)
+            self.identity = OracleIdentity(settings, model.config, self.TRUTH)
 
     def run(self, proposals, encodings, images=None):
-        TRUTH.video = proposals.meta.video_id
+        self.TRUTH.video = proposals.meta.video_id
         return super().run(proposals, encodings, images)
 
     def _advance(self, active, frame, previous, detections, encodings, holders=()):
@@ -132,14 +140,14 @@ class OraclePropagator(propagation.Propagator):
         return alive
 
     def _true_fill(self, instance, frame: int) -> None:
-        item = instance.frames[frame]
-        track = TRUTH.best_track(item.mask, frame, 0.0)
-        TRUTH.acted["filled frames"] += 1
+        truth, item = self.TRUTH, instance.frames[frame]
+        track = truth.best_track(item.mask, frame, 0.0)
+        truth.acted["filled frames"] += 1
         if track is not None:
-            rle = TRUTH.in_frame(frame)[track]
+            rle = truth.in_frame(frame)[track]
             x, y, w, h = masks.bbox(rle)
             instance.frames[frame] = TubeletFrame(frame, rle, np.array([x, y, x + w, y + h], np.float32), item.score)
-            TRUTH.acted["given the true mask"] += 1
+            truth.acted["given the true mask"] += 1
 
     def _unconfirmed_too_long(self, instance) -> bool:
         if self.ORACLE != "guard":
@@ -147,12 +155,13 @@ class OraclePropagator(propagation.Propagator):
         limit = self.settings.max_unconfirmed
         if limit is None or instance.since_confirmed <= limit:
             return False
-        if instance.unconfirmed and TRUTH.on_own_object(instance, instance.unconfirmed[-1]):
-            TRUTH.acted["went on"] += 1
+        truth = self.TRUTH
+        if instance.unconfirmed and truth.on_own_object(instance, instance.unconfirmed[-1]):
+            truth.acted["went on"] += 1
             return False
-        TRUTH.acted["stopped"] += 1
+        truth.acted["stopped"] += 1
         for frame in instance.unconfirmed:
-            if not TRUTH.on_own_object(instance, frame):
+            if not truth.on_own_object(instance, frame):
                 del instance.frames[frame]
         instance.unconfirmed = []
         return True
@@ -162,13 +171,7 @@ def _by_serial(instances, serial: int):
     return next(i for i in instances if i.serial == serial)
 
 
-def _on_different_tracks(first, second) -> bool:
-    a, b = TRUTH.track_of(first), TRUTH.track_of(second)
-    return a is not None and b is not None and a != b
-
-
 def main(argv: list[str] | None = None) -> None:
-    global TRUTH
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_set_arguments(parser, [1234], [1234], 20, "instance,ipdt")
     parser.add_argument("--oracle", choices=ORACLES, required=True)
@@ -181,12 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     report, significance = [HEADER, separator(HEADER)], []
     for set_name, folder in validation_sets(args):
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
-        TRUTH = Truth(dataset)
+        OraclePropagator.TRUTH = truth = Truth(dataset)
         run = run_set(dataset, config, folder, args.trackers.split(","))
         for tracker, results in run.results.items():
             report.append(table_row(set_name, tracker, gt, results, run.seconds[tracker]))
         significance += significance_rows(set_name, gt, run.results, args.samples)
-        acted = ", ".join(f"{name} {count}" for name, count in sorted(TRUTH.acted.items()))
+        acted = ", ".join(f"{name} {count}" for name, count in sorted(truth.acted.items()))
         print(f"{set_name}, {args.oracle} oracle, over the trackers: {acted}", file=sys.stderr, flush=True)
     print("\n".join(report))
     print()
