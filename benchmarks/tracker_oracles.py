@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
+import contextlib
 import sys
 
 import numpy as np
 import torch
-from ablation import separator
-from ablation_significance import HEADER as SIGNIFICANCE_HEADER
-from ablation_significance import rows as significance_rows
-from tracker_validation import HEADER, add_set_arguments, run_set, table_row, validation_sets
+from tracker_validation import add_set_arguments, compare_sets
 
 from tubelets import masks
 from tubelets.config import load_config
@@ -178,23 +175,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = load_config(None, args.overrides)
     OraclePropagator.ORACLE = args.oracle
     dual_trackers.Propagator = OraclePropagator  # the trackers build their propagator by this name
-    report, significance = [HEADER, separator(HEADER)], []
-    for set_name, folder in validation_sets(args):
-        dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
+
+    @contextlib.contextmanager
+    def with_truth(set_name: str, dataset: YouTubeVISDataset):
         OraclePropagator.TRUTH = truth = Truth(dataset)
-        run = run_set(dataset, config, folder, args.trackers.split(","))
-        for tracker, results in run.results.items():
-            report.append(table_row(set_name, tracker, gt, results, run.seconds[tracker]))
-        significance += significance_rows(set_name, gt, run.results, args.samples)
+        yield
         acted = ", ".join(f"{name} {count}" for name, count in sorted(truth.acted.items()))
         print(f"{set_name}, {args.oracle} oracle, over the trackers: {acted}", file=sys.stderr, flush=True)
-    print("\n".join(report))
-    print()
-    print("\n".join([SIGNIFICANCE_HEADER, separator(SIGNIFICANCE_HEADER), *significance]))
 
+    compare_sets(args, load_config(None, args.overrides), around_set=with_truth)
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ N sets``). ``--set`` overrides go to every tracker (e.g.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import torch
 from ablation import separator, synthesize
@@ -173,15 +174,26 @@ def main(argv: list[str] | None = None) -> None:
                         "(for ablation_significance.py --gt SET/instances.json --results TRACKER=...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = load_config(None, args.overrides)
+    compare_sets(args, load_config(None, args.overrides), args.results_dir)
+
+
+def compare_sets(args: argparse.Namespace, config: dict, results_dir: Path | None = None,
+                 around_set: Callable[[str, YouTubeVISDataset], ContextManager] | None = None) -> None:
+    """Run the trackers over each set of ``args`` and print the table and the paired bootstrap rows.
+
+    ``results_dir``: also write each set's results there (:func:`write_results`).
+    ``around_set(set name, dataset)``: a context each set's tracking runs in (what a caller sets up
+    and reports per set; ``tracker_oracles.py``).
+    """
     report = [HEADER, separator(HEADER)]
     significance, scored = [], []
     for set_name, folder in validation_sets(args):
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
-        run = run_set(dataset, config, folder, args.trackers.split(","))
+        with around_set(set_name, dataset) if around_set else contextlib.nullcontext():
+            run = run_set(dataset, config, folder, args.trackers.split(","))
         results = run.results
-        if args.results_dir:
-            write_results(args.results_dir / folder.name, results)
+        if results_dir:
+            write_results(results_dir / folder.name, results)
         for tracker in results:
             report.append(table_row(set_name, tracker, gt, results[tracker], run.seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
@@ -192,7 +204,6 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(report))
     print()
     print("\n".join([SIGNIFICANCE_HEADER, separator(SIGNIFICANCE_HEADER), *significance]))
-
 
 if __name__ == "__main__":
     main()

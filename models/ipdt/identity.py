@@ -46,10 +46,6 @@ class IdentityCheck:
         self._proposal_colours: dict[int, np.ndarray] = {}  # frame -> its proposals' colours
         self._apart_cache: dict[tuple[int, int], bool] = {}  # (serial, serial) -> tubelets apart since the first's seed
 
-    @property
-    def checks_colour(self) -> bool:
-        return self.settings.checks_colour
-
     def start_video(self, images: ImageSource | None) -> None:
         """Forget the last video; ``images`` (the RGB frames) is needed with the colour check only."""
         self._images, self._proposal_colours, self._apart_cache = images, {}, {}
@@ -78,7 +74,7 @@ class IdentityCheck:
         prediction that slid onto the background or onto an object of
         another colour is lost there rather than kept until the guard drops it.
         """
-        if not (self.checks_colour and self.settings.check_fill_colour):
+        if not (self.settings.checks_colour and self.settings.check_fill_colour):
             return True
         if result.colours is None:  # every prediction's colour at once, the first time a fill needs one
             result.colours = self.colours(frame, result.encoded_masks())
