@@ -12,12 +12,19 @@ Runs ``tracker_validation.py``'s sets and trackers with the propagator of
   unconfirmed fills off that object are dropped;
 * ``relinks``: a relink the tracker makes is refused when the two seeds lie on
   different true tracks, and any other stopped forward extension and new
-  instance seeded on the same true track within ``relink_frames`` are chained.
+  instance seeded on the same true track within ``relink_frames`` are chained;
+* ``relinks-truth``: the same chaining by the true tracks, but none of the
+  tracker's own relinks is kept (also those whose seeds lie on no true track).
+
+Oracles combine: ``--oracle fill-masks,guard,relinks`` takes all three
+decisions from the truth at once, the most the heads could add after the
+detector.
 
 It prints the table and the paired bootstrap rows of ``tracker_validation.py``
 and, per set, how often the oracle acted::
 
     .venv/bin/python benchmarks/tracker_oracles.py --oracle guard --seed 1234 --hard-seed 1234 --videos 20
+    .venv/bin/python benchmarks/tracker_oracles.py --oracle fill-masks,guard,relinks
 
 Compare with ``tracker_validation.py`` on the same sets (the ``benchmarks/IPDT.md`` figures).
 """
@@ -40,7 +47,7 @@ from tubelets.models.ipdt import identity, propagation
 from tubelets.models.trackers import ipdt as dual_trackers
 from tubelets.records import TubeletFrame
 
-ORACLES = ("fill-masks", "guard", "relinks")
+ORACLES = ("fill-masks", "guard", "relinks", "relinks-truth")
 MATCH_IOU = 0.5  # a seed or a fill is on a true track at this mask IoU or more
 
 
@@ -86,18 +93,27 @@ class Truth:
 
 
 class OracleIdentity(identity.IdentityCheck):
-    """Relinks by the true tracks (``--oracle relinks``)."""
+    """Relinks by the true tracks (``--oracle relinks``), keeping none of the tracker's own with ``keep_own`` off."""
 
-    def __init__(self, settings, model_config, truth: Truth):
+    def __init__(self, settings, model_config, truth: Truth, keep_own: bool = True):
         super().__init__(settings, model_config)
         self.truth = truth
+        self.keep_own = keep_own
+        self.refused: set[tuple[int, int]] = set()  # a refused pair stays a candidate, so count it once
+
+    def start_video(self, images) -> None:
+        super().start_video(images)
+        self.refused = set()
 
     def relinks(self, started, stopped):
         truth = self.truth
         own = super().relinks(started, stopped)
-        links = {new: old for new, old in own.items()
-                 if not truth.on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
-        truth.acted["tracker's relinks refused"] += len(own) - len(links)
+        links = {new: old for new, old in own.items() if self.keep_own
+                 and not truth.on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
+        if self.keep_own:  # without them, every pair the tracker offers again is another one: not counted
+            refused = set(own.items()) - set(links.items()) - self.refused
+            truth.acted["tracker's relinks refused"] += len(refused)
+            self.refused |= refused
         used = set(links.values())
         for new in started:
             if new.serial in links or truth.track_of(new) is None:
@@ -114,15 +130,16 @@ class OracleIdentity(identity.IdentityCheck):
 
 
 class OraclePropagator(propagation.Propagator):
-    """The propagator with one decision taken by the truth: ``ORACLE`` of the set ``TRUTH`` (set by main)."""
+    """The propagator with decisions taken by the truth: the ``ORACLES`` of the set ``TRUTH`` (set by main)."""
 
-    ORACLE: str = ""
+    ORACLES: frozenset[str] = frozenset()
     TRUTH: Truth | None = None
 
     def __init__(self, model, settings):
         super().__init__(model, settings)
-        if self.ORACLE == "relinks":
-            self.identity = OracleIdentity(settings, model.config, self.TRUTH)
+        if self.ORACLES & {"relinks", "relinks-truth"}:
+            keep_own = "relinks" in self.ORACLES
+            self.identity = OracleIdentity(settings, model.config, self.TRUTH, keep_own)
 
     def run(self, proposals, encodings, images=None):
         self.TRUTH.video = proposals.meta.video_id
@@ -130,7 +147,7 @@ class OraclePropagator(propagation.Propagator):
 
     def _advance(self, active, frame, previous, detections, encodings, holders=()):
         alive = super()._advance(active, frame, previous, detections, encodings, holders)
-        if self.ORACLE == "fill-masks":
+        if "fill-masks" in self.ORACLES:
             for instance in active:
                 if instance.unconfirmed and instance.unconfirmed[-1] == frame and frame in instance.frames:
                     self._true_fill(instance, frame)
@@ -147,7 +164,7 @@ class OraclePropagator(propagation.Propagator):
             truth.acted["given the true mask"] += 1
 
     def _unconfirmed_too_long(self, instance) -> bool:
-        if self.ORACLE != "guard":
+        if "guard" not in self.ORACLES:
             return super()._unconfirmed_too_long(instance)
         limit = self.settings.max_unconfirmed
         if limit is None or instance.since_confirmed <= limit:
@@ -168,14 +185,27 @@ def _by_serial(instances, serial: int):
     return next(i for i in instances if i.serial == serial)
 
 
+def oracle_names(text: str) -> frozenset[str]:
+    """``--oracle``'s comma-separated names, checked: known, and at most one way of relinking."""
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - set(ORACLES))
+    if unknown or not names:
+        named = ", ".join(unknown) or repr(text)
+        raise argparse.ArgumentTypeError(f"unknown oracle {named}; known: {', '.join(ORACLES)}")
+    if {"relinks", "relinks-truth"} <= names:
+        raise argparse.ArgumentTypeError("relinks and relinks-truth are two ways of relinking; name one")
+    return names
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_set_arguments(parser, [1234], [1234], 20, "instance,ipdt")
-    parser.add_argument("--oracle", choices=ORACLES, required=True)
+    parser.add_argument("--oracle", type=oracle_names, required=True,
+                        help=f"one or more of {', '.join(ORACLES)}, comma-separated")
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    OraclePropagator.ORACLE = args.oracle
+    OraclePropagator.ORACLES = args.oracle
     dual_trackers.Propagator = OraclePropagator  # the trackers build their propagator by this name
 
     @contextlib.contextmanager
@@ -183,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         OraclePropagator.TRUTH = truth = Truth(dataset)
         yield
         acted = ", ".join(f"{name} {count}" for name, count in sorted(truth.acted.items()))
-        print(f"{set_name}, {args.oracle} oracle, over the trackers: {acted}", file=sys.stderr, flush=True)
+        names = "+".join(name for name in ORACLES if name in args.oracle)
+        print(f"{set_name}, {names} oracle, over the trackers: {acted}", file=sys.stderr, flush=True)
 
     compare_sets(args, load_config(None, args.overrides), around_set=with_truth)
 
