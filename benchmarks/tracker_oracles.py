@@ -17,8 +17,8 @@ Runs ``tracker_validation.py``'s sets and trackers with the propagator of
   tracker's own relinks is kept (also those whose seeds lie on no true track).
 
 Oracles combine: ``--oracle fill-masks,guard,relinks`` takes all three
-decisions from the truth at once, the most the heads could add after the
-detector.
+decisions from the truth at once. The guard then reads the true fill masks,
+so a fill is on its own object when that is the object it overlaps most.
 
 It prints the table and the paired bootstrap rows of ``tracker_validation.py``
 and, per set, how often the oracle acted::
@@ -107,10 +107,11 @@ class OracleIdentity(identity.IdentityCheck):
 
     def relinks(self, started, stopped):
         truth = self.truth
-        own = super().relinks(started, stopped)
-        links = {new: old for new, old in own.items() if self.keep_own
-                 and not truth.on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
-        if self.keep_own:  # without them, every pair the tracker offers again is another one: not counted
+        links: dict[int, int] = {}
+        if self.keep_own:  # without them the tracker offers other pairs at every frame: nothing to count
+            own = super().relinks(started, stopped)
+            links = {new: old for new, old in own.items()
+                     if not truth.on_different_tracks(_by_serial(started, new), _by_serial(stopped, old))}
             refused = set(own.items()) - set(links.items()) - self.refused
             truth.acted["tracker's relinks refused"] += len(refused)
             self.refused |= refused
