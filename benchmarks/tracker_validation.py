@@ -18,7 +18,8 @@ About 20 minutes on 2 cores for the default 2 x 100 videos. ``--seed`` and
 ``--hard-seed`` take comma-separated lists (``--seed 90,92``); with more than
 two sets the intervals are also computed over all their videos pooled (``all
 N sets``). ``--set`` overrides go to every tracker (e.g.
-``tracker.ipdt.checkpoint=...``).
+``tracker.ipdt.checkpoint=...``); ``--set proposals.detect_every=N`` keeps the
+cached proposals of every N-th frame only, as the pipeline would detect them.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ from tubelets.models.inference import frames_to_tensors, model_device
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_ops import tubelets_to_results
-from tubelets.records import VideoMeta, VideoProposals
-from tubelets.transforms.proposals import to_detections
+from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+from tubelets.transforms.proposals import detects_frame, to_detections
 
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
@@ -81,7 +82,8 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
             proposals[video.id] = detect(detector, frames, config)
         meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
         # The same calibrated proposals for every tracker (the trackers only read them).
-        calibrated = calibrate_classes(VideoProposals(meta, proposals[video.id]), **config["calibration"])
+        seen = on_detected_frames(proposals[video.id], config["proposals"]["detect_every"])
+        calibrated = calibrate_classes(VideoProposals(meta, seen), **config["calibration"])
         for name, tracker in built.items():
             started = time.monotonic()
             results[name] += tubelets_to_results(add_other_classes(tracker.track(calibrated, frames), calibrated), meta)
@@ -89,6 +91,12 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     if not cache.exists():
         cache.write_bytes(pickle.dumps(proposals))
     return SetRun(results, seconds, proposals)
+
+
+def on_detected_frames(detections: list, detect_every: int) -> list:
+    """Every frame's cached proposals as the pipeline has them with ``proposals.detect_every``: none on skipped frames."""
+    return [item if detects_frame(item.frame, detect_every) else FrameDetections.empty(item.frame, detected=False)
+            for item in detections]
 
 
 @torch.no_grad()

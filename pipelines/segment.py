@@ -74,6 +74,7 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> R
     from tubelets.models.loading import load_detector
 
     check_output(output_url)
+    check_proposals(config["proposals"])
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
     check_tracker(config["tracker"])
     run_id = new_run_id(output_url, config)
@@ -89,6 +90,14 @@ def new_run_id(output_url: str, config: Mapping[str, Any]) -> str:
     if fs.exists(path):
         raise ConfigError(f"run folder {output_url.rstrip('/')}/{run_id} exists already: choose another run.run_id")
     return run_id
+
+
+def check_proposals(proposals: Mapping[str, Any]) -> None:
+    """``proposals.detect_every`` is a whole number of frames, 1 or more."""
+    every = proposals["detect_every"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"proposals.detect_every must be a whole number of frames, 1 or more (1: every frame), "
+                          f"got {every!r}")
 
 
 def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
@@ -131,8 +140,9 @@ def build_tracking(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
     decoded = videos | "Decode" >> beam.ParDo(
         DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"])
     ).with_outputs(META, DEAD_LETTERS, main="frames")
-    detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(spec.config))
-    proposals = (decoded[META], detections) | "GroupProposals" >> GroupProposals()
+    detect_every = spec.config["proposals"]["detect_every"]
+    detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(spec.config), detect_every)
+    proposals = (decoded[META], detections) | "GroupProposals" >> GroupProposals(detect_every)
     tracked = proposals | "Track" >> beam.ParDo(TrackVideo(spec.config))
     return {"videos": videos, "tracked": tracked, "dead_letters": decoded[DEAD_LETTERS]}
 

@@ -77,20 +77,33 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
         return "tubelets.proposals"
 
 
+def detects_frame(frame: int, detect_every: int) -> bool:
+    """Whether the detector runs on decoded frame ``frame`` (``proposals.detect_every``: the first, then every n-th)."""
+    return frame % detect_every == 0
+
+
 def _frame_detections(keyed) -> tuple[str, FrameDetections]:
     (video_key, frame), detections = keyed
     detections.frame = frame
     return video_key, detections
 
 
-class ProposeInstances(beam.PTransform):
-    """``((video key, frame), frame)`` -> ``(video key, FrameDetections)``."""
+def _detected(keyed_frame, detect_every: int) -> bool:
+    (_, frame), _ = keyed_frame
+    return detects_frame(frame, detect_every)
 
-    def __init__(self, handler: DetectorModelHandler):
+
+class ProposeInstances(beam.PTransform):
+    """``((video key, frame), frame)`` -> ``(video key, FrameDetections)`` for every ``detect_every``-th frame."""
+
+    def __init__(self, handler: DetectorModelHandler, detect_every: int = 1):
         super().__init__()
         self._handler = handler
+        self._detect_every = detect_every
 
     def expand(self, frames):
+        if self._detect_every > 1:
+            frames = frames | "EveryNthFrame" >> beam.Filter(_detected, self._detect_every)
         return (
             frames
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))

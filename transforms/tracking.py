@@ -10,16 +10,19 @@ from apache_beam.metrics import Metrics
 
 from tubelets.io.frames import VideoFrames
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+from tubelets.transforms.proposals import detects_frame
 
 LOG = logging.getLogger(__name__)
 
 
-def assemble_video(joined: tuple[str, Mapping[str, list]]) -> Iterator[VideoProposals]:
+def assemble_video(joined: tuple[str, Mapping[str, list]], detect_every: int = 1) -> Iterator[VideoProposals]:
     """``(key, {"meta": [VideoMeta], "frames": [FrameDetections...]})`` -> ``VideoProposals``.
 
     A video without meta failed to decode (its frames are orphans): nothing is
     emitted, its dead letter was written by the decoder. Frames without any
-    detection element get an empty one, so ``frames[i].frame == i`` holds.
+    detection element get an empty one, so ``frames[i].frame == i`` holds;
+    it is marked not detected where the detector skipped the frame
+    (``proposals.detect_every``).
     """
     _, grouped = joined
     metas = list(grouped["meta"])
@@ -27,19 +30,24 @@ def assemble_video(joined: tuple[str, Mapping[str, list]]) -> Iterator[VideoProp
         return
     meta: VideoMeta = metas[0]
     by_frame = {d.frame: d for d in grouped["frames"]}
-    frames = [by_frame.get(i) or FrameDetections.empty(i) for i in range(meta.length)]
+    frames = [by_frame.get(i) or FrameDetections.empty(i, detected=detects_frame(i, detect_every))
+              for i in range(meta.length)]
     yield VideoProposals(meta, frames)
 
 
 class GroupProposals(beam.PTransform):
     """Join ``(key, VideoMeta)`` and ``(key, FrameDetections)`` into ``VideoProposals``."""
 
+    def __init__(self, detect_every: int = 1):
+        super().__init__()
+        self._detect_every = detect_every
+
     def expand(self, inputs):
         metas, detections = inputs
         return (
             {"meta": metas, "frames": detections}
             | "JoinMetaAndFrames" >> beam.CoGroupByKey()
-            | "AssembleVideo" >> beam.FlatMap(assemble_video)
+            | "AssembleVideo" >> beam.FlatMap(assemble_video, self._detect_every)
         )
 
 

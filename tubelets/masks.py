@@ -67,6 +67,17 @@ def merge(rles: Iterable[JsonRle], intersect: bool = False) -> JsonRle:
     return {"size": list(merged["size"]), "counts": merged["counts"].decode("ascii")}
 
 
+def shift(rle: JsonRle, dx: int, dy: int) -> JsonRle:
+    """The mask moved ``dx`` pixels right and ``dy`` down; what leaves the frame is cut off."""
+    mask = decode(rle)
+    height, width = mask.shape
+    moved = np.zeros_like(mask)
+    if abs(dx) < width and abs(dy) < height:
+        moved[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
+            mask[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
+    return encode(moved)
+
+
 def iou_matrix(predictions: Sequence[JsonRle], targets: Sequence[JsonRle]) -> np.ndarray:
     """Pairwise mask IoU, shape ``(len(predictions), len(targets))``."""
     if not predictions or not targets:

@@ -45,19 +45,23 @@ class FrameDetections:
     scores: np.ndarray  # float32 [N], the detector's confidence (re-weighted by calibration)
     labels: np.ndarray  # int64 [N], data set category ids
     masks: list[JsonRle]  # N masks
+    # False: the detector did not run on this frame (``proposals.detect_every``), so no detection here says
+    # nothing about what is there; True and empty: it ran and found nothing.
+    detected: bool = True
 
     def __len__(self) -> int:
         return len(self.scores)
 
     @classmethod
-    def empty(cls, frame: int) -> "FrameDetections":
-        return cls(frame, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), [])
+    def empty(cls, frame: int, detected: bool = True) -> "FrameDetections":
+        return cls(frame, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), [], detected)
 
     def select(self, keep: np.ndarray) -> "FrameDetections":
         """The detections at integer indices (or boolean mask) ``keep``, in that order."""
         index = np.flatnonzero(keep) if keep.dtype == bool else np.asarray(keep, dtype=np.int64)
         return FrameDetections(
-            self.frame, self.boxes[index], self.scores[index], self.labels[index], [self.masks[i] for i in index]
+            self.frame, self.boxes[index], self.scores[index], self.labels[index], [self.masks[i] for i in index],
+            self.detected,
         )
 
 

@@ -75,7 +75,7 @@ class PropagationSettings:
     window_influence: float = 0.2  # Siamese cosine window (motion prior)
     snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
-    max_unconfirmed: int | None = None  # frames followed with no proposal confirming before a direction stops (None: no limit)
+    max_unconfirmed: int | None = None  # detected frames with no proposal confirming before a direction stops (None: off)
     # Backward: a held proposal is another object's when the two tubelets' mean mask IoU since the seed is below.
     switch_iou: float | None = None  # (None: backward extensions may take any proposal)
     # Both levels: confidence = their geometric mean (lost when either is low), not the larger of the two.
@@ -113,7 +113,7 @@ class Instance:
     velocity: torch.Tensor = None  # [2] pixels per step of the current direction
     lost: int = 0
     unconfirmed: list[int] = dataclasses.field(default_factory=list)  # frames filled since a proposal last confirmed it
-    since_confirmed: int = 0  # steps since a proposal last confirmed it (found or lost)
+    since_confirmed: int = 0  # detected frames since a proposal last confirmed it (found or lost)
 
     def reset(self) -> None:
         """Back to the reference instance, for the other direction."""
@@ -221,7 +221,8 @@ class Propagator:
         snapped = self._snap(result, detections, colours)
         alive = []
         for n, instance in enumerate(active):
-            instance.since_confirmed += 1
+            # The guard counts the frames the detector looked at: one it skipped could not have confirmed anything.
+            instance.since_confirmed += int(detections.detected)
             if n in snapped and self.identity.taken_from_another_object(instance, snapped[n][0], holders):
                 self._drop_unconfirmed(instance)
                 continue

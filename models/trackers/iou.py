@@ -14,7 +14,10 @@ matches), which carries a track across missed frames where its last mask no
 longer overlaps. Pairs below ``min_similarity`` never link. Unmatched
 detections start tracks; a track that has missed more than ``max_age``
 consecutive frames ends. Tracks with fewer than ``min_length`` frames with a
-mask are dropped at the end.
+mask are dropped at the end. With ``proposals.detect_every`` the frames the
+detector skipped neither age a track nor stay empty between two of its
+matches: they get the earlier mask moved along the way (linear interpolation of
+the centre).
 """
 
 from __future__ import annotations
@@ -62,13 +65,28 @@ class _Track:
         shift = self.velocity * (frame - self.last.frame)
         return np.asarray(self.last.box, dtype=np.float64) + np.tile(shift, 2)
 
-    def extend(self, item: TubeletFrame, label: int) -> None:
-        """Link ``item`` (a later frame) and update the velocity from the centre displacement."""
-        gap = item.frame - self.last.frame
-        self.velocity = (_centre(item.box) - _centre(self.last.box)) / gap
+    def extend(self, item: TubeletFrame, label: int, skipped: frozenset[int] = frozenset()) -> None:
+        """Link ``item`` (a later frame) and update the velocity from the centre displacement.
+
+        The frames in between that the detector skipped (``skipped``, with
+        ``proposals.detect_every``) get the last mask moved along the way;
+        frames it looked at and did not find the object in stay gaps.
+        """
+        start = self.last
+        gap = item.frame - start.frame
+        self.velocity = (_centre(item.box) - _centre(start.box)) / gap
+        self.frames += [_moved(start, item, frame) for frame in range(start.frame + 1, item.frame) if frame in skipped]
         self.frames.append(item)
         self.labels.append(label)
         self.scores.append(item.score)
+
+
+def _moved(start: TubeletFrame, end: TubeletFrame, frame: int) -> TubeletFrame:
+    """``start``'s mask and box moved toward ``end`` in proportion to the frames from ``start`` to ``frame``."""
+    step = (_centre(end.box) - _centre(start.box)) * (frame - start.frame) / (end.frame - start.frame)
+    dx, dy = (int(v) for v in np.rint(step))
+    box = (np.asarray(start.box, np.float64) + np.tile([dx, dy], 2)).astype(np.float32)
+    return TubeletFrame(frame, masks.shift(start.mask, dx, dy), box, (start.score + end.score) / 2)
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -81,7 +99,7 @@ def _centre(box: np.ndarray) -> np.ndarray:
 class IouTracker(Tracker):
     """Mask/box IoU linking with a motion prior; see the module docstring for the rule."""
 
-    max_age: int = 5  # consecutive missed (decoded) frames a track survives
+    max_age: int = 5  # consecutive missed frames a track survives (frames the detector ran on)
     min_length: int = 1  # tracks with fewer masked frames are dropped (1 keeps all: AP rewards recall)
     min_similarity: float = 0.3  # pairs below never link
     mask_weight: float = 0.5  # share of mask IoU in the similarity, the rest is box IoU
@@ -100,18 +118,25 @@ class IouTracker(Tracker):
         active: list[_Track] = []
         ended: list[_Track] = []
         serials = itertools.count()
+        # Ages count the frames the detector looked at (all of them unless proposals.detect_every skips some).
+        detected = list(itertools.accumulate(int(d.detected) for d in proposals.frames))
+        skipped = frozenset(d.frame for d in proposals.frames if not d.detected)
         for detections in proposals.frames:
-            # A track last seen at frame f has missed the frames f+1 .. frame-1.
-            alive = [t for t in active if detections.frame - t.last.frame - 1 <= self.max_age]
+            if not detections.detected:
+                continue
+            # A track last seen at frame f has missed the detected frames after f and before this one.
+            alive = [t for t in active if detected[detections.frame] - detected[t.last.frame] - 1 <= self.max_age]
             ended.extend(t for t in active if t not in alive)
-            active = alive + self._step(alive, detections, serials)
+            active = alive + self._step(alive, detections, serials, skipped)
         return self._finalize(ended + active)
 
-    def _step(self, tracks: list[_Track], detections: FrameDetections, serials: Iterator[int]) -> list[_Track]:
+    def _step(self, tracks: list[_Track], detections: FrameDetections, serials: Iterator[int],
+              skipped: frozenset[int] = frozenset()) -> list[_Track]:
         """Extend ``tracks`` with their matches in one frame; returns the tracks the rest start."""
         matched: set[int] = set()
         for track_index, detection_index in self._associate(tracks, detections):
-            tracks[track_index].extend(frame_of(detections, detection_index), int(detections.labels[detection_index]))
+            label = int(detections.labels[detection_index])
+            tracks[track_index].extend(frame_of(detections, detection_index), label, skipped)
             matched.add(detection_index)
         return [_Track.start(next(serials), detections, i) for i in range(len(detections)) if i not in matched]
 

@@ -57,6 +57,13 @@ def test_bad_tracker_settings_fail_before_any_video_is_read(config, tmp_path):
         segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
 
 
+@pytest.mark.parametrize("every", [0, -2, 1.5, "3", True])
+def test_a_bad_detect_every_fails_before_any_video_is_read(config, tmp_path, every):
+    config["proposals"]["detect_every"] = every
+    with pytest.raises(ConfigError, match="proposals.detect_every must be a whole number"):
+        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
+
+
 def test_an_existing_run_folder_is_a_config_error(config, tmp_path):
     (tmp_path / "taken").mkdir()
     config["run"]["run_id"] = "taken"
@@ -177,6 +184,23 @@ def test_two_runs_sit_side_by_side_and_the_query_sees_both(mixed_run, mixed_fold
     assert counted.to_pylist() == [{"run_id": "mixed", "videos": 3}, {"run_id": "second", "videos": 1}]
     dead = run_query(str(output), "SELECT run_id, count(*) AS n FROM dead_letters GROUP BY run_id")
     assert dead.to_pylist() == [{"run_id": "mixed", "n": 3}]
+
+
+def test_with_detect_every_the_tracker_fills_the_frames_the_detector_skipped(mixed_folder, oracle, run_flags,
+                                                                             tmp_path, capsys):
+    video = str(mixed_folder / "video_0001.mp4")
+    with oracle():
+        segment.run([video, str(tmp_path), "--run-id", "every", *run_flags])
+        segment.run([video, str(tmp_path), "--run-id", "third", *run_flags, "--set", "proposals.detect_every=3"])
+    stderr = capsys.readouterr().err
+    proposals = [int(re.search(rf"run {run}: .* (\d+) proposals", stderr).group(1)) for run in ("every", "third")]
+    assert proposals[1] < proposals[0] / 2  # the detector ran on frames 0, 3, 6, ... only
+    covered = {}
+    for run in ("every", "third"):
+        rows = tables.read_table(str(tmp_path), "tubelets", run).to_pylist()
+        covered[run] = sorted({item["frame"] for row in rows for item in row["frames"]})
+    assert any(frame % 3 for frame in covered["third"])
+    assert covered["third"] == covered["every"]  # the objects are followed through every decoded frame
 
 
 @pytest.mark.slow

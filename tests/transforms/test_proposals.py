@@ -7,7 +7,7 @@ from apache_beam.testing.util import assert_that
 
 from tubelets import masks
 from tubelets.records import FrameDetections
-from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances, to_detections
+from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances, detects_frame, to_detections
 
 HEIGHT, WIDTH = 48, 64
 
@@ -113,3 +113,19 @@ def test_propose_instances_keeps_video_and_frame_through_the_batching(pipeline):
 
     with pipeline as p:
         assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler()), check)
+
+
+def test_propose_instances_with_detect_every_runs_the_detector_on_every_nth_frame_only(pipeline):
+    frames = [((video, t), np.full((2, 2, 3), 10 * k + t, np.uint8)) for k, video in enumerate("ab") for t in range(7)]
+
+    def check(outputs):
+        found = sorted((key, d.frame, int(d.labels[0])) for key, d in outputs)
+        assert found == [(video, t, 10 * k + t) for k, video in enumerate("ab") for t in (0, 3, 6)]
+
+    with pipeline as p:
+        assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler(), detect_every=3), check)
+
+
+def test_detects_frame_is_the_first_frame_then_every_nth():
+    assert [t for t in range(8) if detects_frame(t, 3)] == [0, 3, 6]
+    assert [t for t in range(3) if detects_frame(t, 1)] == [0, 1, 2]

@@ -29,6 +29,14 @@ def test_frames_without_detections_are_filled_with_empty_ones_in_order(square_de
     assert video.frames[0].boxes.shape == (0, 4)
 
 
+def test_frames_the_detector_skipped_are_marked_not_detected(square_detections):
+    found = [square_detections(0, [(1, 1, 1, 0.9)]), square_detections(3, [])]
+    (video,) = assemble_video(("a", {"meta": [meta("a", 5)], "frames": found}), detect_every=3)
+    assert [len(d) for d in video.frames] == [1, 0, 0, 0, 0]
+    # Frame 3 was looked at and held nothing; 1, 2 and 4 were not looked at.
+    assert [d.detected for d in video.frames] == [True, False, False, True, False]
+
+
 def test_group_proposals_joins_meta_and_frames_and_drops_orphans(pipeline, square_detections):
     metas = [("a", meta("a", 3)), ("b", meta("b", 2))]
     found = [("a", square_detections(2, [(1, 1, 1, 0.9)])), ("a", square_detections(0, [(2, 2, 1, 0.9)])),

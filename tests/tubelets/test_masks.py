@@ -47,3 +47,16 @@ def test_empty_mask_and_bad_shape():
     assert masks.area(rle) == 0 and masks.bbox(rle) == [0.0, 0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="2-D"):
         masks.encode(np.zeros((2, 3, 4), bool))
+
+
+def test_shift_moves_the_mask_and_cuts_off_what_leaves_the_frame():
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:3, 5:8] = 1
+    moved = masks.decode(masks.shift(masks.encode(mask), 2, 1))
+    expected = np.zeros_like(mask)
+    expected[2:4, 7:8] = 1
+    np.testing.assert_array_equal(moved, expected)
+    back = np.zeros_like(mask)
+    back[0:2, 0:3] = 1
+    np.testing.assert_array_equal(masks.decode(masks.shift(masks.encode(mask), -5, -1)), back)
+    assert masks.area(masks.shift(masks.encode(mask), 8, 0)) == 0

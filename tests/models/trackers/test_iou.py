@@ -2,10 +2,12 @@ import dataclasses
 
 import pytest
 
+from tubelets import masks
 from tubelets.config import load_config
 from tubelets.errors import ConfigError
 from tubelets.models.trackers import build_tracker
 from tubelets.models.trackers.iou import IouTracker
+from tubelets.records import FrameDetections, VideoProposals
 
 
 def _boxes(tubelet):
@@ -39,6 +41,27 @@ def test_a_gap_up_to_max_age_is_bridged_and_a_longer_one_ends_the_track(make_vid
     assert _boxes(tubelets[0]) == [(t, 2 + 3 * t, 5) for t in (0, 1, 2, 3, 7, 8, 9, 10, 11)]
     assert [t.score for t in tubelets] == pytest.approx([0.9, 0.8, 0.8])
     assert [len(t.frames) for t in IouTracker(max_age=4).track(_gap_video(make_video))] == [9, 8]
+
+
+def test_ages_count_only_the_frames_the_detector_ran_on(make_video):
+    # A square moving right 1 px a frame, detected on every 4th frame (proposals.detect_every 4).
+    video = make_video([[(2 + t, 5, 1, 0.9)] if t % 4 == 0 else [] for t in range(13)])
+    skipped = [d if d.frame % 4 == 0 else FrameDetections.empty(d.frame, detected=False) for d in video.frames]
+    (linked,) = IouTracker(max_age=1).track(VideoProposals(video.meta, skipped))
+    # The skipped frames between two matches get the earlier mask moved along the way.
+    assert _boxes(linked) == [(t, 2 + t, 5) for t in range(13)]
+    assert [masks.bbox(item.mask) for item in linked.frames] == [[2 + t, 5, 10, 10] for t in range(13)]
+    assert linked.score == pytest.approx(0.9)
+    # Three empty frames the detector did look at are three misses: more than max_age ends the track.
+    assert [len(t.frames) for t in IouTracker(max_age=1).track(video)] == [1, 1, 1, 1]
+
+
+def test_frames_the_detector_looked_at_stay_gaps_and_none_is_filled_after_the_last_match(make_video):
+    # Detected on frames 0, 3 and 6; frame 3 was looked at and held nothing; frames 7-8 come after the last match.
+    video = make_video([[(2 + t // 2, 5, 1, 0.9)] if t in (0, 6) else [] for t in range(9)])
+    skipped = [d if d.frame in (0, 3, 6) else FrameDetections.empty(d.frame, detected=False) for d in video.frames]
+    (linked,) = IouTracker(max_age=1).track(VideoProposals(video.meta, skipped))
+    assert [item.frame for item in linked.frames] == [0, 1, 2, 4, 5, 6]
 
 
 def test_crossing_objects_keep_their_identity(make_video):
