@@ -22,6 +22,8 @@ is sharper than the stride-4 one, and the snap re-anchors the instance (see
 has confirmed for ``max_unconfirmed`` steps stops, and the frames it filled
 since the last confirmation are dropped: the heads stay confident on a
 look-alike they drifted onto, so the detector is the check against drift.
+With ``proposals.detect_every`` it stops at the next frame the detector ran
+on, which may yet confirm it.
 With ``max_colour_distance`` set, the instance level also checks a
 proposal's identity by colour before a snap (:mod:`.appearance`): the
 discriminator cannot tell an instance from a neighbour it touches; a frame
@@ -75,7 +77,8 @@ class PropagationSettings:
     window_influence: float = 0.2  # Siamese cosine window (motion prior)
     snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
     cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
-    max_unconfirmed: int | None = None  # detected frames with no proposal confirming before a direction stops (None: off)
+    # Steps with no proposal confirming before a direction stops, at the next frame the detector ran on (None: off).
+    max_unconfirmed: int | None = None
     # Backward: a held proposal is another object's when the two tubelets' mean mask IoU since the seed is below.
     switch_iou: float | None = None  # (None: backward extensions may take any proposal)
     # Both levels: confidence = their geometric mean (lost when either is low), not the larger of the two.
@@ -113,7 +116,7 @@ class Instance:
     velocity: torch.Tensor = None  # [2] pixels per step of the current direction
     lost: int = 0
     unconfirmed: list[int] = dataclasses.field(default_factory=list)  # frames filled since a proposal last confirmed it
-    since_confirmed: int = 0  # detected frames since a proposal last confirmed it (found or lost)
+    since_confirmed: int = 0  # steps since a proposal last confirmed it (found or lost)
 
     def reset(self) -> None:
         """Back to the reference instance, for the other direction."""
@@ -221,8 +224,7 @@ class Propagator:
         snapped = self._snap(result, detections, colours)
         alive = []
         for n, instance in enumerate(active):
-            # The guard counts the frames the detector looked at: one it skipped could not have confirmed anything.
-            instance.since_confirmed += int(detections.detected)
+            instance.since_confirmed += 1
             if n in snapped and self.identity.taken_from_another_object(instance, snapped[n][0], holders):
                 self._drop_unconfirmed(instance)
                 continue
@@ -240,7 +242,8 @@ class Propagator:
                 instance.unconfirmed.append(frame)
             else:
                 instance.lost += 1  # the search goes on around the extrapolated position (see step)
-            if self._unconfirmed_too_long(instance):
+            # The guard judges where the detector looked: a frame it skipped could not have confirmed anything.
+            if detections.detected and self._unconfirmed_too_long(instance):
                 continue
             if instance.lost <= self.settings.max_lost:
                 alive.append(instance)

@@ -110,17 +110,18 @@ def test_a_direction_no_proposal_confirms_stops_and_drops_its_unconfirmed_tail(m
         InstanceTracker(checkpoint=None, max_unconfirmed=-1)
 
 
-def test_the_guard_counts_only_the_frames_the_detector_ran_on(models):
-    path = lambda t: [(4 + 3 * t, 10)]  # noqa: E731
-    placed = [[], [], [(10, 10, 1, 0.9)], [], [], [], [], [], []]  # one proposal, on frame 2
-    video, frames = proposals_with(placed), frames_with(path, 9)
+def test_the_guard_stops_a_direction_only_where_the_detector_looked(models):
+    placed = [[(20, 10, 1, 0.9)] if t in (0, 5) else [] for t in range(10)]  # proposed on frames 0 and 5
+    video, frames = proposals_with(placed), frames_with(lambda t: [(20, 10)], 10)
     tracker = InstanceTracker.with_models(*models, min_confidence=0.0, max_unconfirmed=3)
-    # The detector looked at every frame and found nothing after frame 2: frame 6 is the 4th unconfirmed one.
-    assert [[f.frame for f in t.frames] for t in tracker.track(video, frames)] == [[0, 1, 2]]
-    # It looked at the even frames only (proposals.detect_every 2): frames 4, 6 and 8 are 3 unconfirmed ones.
-    every_other = [d if d.frame % 2 == 0 else FrameDetections.empty(d.frame, detected=False) for d in video.frames]
-    skipped = VideoProposals(video.meta, every_other)
-    assert [[f.frame for f in t.frames] for t in tracker.track(skipped, frames)] == [list(range(9))]
+    # The detector looked at every frame: each direction stops at its 4th unconfirmed step, dropping its tail.
+    assert sorted([f.frame for f in t.frames] for t in tracker.track(video, frames)) == [[0], [5]]
+    # It looked at frames 0 and 5 only (proposals.detect_every 5). The untrained heads do not meet frame 5's
+    # proposal, so the first direction stops there; the second, backward from 5, stops at frame 0, where the
+    # detector looked; forward, frames 6-9 are 4 unconfirmed steps, but the detector never looked again.
+    seen = [d if d.frame % 5 == 0 else FrameDetections.empty(d.frame, detected=False) for d in video.frames]
+    tubelets = tracker.track(VideoProposals(video.meta, seen), frames)
+    assert sorted([f.frame for f in t.frames] for t in tubelets) == [[0], [5, 6, 7, 8, 9]]
 
 
 def test_a_backward_extension_stops_at_the_object_its_own_came_out_from_behind(models):
