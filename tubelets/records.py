@@ -45,8 +45,8 @@ class FrameDetections:
     scores: np.ndarray  # float32 [N], the detector's confidence (re-weighted by calibration)
     labels: np.ndarray  # int64 [N], data set category ids
     masks: list[JsonRle]  # N masks
-    # False: the detector did not run on this frame (``proposals.detect_every``), so no detection here says
-    # nothing about what is there; True and empty: it ran and found nothing.
+    # False: the detector skipped this frame (``proposals.detect_every``), so its being empty tells nothing about
+    # what is there. True and empty: the detector ran and found nothing.
     detected: bool = True
 
     def __len__(self) -> int:
