@@ -4,9 +4,11 @@
    and a Beam pipeline that only decodes (MatchInputs -> DecodeVideo -> count).
 2. proposals: a bare torch loop over the detector at the pipeline's batch size,
    and the same frames through ``RunInference`` with our model handler.
-3. end to end: ``tubelets evaluate`` frames/s on a Shapes-VIS set.
+3. end to end: ``tubelets evaluate`` frames/s on a Shapes-VIS set, and with
+   ``--detect-every N`` also with the detector on every N-th frame only
+   (``proposals.detect_every``), its ratio against the run with every frame.
 
-Usage: python benchmarks/pipeline_bench.py [--videos 20] [--seed 1234] [--work /tmp/tubelets-bench]
+Usage: python benchmarks/pipeline_bench.py [--videos 20] [--seed 1234] [--work /tmp/tubelets-bench] [--detect-every 3]
 Prints one table; ratios are pipeline time / bare time (1.00 = no overhead).
 """
 
@@ -86,6 +88,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default="/tmp/tubelets-bench")
     parser.add_argument("--config", default=None)
     parser.add_argument("--stages", default="decode,proposals,evaluate", help="comma-separated subset to run")
+    parser.add_argument("--detect-every", type=int, default=1,
+                        help="also time evaluate with proposals.detect_every=N (N > 1)")
     args = parser.parse_args(argv)
     dataset = f"{args.work}/shapes-{args.seed}-{args.videos}"
     generate_dataset(dataset, videos=args.videos, seed=args.seed)
@@ -98,10 +102,24 @@ def main(argv=None) -> None:
     if "proposals" in stages:
         rows += proposal_rows(frames, config)
     if "evaluate" in stages:
-        extra = ["--config", args.config] if args.config else []
-        t_eval, _ = timed(lambda: evaluate.run([dataset, f"{args.work}/out", "--direct_num_workers=2", *extra]))
-        rows.append(("evaluate end to end (2 workers)", len(frames), t_eval, float("nan")))
+        rows += evaluate_rows(dataset, args.work, len(frames), args.config, args.detect_every)
     print_rows(rows)
+
+
+def evaluate_rows(dataset: str, work: str, count: int, config_name: str | None, detect_every: int) -> list[tuple]:
+    """``tubelets evaluate`` end to end; with ``detect_every`` > 1 also with the detector on every N-th frame."""
+    extra = ["--config", config_name] if config_name else []
+
+    def seconds(every: int) -> float:
+        flags = ["--direct_num_workers=2", "--set", f"proposals.detect_every={every}", *extra]
+        return timed(lambda: evaluate.run([dataset, f"{work}/out", *flags]))[0]
+
+    t_every = seconds(1)
+    rows = [("evaluate end to end (2 workers)", count, t_every, 1.0)]
+    if detect_every > 1:
+        t_sparse = seconds(detect_every)
+        rows.append((f"evaluate, proposals.detect_every={detect_every}", count, t_sparse, t_sparse / t_every))
+    return rows
 
 
 def decode_rows(urls: list[str], dataset: str) -> list[tuple]:
