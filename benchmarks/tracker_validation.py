@@ -50,8 +50,9 @@ from tubelets.models.inference import frames_to_tensors, model_device
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_ops import tubelets_to_results
-from tubelets.records import FrameDetections, VideoMeta, VideoProposals
+from tubelets.records import VideoMeta
 from tubelets.transforms.proposals import detects_frame, to_detections
+from tubelets.transforms.tracking import assemble_video
 
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
@@ -81,9 +82,12 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
         if video.id not in proposals:
             proposals[video.id] = detect(detector, frames, config)
         meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
-        # The same calibrated proposals for every tracker (the trackers only read them).
-        seen = on_detected_frames(proposals[video.id], config["proposals"]["detect_every"])
-        calibrated = calibrate_classes(VideoProposals(meta, seen), **config["calibration"])
+        # The same calibrated proposals for every tracker (the trackers only read them), of the frames the
+        # pipeline would detect, assembled as its GroupProposals does.
+        every = config["proposals"]["detect_every"]
+        seen = [item for item in proposals[video.id] if detects_frame(item.frame, every)]
+        (assembled,) = assemble_video((video.name, {"meta": [meta], "frames": seen}), every)
+        calibrated = calibrate_classes(assembled, **config["calibration"])
         for name, tracker in built.items():
             started = time.monotonic()
             results[name] += tubelets_to_results(add_other_classes(tracker.track(calibrated, frames), calibrated), meta)
@@ -91,12 +95,6 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     if not cache.exists():
         cache.write_bytes(pickle.dumps(proposals))
     return SetRun(results, seconds, proposals)
-
-
-def on_detected_frames(detections: list, detect_every: int) -> list:
-    """Every frame's cached proposals as the pipeline has them with ``proposals.detect_every``: none on skipped frames."""
-    return [item if detects_frame(item.frame, detect_every) else FrameDetections.empty(item.frame, detected=False)
-            for item in detections]
 
 
 @torch.no_grad()

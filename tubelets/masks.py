@@ -67,15 +67,20 @@ def merge(rles: Iterable[JsonRle], intersect: bool = False) -> JsonRle:
     return {"size": list(merged["size"]), "counts": merged["counts"].decode("ascii")}
 
 
-def shift(rle: JsonRle, dx: int, dy: int) -> JsonRle:
-    """The mask moved ``dx`` pixels right and ``dy`` down; what leaves the frame is cut off."""
-    mask = decode(rle)
+def shift_mask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``mask`` (an array) moved by ``dy`` rows and ``dx`` columns; pixels moved out are lost."""
     height, width = mask.shape
-    moved = np.zeros_like(mask)
-    if abs(dx) < width and abs(dy) < height:
-        moved[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
-            mask[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
-    return encode(moved)
+    out = np.zeros_like(mask)
+    if abs(dy) >= height or abs(dx) >= width:
+        return out
+    out[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+        mask[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+    return out
+
+
+def shift(rle: JsonRle, dx: int, dy: int) -> JsonRle:
+    """The mask moved ``dx`` pixels right and ``dy`` down (x first, as in boxes); what leaves the frame is cut off."""
+    return encode(shift_mask(decode(rle), dy, dx))
 
 
 def iou_matrix(predictions: Sequence[JsonRle], targets: Sequence[JsonRle]) -> np.ndarray:

@@ -65,7 +65,7 @@ class _Track:
         shift = self.velocity * (frame - self.last.frame)
         return np.asarray(self.last.box, dtype=np.float64) + np.tile(shift, 2)
 
-    def extend(self, item: TubeletFrame, label: int, skipped: frozenset[int] = frozenset()) -> None:
+    def extend(self, item: TubeletFrame, label: int, skipped: frozenset[int]) -> None:
         """Link ``item`` (a later frame) and update the velocity from the centre displacement.
 
         The frames in between that the detector skipped (``skipped``, with
@@ -131,7 +131,7 @@ class IouTracker(Tracker):
         return self._finalize(ended + active)
 
     def _step(self, tracks: list[_Track], detections: FrameDetections, serials: Iterator[int],
-              skipped: frozenset[int] = frozenset()) -> list[_Track]:
+              skipped: frozenset[int]) -> list[_Track]:
         """Extend ``tracks`` with their matches in one frame; returns the tracks the rest start."""
         matched: set[int] = set()
         for track_index, detection_index in self._associate(tracks, detections):

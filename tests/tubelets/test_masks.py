@@ -49,6 +49,14 @@ def test_empty_mask_and_bad_shape():
         masks.encode(np.zeros((2, 3, 4), bool))
 
 
+def test_shift_mask_moves_and_clips():
+    mask = np.zeros((4, 5), bool)
+    mask[0, 0] = mask[3, 4] = True
+    moved = masks.shift_mask(mask, 1, 1)
+    assert moved[1, 1] and moved.sum() == 1
+    assert not masks.shift_mask(mask, 9, 0).any()
+
+
 def test_shift_moves_the_mask_and_cuts_off_what_leaves_the_frame():
     mask = np.zeros((6, 8), np.uint8)
     mask[1:3, 5:8] = 1

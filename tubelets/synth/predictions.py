@@ -181,22 +181,11 @@ def _jitter_track(rng, gt_masks: list, knobs: dict, noise: int) -> list:
             out.append(None)
             continue
         wobble = rng.integers(-1, 2, size=2) if knobs["max_shift"] else 0
-        mask = shift_mask(mask, *(shift + wobble))
+        mask = masks.shift_mask(mask, *(shift + wobble))
         if rng.random() < knobs["morph_rate"]:
             morph = ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion
             mask = morph(mask, iterations=int(rng.integers(1, 1 + noise)))
         out.append(mask)
-    return out
-
-
-def shift_mask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``mask`` moved by ``dy`` rows and ``dx`` columns; pixels moved out are lost."""
-    height, width = mask.shape
-    out = np.zeros_like(mask)
-    if abs(dy) >= height or abs(dx) >= width:
-        return out
-    out[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
-        mask[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
     return out
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tubelets import masks
 from tubelets.metrics.vis import evaluate
-from tubelets.synth.predictions import noisy_predictions, random_gt, shift_mask, uncompressed_rle
+from tubelets.synth.predictions import noisy_predictions, random_gt, uncompressed_rle
 
 # Every knob off: one exact prediction per ground-truth track.
 EXACT = dict(miss_rate=0.0, wrong_class_rate=0.0, frame_drop_rate=0.0, extra_frame_rate=0.0, max_shift=0,
@@ -85,10 +85,3 @@ def test_uncompressed_rle_round_trips():
         assert all(isinstance(c, int) for c in rle["counts"])
         np.testing.assert_array_equal(masks.decode(rle), mask.astype(np.uint8))
 
-
-def test_shift_mask_moves_and_clips():
-    mask = np.zeros((4, 5), bool)
-    mask[0, 0] = mask[3, 4] = True
-    moved = shift_mask(mask, 1, 1)
-    assert moved[1, 1] and moved.sum() == 1
-    assert not shift_mask(mask, 9, 0).any()
