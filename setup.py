@@ -54,6 +54,8 @@ setup(
         "duckdb>=1.0",
         "scipy>=1.10",
         "pyyaml>=6",
+        "pydantic>=2.5",
+        "psutil>=5.9",  # ends the local runner's worker processes when a run is interrupted
         "pillow>=10",
         "tqdm>=4.60",
     ],

@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tubelets import runs
 from tubelets.tables import read_table
 
 VARIANTS = [  # (row label, tracker, extra overrides)
@@ -71,10 +72,13 @@ def results_path(work: Path, set_name: str, label: str) -> Path:
 
 
 def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str]) -> dict:
-    """The overall metrics row of one ``tubelets evaluate`` run (run only if its folder is absent)."""
-    if not (output / run_id).exists():
+    """The overall metrics row of one ``tubelets evaluate`` run (run only if it is not complete; an
+    interrupted one is resumed)."""
+    status = (runs.read_manifest(str(output), run_id) or {}).get("status")
+    if status != runs.COMPLETE:
         sets = [arg for override in overrides for arg in ("--set", override)]
-        command = [*TUBELETS, "evaluate", str(dataset), str(output), "--tracker", tracker, "--run-id", run_id,
+        name = ["--resume", run_id] if status in (runs.FAILED, runs.INTERRUPTED) else ["--run-id", run_id]
+        command = [*TUBELETS, "evaluate", str(dataset), str(output), "--tracker", tracker, *name,
                    *sets, "--direct_num_workers=2"]
         started = time.monotonic()
         subprocess.run(command, check=True)

@@ -78,6 +78,40 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def check_devices(config: Mapping[str, Any]) -> None:
+    """Every device key the run uses names a device torch sees here; else a one-line ``ConfigError``.
+
+    A ``vis`` run uses ``detector.device`` and its tracker's ``tracker.<name>.device`` (when that tracker has one);
+    a ``vos`` or ``point`` run uses ``vos.device`` (its detector comes with the tracker checkpoint). Checked before
+    the pipeline starts: a missing GPU otherwise fails inside a Beam worker, once per video.
+    """
+    if config["run"]["task"] == "vis":
+        name = config["tracker"]["name"]
+        tracker = config["tracker"].get(name)
+        keys = [("detector.device", config["detector"].get("device"))]
+        if isinstance(tracker, Mapping) and "device" in tracker:
+            keys.append((f"tracker.{name}.device", tracker["device"]))
+    else:
+        keys = [("vos.device", config["vos"].get("device"))]
+    for key, device in keys:
+        missing = _missing_device(device)
+        if missing:
+            raise ConfigError(f"config {key} is {device!r}, but {missing}: set {key} to auto (the GPU when there is "
+                              f"one) or cpu")
+
+
+def _missing_device(device: Any) -> str | None:
+    """Why ``device`` is not on this machine, or None when it is (``auto`` and the CPU always are)."""
+    if not isinstance(device, str) or not device.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA GPU on this machine"
+    index, count = torch.device(device).index, torch.cuda.device_count()
+    if index is not None and index >= count:
+        return f"torch sees {count} CUDA GPU(s) here (cuda:0 to cuda:{count - 1})"
+    return None
+
+
 def load_detector(cfg: Mapping[str, Any]) -> tuple[MaskRCNN, CheckpointInfo]:
     """The detector of ``cfg["detector"]`` with its checkpoint loaded, in eval mode on ``detector.device``."""
     detector_cfg = cfg["detector"]

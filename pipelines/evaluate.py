@@ -11,11 +11,14 @@ import sys
 from typing import Any, Mapping, Optional, Sequence
 
 import apache_beam as beam
+import fsspec
+import pyarrow.parquet as pq
 
 from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.pipelines.segment import RunSpec, build_pipeline as build_segment, prepare_run
-from tubelets.tables import read_table
+from tubelets.runs import inputs_with_files, stem_of_file
+from tubelets.tables import read_table, table_folder
 from tubelets.transforms.evaluation import ScoreVideos, headline
 from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
 from tubelets.transforms.outputs import WriteResultsFile, WriteTable
@@ -47,12 +50,16 @@ def check_every_frame(config: Mapping[str, Any]) -> None:
 
 def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
     """The segment graph plus results.json and the metrics table. Graph only."""
-    from tubelets.models.tubelet_ops import tubelets_to_results
+    from tubelets.models.tubelet_ops import results_from_rows
 
     check_every_frame(spec.config)
     dataset = check_dataset(spec.input_url)
     outputs = build_segment(p, spec)
-    entries = outputs["tracked"] | "ResultEntries" >> beam.FlatMap(lambda mt: tubelets_to_results(mt[1], mt[0]))
+    video_rows = outputs["rows"]
+    if spec.done:  # a resumed run scores the videos it finished before from the rows it wrote then
+        earlier = p | "FinishedFiles" >> beam.Create(finished_tubelet_files(spec))
+        video_rows = (video_rows, earlier | "ReadFinished" >> beam.Map(read_rows)) | "AllVideoRows" >> beam.Flatten()
+    entries = video_rows | "ResultEntries" >> beam.FlatMap(lambda named_rows: results_from_rows(named_rows[1]))
     entries | "WriteResults" >> WriteResultsFile(f"{spec.run_url}/results.json")
     by_video = entries | "ByVideoId" >> beam.Map(lambda e: (e["video_id"], e)) | "GroupEntries" >> beam.GroupByKey()
     video_ids = outputs["videos"] | "VideoIds" >> beam.Map(lambda v: (v.video_id, v.key))
@@ -68,6 +75,19 @@ def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
     return {**outputs, "metrics": rows}
 
 
+def finished_tubelet_files(spec: RunSpec) -> list[str]:
+    """URLs of the tubelets files of the videos a resumed run finished before."""
+    folder = table_folder(spec.output_url, spec.run_id, "tubelets")
+    with_tubelets = inputs_with_files(spec.output_url, spec.run_id, "tubelets")
+    return [f"{folder}/{stem}.parquet" for stem in sorted(spec.done & with_tubelets)]
+
+
+def read_rows(url: str) -> tuple[str, list[dict]]:
+    """``(stem, rows)`` of one per-video tubelets file."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return stem_of_file(path), pq.read_table(path, filesystem=fs).to_pylist()
+
+
 def _add_source(parser) -> None:
     parser.add_argument("--source", choices=("video", "jpeg"), default=None,
                         help="decode videos/<name>.mp4 or read JPEGImages/ frames (io.source)")
@@ -75,7 +95,8 @@ def _add_source(parser) -> None:
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None):
     """Parse ``evaluate`` arguments, run the pipeline, print the headline metrics; returns the run's spec."""
-    from tubelets.pipelines.runner import parse_run_arguments, run_to_end
+    from tubelets.pipelines.lifecycle import execute
+    from tubelets.pipelines.runner import parse_run_arguments
 
     args, config, options = parse_run_arguments("evaluate", argv, extend=_add_source)
     if config["run"]["task"] != "vis":
@@ -84,9 +105,12 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
         return run_vos(args, config, options, evaluate=True, test_pipeline=test_pipeline)
     check_every_frame(config)
     check_dataset(args.input)
-    spec = prepare_run(args.input, args.output, config)
-    run_to_end(spec, options, build_pipeline, test_pipeline)
+    resume = args.resume is not None
+    spec = prepare_run(args.input, args.output, config, resume=resume)
+    spec, outcome = execute(spec, options, build_pipeline, "evaluate", args.argv, args.max_failed, resume=resume,
+                            test_pipeline=test_pipeline)
     rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
     print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
     print(f"results: {spec.run_url}/results.json", file=sys.stderr)
+    outcome.check()
     return spec

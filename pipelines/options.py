@@ -2,15 +2,21 @@
 
 Recent Beam, given no runner, first tries to download the Prism runner binary;
 a tubelets run names ``DirectRunner`` unless the user names another, in
-multi-process mode so that a laptop's cores all work.
+multi-process mode so that a laptop's cores all work. Beam drops a flag that no
+options class knows with a log line only ("Discarding unparseable args"), so a
+mistyped flag is refused here instead, with the closest known one.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import os
 from typing import Optional, Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
+
+from tubelets.errors import ConfigError
 
 DIRECT_RUNNER_NAMES = ("directrunner", "direct")
 
@@ -48,9 +54,68 @@ def with_default_runner(beam_args: Sequence[str]) -> list[str]:
     return args
 
 
-def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-    """Options for ``beam.Pipeline``, with the runner always named."""
+def pipeline_options(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> PipelineOptions:
+    """Options for ``beam.Pipeline``, with the runner always named; an unknown flag is a ``ConfigError``.
+
+    ``own_flags`` (the command's own flags, e.g. ``--run-id``) are only suggested for a mistyped one.
+    """
+    check_beam_args(beam_args, own_flags)
     return PipelineOptions(with_default_runner(beam_args))
+
+
+def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> None:
+    """Refuse every ``--flag`` (``--flag=value`` or ``--flag value``) that no Beam options class defines.
+
+    The message, one line, names each unknown flag with the closest of ``own_flags`` and Beam's flags.
+    """
+    known = beam_flags(_option_value(beam_args, "runner"))
+    unknown = []
+    for arg in beam_args:
+        if arg == "--":  # argparse: what follows is positional
+            break
+        # Only "--" words are flags: a value of "--flag value" is the next word, never one of them.
+        if arg.startswith("--") and arg.split("=", 1)[0] not in known:
+            unknown.append(arg.split("=", 1)[0])
+    if not unknown:
+        return
+    candidates = sorted(known | set(own_flags))
+    hints = {flag: difflib.get_close_matches(flag, candidates, n=1) for flag in dict.fromkeys(unknown)}
+    if len(hints) == 1:
+        ((flag, close),) = hints.items()
+        raise ConfigError(f"unknown option {flag}" + (f"; did you mean {close[0]}?" if close else ""))
+    listed = (flag + (f" (did you mean {close[0]}?)" if close else "") for flag, close in hints.items())
+    raise ConfigError("unknown options " + ", ".join(listed))
+
+
+def beam_flags(runner: Optional[str] = None) -> set[str]:
+    """Every ``--flag`` Beam parses, built as ``PipelineOptions.get_all_options`` builds its parser.
+
+    Options classes register by subclassing ``PipelineOptions``; a runner's module may define its own
+    (``DaskOptions``), so the named runner's module is imported first, as Beam imports it to run.
+    """
+    _import_runner(runner)
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    classes = {}
+    for cls in PipelineOptions.__subclasses__():
+        classes.setdefault(str(cls), cls)  # as Beam: the first of same-named classes (main-session repeats)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    # argparse lists what it parses only in _actions; Beam's own option names are these actions' option strings.
+    return {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")}
+
+
+def _import_runner(runner: Optional[str]) -> None:
+    """Import the module of ``runner`` (a known name like ``DataflowRunner``/``dataflow``, or a dotted path)."""
+    if not runner:
+        return
+    wanted = {runner.lower(), runner.lower() + "runner"}
+    paths = [path for path in StandardOptions.ALL_KNOWN_RUNNERS if path.rsplit(".", 1)[1].lower() in wanted]
+    paths += [runner] if "." in runner else []
+    for path in paths:
+        try:
+            importlib.import_module(path.rsplit(".", 1)[0])
+        except ImportError:
+            pass  # not installed: Beam says so when it builds the runner
 
 
 def is_local_runner(options: PipelineOptions) -> bool:

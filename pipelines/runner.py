@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -13,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from tubelets.config import load_config
 from tubelets.errors import ConfigError
+from tubelets.pipelines.lifecycle import MaxFailed
 from tubelets.pipelines.options import pipeline_options
 from tubelets.tables import TASKS
 
@@ -27,7 +29,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
     parser.add_argument("--config", default=None, help="a preset name or a YAML file (any fsspec URL)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set tracker.iou.max_age=3 (repeatable)")
-    parser.add_argument("--run-id", default=None, help="name of this run (default: a UTC timestamp)")
+    parser.add_argument("--run-id", default=None,
+                        help="name of this run: letters, digits, '.', '_', '-' (default: UTC time and a random suffix)")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID",
+                        help="continue a failed or interrupted run with the same arguments: only the inputs it did "
+                        "not finish are processed")
+    parser.add_argument("--max-failed", default=MaxFailed(), type=MaxFailed.parse, metavar="N|FRACTION|PCT%",
+                        help="inputs that may go to dead letters before the command exits 3 (default: the run fails "
+                        "only when every input failed)")
     parser.add_argument("--tracker", default=None, help="tracker name (overrides tracker.name)")
     parser.add_argument("--task", choices=TASKS, default=None,
                         help="vis: every instance (default); vos: the objects masked in --prompts; point: clicked (run.task)")
@@ -38,8 +47,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
 def config_from_args(args: argparse.Namespace) -> dict:
     """The run's config: defaults, ``--config``, ``--set``, then the shorthand flags."""
     overrides = list(args.overrides)
-    if args.run_id:
-        overrides.append(f"run.run_id={args.run_id}")
+    resume = getattr(args, "resume", None)
+    if resume and args.run_id and args.run_id != resume:
+        raise ConfigError(f"--run-id {args.run_id} and --resume {resume} name two runs: give one")
+    if args.run_id or resume:
+        overrides.append(f"run.run_id={json.dumps(args.run_id or resume)}")
     if args.tracker:
         overrides.append(f"tracker.name={args.tracker}")
     if getattr(args, "source", None):
@@ -62,8 +74,11 @@ def parse_run_arguments(
     add_run_arguments(parser, "a glob of video files, or a YouTube-VIS or DAVIS data set folder (any fsspec URL)")
     if extend:
         extend(parser)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, beam_args = parser.parse_known_args(argv)
-    return args, config_from_args(args), pipeline_options(beam_args)
+    args.argv = argv
+    own_flags = [flag for action in parser._actions for flag in action.option_strings]
+    return args, config_from_args(args), pipeline_options(beam_args, own_flags=own_flags)
 
 
 def counter_values(result: Any) -> dict[str, int]:

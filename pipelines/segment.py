@@ -16,13 +16,12 @@ import fsspec
 from apache_beam.io.filesystems import FileSystems
 
 from tubelets.config import config_hash
-from tubelets.errors import ConfigError, DatasetError
-from tubelets.io.dataset import list_videos
-from tubelets.tables import default_run_id
+from tubelets.errors import ConfigError, DatasetError, TubeletsError
+from tubelets.runs import video_file_stem
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo
-from tubelets.transforms.inputs import MatchInputs, is_dataset, is_davis
-from tubelets.transforms.outputs import WriteTable
+from tubelets.transforms.inputs import MatchInputs, expand_input
+from tubelets.transforms.outputs import WriteRunFiles, dead_letter_file
 from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances
 from tubelets.transforms.tracking import GroupProposals, TrackVideo
 
@@ -39,6 +38,12 @@ class RunSpec:
     config: Mapping[str, Any]
     checkpoint_id: str
     category_names: Mapping[int, str]
+    input_keys: frozenset = frozenset()  # every input's key (VideoInput.key)
+    done: frozenset = frozenset()  # stems (tubelets.runs.video_file_stem) of the inputs a resumed run finished before
+
+    @property
+    def input_stems(self) -> frozenset:
+        return frozenset(video_file_stem(key) for key in self.input_keys)
 
     @property
     def run_url(self) -> str:
@@ -56,40 +61,46 @@ class RunSpec:
 
 
 def check_output(output_url: str) -> None:
-    """Beam writes the tables, so OUTPUT must be on a file system Beam has (local, gs://, s3://, ...)."""
+    """OUTPUT must be a folder (or not exist yet) on a file system Beam writes (local, gs://, s3://, ...)."""
     try:
         FileSystems.get_filesystem(output_url)
     except ValueError as error:
         raise ConfigError(f"OUTPUT {output_url!r}: Beam cannot write there ({error})") from None
+    try:
+        fs, path = fsspec.core.url_to_fs(output_url)
+        is_file = fs.isfile(path)
+    except Exception as error:  # noqa: BLE001 - credentials, network, permissions: say which in one line
+        raise ConfigError(f"OUTPUT {output_url!r} cannot be reached: {type(error).__name__}: {error}") from None
+    if is_file:
+        raise ConfigError(f"OUTPUT {output_url!r} is a file: give a folder (each run writes OUTPUT/<run_id>/)")
 
 
-def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any]) -> RunSpec:
-    """Check the output, the checkpoint and the run folder before any video is read.
+def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any], resume: bool = False) -> RunSpec:
+    """Check the output, the run id, the devices, the checkpoints and INPUT before any video is read.
 
-    An OUTPUT Beam cannot write to raises ``ConfigError``; a missing, corrupt or
-    mismatched checkpoint (detector or tracker) raises ``CheckpointError``; a
-    run id whose folder already exists raises ``ConfigError``, so a rerun never
-    overwrites another run's files.
+    An OUTPUT Beam cannot write to, or that is a file, raises ``ConfigError``;
+    so does a run id that is taken (or, with ``resume``, a run that cannot be
+    resumed); a missing, corrupt or mismatched checkpoint (detector or tracker)
+    raises ``CheckpointError``; an INPUT with no video raises ``DatasetError``.
     """
-    from tubelets.models.loading import load_detector
+    from tubelets.models.loading import check_devices, load_detector
+    from tubelets.pipelines.lifecycle import choose_run_id
 
     check_output(output_url)
+    run_id = choose_run_id(output_url, config, resume)
+    config = with_run_id(config, run_id)
+    check_devices(config)
     check_proposals(config["proposals"])
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
     check_tracker(config["tracker"])
-    run_id = new_run_id(output_url, config)
-    check_input(input_url)
+    keys = list_inputs(input_url, config["io"]["source"])
     names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
-    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names)
+    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names, keys)
 
 
-def new_run_id(output_url: str, config: Mapping[str, Any]) -> str:
-    """``run.run_id`` (default: a UTC timestamp); its folder must not exist, so a run never overwrites another."""
-    run_id = config["run"]["run_id"] or default_run_id()
-    fs, path = fsspec.core.url_to_fs(f"{output_url.rstrip('/')}/{run_id}")
-    if fs.exists(path):
-        raise ConfigError(f"run folder {output_url.rstrip('/')}/{run_id} exists already: choose another run.run_id")
-    return run_id
+def with_run_id(config: Mapping[str, Any], run_id: str) -> dict:
+    """``config`` with ``run.run_id`` filled in, as the manifest records it (a resume compares it)."""
+    return {**config, "run": {**config["run"], "run_id": run_id}}
 
 
 def check_proposals(proposals: Mapping[str, Any]) -> None:
@@ -111,16 +122,25 @@ def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
     build_tracker(name, tracker_cfg)
 
 
-def check_input(input_url: str) -> None:
-    """INPUT must be a data set folder (YouTube-VIS or DAVIS) or match at least one video file.
+def list_inputs(input_url: str, source: str) -> frozenset:
+    """The keys of every video INPUT names; at least one.
 
-    The listing that feeds the pipeline runs again on a worker; this one only
-    makes a mistyped INPUT fail here, in one line, before a run folder exists.
+    INPUT must be a data set folder (YouTube-VIS or DAVIS) or match at least one
+    video file. The listing that feeds the pipeline runs again on a worker; this
+    one makes a mistyped INPUT fail here, in one line, before a run folder
+    exists, and gives the run the inputs it must account for.
     """
-    if not is_dataset(input_url) and not is_davis(input_url) and not list_videos(input_url):
+    try:
+        keys = [item.key for item in expand_input(input_url, source)]
+    except TubeletsError:
+        raise
+    except Exception as error:  # noqa: BLE001 - credentials, network, permissions: say which in one line
+        raise DatasetError(f"INPUT {input_url!r} cannot be read: {type(error).__name__}: {error}") from None
+    if not keys:
         raise DatasetError(
             f"INPUT {input_url!r} matches no video files and is not a YouTube-VIS or DAVIS data set folder"
         )
+    return frozenset(keys)
 
 
 def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:
@@ -137,7 +157,7 @@ def build_tracking(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
     """The shared part of segment and evaluate: inputs to tracked videos and dead letters."""
     io = spec.config["io"]
     videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=io["source"])
-    decoded = videos | "Decode" >> beam.ParDo(
+    decoded = skip_finished(videos, spec.done) | "Decode" >> beam.ParDo(
         DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"])
     ).with_outputs(META, DEAD_LETTERS, main="frames")
     detect_every = spec.config["proposals"]["detect_every"]
@@ -147,30 +167,53 @@ def build_tracking(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
     return {"videos": videos, "tracked": tracked, "dead_letters": decoded[DEAD_LETTERS]}
 
 
+def skip_finished(videos: beam.PCollection, done: frozenset) -> beam.PCollection:
+    """The videos a resumed run still has to do (all of them in a new run)."""
+    if not done:
+        return videos
+    return videos | "SkipFinished" >> beam.Filter(lambda video: video_file_stem(video.key) not in done)
+
+
+def write_video_rows(tracked: beam.PCollection, dead_letters: beam.PCollection, spec: RunSpec,
+                     to_rows) -> beam.PCollection:
+    """Each video's tubelet rows to its own file, each dead letter to its own; returns ``(stem, rows)``."""
+    run_id = spec.run_id
+    rows = tracked | "TubeletRows" >> beam.Map(lambda mt: (video_file_stem(mt[0].key), to_rows(mt, run_id)))
+    rows | "WriteTubelets" >> WriteRunFiles(spec.output_url, run_id, "tubelets", spec.provenance)
+    (
+        dead_letters
+        | "DeadLetterFiles" >> beam.Map(dead_letter_file)
+        | "WriteDeadLetters" >> WriteRunFiles(spec.output_url, run_id, "dead_letters", spec.provenance)
+    )
+    return rows
+
+
 def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
-    """The segment graph: tubelets and dead letters to Parquet. Graph only, runs nothing."""
+    """The segment graph: each video's tubelets and each dead letter to Parquet. Graph only, runs nothing."""
     from tubelets.models.tubelet_ops import tubelet_rows
 
     outputs = build_tracking(p, spec)
-    names, run_id = spec.category_names, spec.run_id
-    (
-        outputs["tracked"]
-        | "TubeletRows" >> beam.FlatMap(lambda mt: tubelet_rows(mt[1], mt[0], run_id, names))
-        | "WriteTubelets" >> WriteTable(spec.output_url, run_id, "tubelets", spec.provenance)
-    )
-    outputs["dead_letters"] | "WriteDeadLetters" >> WriteTable(spec.output_url, run_id, "dead_letters", spec.provenance)
-    return outputs
+    names = spec.category_names
+    rows = write_video_rows(outputs["tracked"], outputs["dead_letters"], spec,
+                            lambda mt, run_id: tubelet_rows(mt[1], mt[0], run_id, names))
+    return {**outputs, "rows": rows}
 
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None):
-    """Parse ``segment`` arguments, build the graph and run it to the end; returns the run's spec."""
-    from tubelets.pipelines.runner import parse_run_arguments, run_to_end
+    """Parse ``segment`` arguments, build the graph and run it to the end; returns the run's spec.
+
+    Raises ``TooManyFailedInputs`` when more inputs failed than ``--max-failed`` allows.
+    """
+    from tubelets.pipelines.lifecycle import execute
+    from tubelets.pipelines.runner import parse_run_arguments
 
     args, config, options = parse_run_arguments("segment", argv)
     if config["run"]["task"] != "vis":
         from tubelets.pipelines.vos import run_vos
 
         return run_vos(args, config, options, evaluate=False, test_pipeline=test_pipeline)
-    spec = prepare_run(args.input, args.output, config)
-    run_to_end(spec, options, build_pipeline, test_pipeline)
+    spec = prepare_run(args.input, args.output, config, resume=args.resume is not None)
+    spec, outcome = execute(spec, options, build_pipeline, "segment", args.argv, args.max_failed,
+                            resume=args.resume is not None, test_pipeline=test_pipeline)
+    outcome.check()
     return spec

@@ -26,9 +26,11 @@ import apache_beam as beam
 from tubelets import masks
 from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.davis import DavisDataset
-from tubelets.io.prompts import Prompts, farthest_interior_point, prompts_from_annotations, read_prompts
-from tubelets.pipelines.segment import RunSpec, check_input, check_output, new_run_id
+from tubelets.io.prompts import (Prompts, farthest_interior_point, prompts_from_annotations, read_prompts,
+                                 video_name_from_url)
+from tubelets.pipelines.segment import RunSpec, check_output, list_inputs, skip_finished, with_run_id, write_video_rows
 from tubelets.records import ObjectPrompt
+from tubelets.runs import video_file_stem
 from tubelets.tables import read_table
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo
@@ -94,19 +96,28 @@ def as_point(prompt: ObjectPrompt) -> ObjectPrompt:
     return dataclasses.replace(prompt, mask=None, point=farthest_interior_point(masks.decode(prompt.mask)))
 
 
-def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], evaluate: bool = False) -> VosRunSpec:
-    """Check the config, OUTPUT, INPUT, the tracker checkpoint and the prompts before any video is read."""
+def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], evaluate: bool = False,
+                    resume: bool = False) -> VosRunSpec:
+    """Check the config, OUTPUT, the run id, INPUT, the tracker checkpoint and the prompts before any video is read."""
+    from tubelets.models.loading import check_devices
+    from tubelets.pipelines.lifecycle import choose_run_id
+
     check_vos_config(config)
+    if evaluate and resume:
+        # The DAVIS scores need every sequence's tracked objects in one pass; a VOS evaluation is small: rerun it.
+        raise ConfigError(f"--resume is not available for evaluate --task {config['run']['task']}: start a new run")
     check_output(output_url)
+    run_id = choose_run_id(output_url, config, resume)
+    config = with_run_id(config, run_id)
+    check_devices(config)
     segmenter = build_segmenter({**config["vos"], "device": "cpu"})
-    run_id = new_run_id(output_url, config)
     if evaluate and not is_davis(input_url):
         raise DatasetError(f"evaluate --task {config['run']['task']} scores a DAVIS folder "
                            f"(JPEGImages/480p/, Annotations/480p/); {input_url!r} is not one")
-    check_input(input_url)
+    keys = list_inputs(input_url, config["io"]["source"])
     prompts = load_prompts(input_url, config)
     return VosRunSpec(input_url, output_url, run_id, config, segmenter.info.checkpoint_id, OBJECT_CATEGORY,
-                      prompts, evaluate)
+                      keys, frozenset(), prompts, evaluate)
 
 
 def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollection]:
@@ -114,18 +125,16 @@ def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollec
     from tubelets.models.tubelet_ops import tubelet_rows
     from tubelets.transforms.vos_evaluation import ScoreSequences
 
-    videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=spec.config["io"]["source"])
+    videos = skip_finished(p | "MatchInputs" >> MatchInputs(spec.input_url, source=spec.config["io"]["source"]),
+                           spec.done)
     decoded = videos | "Decode" >> beam.ParDo(DecodeVideo(emit_frames=False)).with_outputs(META, DEAD_LETTERS, main="frames")
-    prompts = p | "Prompts" >> beam.Create(sorted(spec.prompts.items()))
+    # A resumed run's finished videos keep their prompts out, or they would be dead letters with no input.
+    finished = {video_name_from_url(key) for key in spec.input_keys if video_file_stem(key) in spec.done}
+    prompts = p | "Prompts" >> beam.Create(sorted(item for item in spec.prompts.items() if item[0] not in finished))
     paired = (videos, decoded[META], prompts) | "PairPrompts" >> PairPrompts()
     segmented = paired.videos | "Segment" >> beam.ParDo(SegmentObjects(spec.config["vos"])).with_outputs(
         DEAD_LETTERS, main="tracked")
     run_id = spec.run_id
-    (
-        segmented.tracked
-        | "TubeletRows" >> beam.FlatMap(lambda mt: tubelet_rows(mt[1], mt[0], run_id, OBJECT_CATEGORY))
-        | "WriteTubelets" >> WriteTable(spec.output_url, run_id, "tubelets", spec.provenance)
-    )
     segmented.tracked | "WriteAnnotations" >> beam.ParDo(WriteAnnotations(spec.run_url))
     failures = [decoded[DEAD_LETTERS], paired[DEAD_LETTERS], segmented[DEAD_LETTERS]]
     outputs = {"videos": videos, "tracked": segmented.tracked}
@@ -137,7 +146,7 @@ def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollec
         failures.append(scored["dead_letters"])
         outputs["metrics"] = scored["rows"]
     dead = failures | "AllDeadLetters" >> beam.Flatten()
-    dead | "WriteDeadLetters" >> WriteTable(spec.output_url, run_id, "dead_letters", spec.provenance)
+    write_video_rows(segmented.tracked, dead, spec, lambda mt, run_id: tubelet_rows(mt[1], mt[0], run_id, OBJECT_CATEGORY))
     return {**outputs, "dead_letters": dead}
 
 
@@ -153,12 +162,16 @@ def vos_headline(rows: list[dict]) -> str:
 def run_vos(args, config: Mapping[str, Any], options, evaluate: bool = False,
             test_pipeline: Optional[beam.Pipeline] = None) -> VosRunSpec:
     """Run a parsed ``segment``/``evaluate`` command whose ``run.task`` is ``vos`` or ``point``."""
-    from tubelets.pipelines.runner import run_to_end
+    from tubelets.pipelines.lifecycle import execute
 
-    spec = prepare_vos_run(args.input, args.output, config, evaluate)
-    run_to_end(spec, options, build_pipeline, test_pipeline)
+    resume = args.resume is not None
+    spec = prepare_vos_run(args.input, args.output, config, evaluate, resume=resume)
+    command = "evaluate" if evaluate else "segment"
+    spec, outcome = execute(spec, options, build_pipeline, command, args.argv, args.max_failed, resume=resume,
+                            test_pipeline=test_pipeline)
     if evaluate:
         rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
         print(f"{spec.task}: {vos_headline(rows)}", file=sys.stderr)
     print(f"masks: {spec.run_url}/Annotations/480p/", file=sys.stderr)
+    outcome.check()
     return spec

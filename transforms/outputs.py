@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Mapping
+import uuid
+from typing import Iterable, Mapping
 
 import apache_beam as beam
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from tubelets import tables
+from tubelets import runs, tables
 
 SHARD_SUFFIX = ".parquet"
 
@@ -35,6 +38,51 @@ class WriteTable(beam.PTransform):
             | "AddRunId" >> beam.Map(lambda row: {**row, "run_id": run_id})
             | "WriteParquet" >> beam.io.WriteToParquet(self._prefix, self._schema, file_name_suffix=SHARD_SUFFIX)
         )
+
+
+def dead_letter_file(row: Mapping) -> tuple[str, list[Mapping]]:
+    """``(file name, [row])`` of one dead letter: its input's stem and a digest of what failed.
+
+    The name depends only on the row's content (not its time), so a retried
+    bundle writes the same file again instead of a second copy.
+    """
+    what = "\0".join(str(row[key]) for key in ("stage", "error_type", "message"))
+    return f"{runs.video_file_stem(row['input'])}.{hashlib.sha1(what.encode()).hexdigest()[:8]}", [row]
+
+
+class WriteRunFiles(beam.PTransform):
+    """``(file name, [row, ...])`` -> ``OUTPUT/<run_id>/<table>/<file name>.parquet``, one file per element.
+
+    Each file is written as soon as its element arrives (a video's tubelets as
+    soon as it is tracked), to a temporary name first and then moved in place,
+    so a reader or ``--resume`` never sees half a file. An element with no rows
+    still writes a file (with the schema): it records that the video is done.
+    """
+
+    def __init__(self, output_url: str, run_id: str, table: str, provenance: Mapping[str, str]):
+        super().__init__()
+        self._folder = tables.table_folder(output_url, run_id, table)
+        self._schema: pa.Schema = tables.with_provenance(tables.TABLES[table], run_id, **provenance)
+        self._run_id = run_id
+
+    def expand(self, named_rows):
+        return named_rows | "WriteFiles" >> beam.ParDo(_WriteFile(self._folder, self._schema, self._run_id))
+
+
+class _WriteFile(beam.DoFn):
+    def __init__(self, folder: str, schema: pa.Schema, run_id: str):
+        self._folder, self._schema, self._run_id = folder, schema, run_id
+
+    def process(self, named_rows: tuple[str, Iterable[Mapping]]):
+        name, rows = named_rows
+        table = tables.to_arrow([{**row, "run_id": self._run_id} for row in rows], self._schema)
+        fs, folder = fsspec.core.url_to_fs(self._folder)
+        fs.makedirs(folder, exist_ok=True)
+        temporary = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"
+        with fs.open(temporary, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+        fs.mv(temporary, f"{folder}/{name}{SHARD_SUFFIX}")
+        yield f"{self._folder}/{name}{SHARD_SUFFIX}"
 
 
 def results_order(entry: Mapping) -> tuple:

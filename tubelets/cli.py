@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from tubelets.errors import TubeletsError
+from tubelets.errors import EXIT_RUN_FAILED, TubeletsError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -46,28 +46,37 @@ def _score(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from tubelets.query import print_query
 
-    print_query(args.output, args.sql, args.format)
+    print_query(args.output, args.sql, args.format, include_incomplete=args.include_incomplete)
     return 0
+
+
+def _quiet_workers(args: argparse.Namespace):
+    """Beam's workers log to a file (its path in the run's manifest); ``-v`` shows them on the terminal too."""
+    from tubelets.logs import capture_process_output
+
+    return capture_process_output(verbose=args.verbose)
 
 
 def _segment(args: argparse.Namespace) -> int:
     from tubelets.pipelines import segment
 
-    segment.run(args.args)
+    with _quiet_workers(args):
+        segment.run(args.args)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from tubelets.pipelines import evaluate
 
-    evaluate.run(args.args)
+    with _quiet_workers(args):
+        evaluate.run(args.args)
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
     from tubelets.render import render
 
-    frames = render(args.output, args.video, args.out, run_id=args.run_id)
+    frames = render(args.output, args.video, args.out, run_id=args.run_id, include_incomplete=args.include_incomplete)
     print(f"wrote {frames} frames to {args.out}", file=sys.stderr)
     return 0
 
@@ -95,7 +104,8 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tubelets.demo import run_demo
 
-    run_demo(args.data, args.output)
+    with _quiet_workers(args):
+        run_demo(args.data, args.output)
     return 0
 
 
@@ -122,9 +132,11 @@ def _add_score(commands) -> None:
 
 def _add_query(commands) -> None:
     parser = commands.add_parser("query", help="read-only SQL over a run folder's Parquet tables")
-    parser.add_argument("output", help="an OUTPUT folder (all runs) or one run's folder")
+    parser.add_argument("output", help="an OUTPUT folder (its complete runs) or one run's folder")
     parser.add_argument("sql", help="one SELECT over tubelets, metrics, dead_letters")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--include-incomplete", action="store_true",
+                        help="read every run, not only complete ones: running, failed, interrupted, no manifest")
     parser.set_defaults(handler=_query)
 
 
@@ -150,7 +162,9 @@ def _add_render(commands) -> None:
     parser.add_argument("output", help="the OUTPUT folder of a run (or of several runs)")
     parser.add_argument("video", help="the video file (as given to segment, or a data set's videos/<name>.mp4)")
     parser.add_argument("out", help="the mp4 to write (any fsspec URL)")
-    parser.add_argument("--run-id", default=None, help="which run (default: the latest)")
+    parser.add_argument("--run-id", default=None, help="which run, whatever its status (default: the latest complete)")
+    parser.add_argument("--include-incomplete", action="store_true",
+                        help="the default run is the latest of every run, not only of the complete ones")
     parser.set_defaults(handler=_render)
 
 
@@ -174,22 +188,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLOBAL_FLAGS = {"--debug": "debug", "-v": "verbose", "--verbose": "verbose"}
+
+
+def split_global_flags(argv: Sequence[str]) -> tuple[list[str], set[str]]:
+    """``argv`` without ``--debug``/``-v``/``--verbose`` (accepted anywhere on the line), and which were given."""
+    given = {GLOBAL_FLAGS[arg] for arg in argv if arg in GLOBAL_FLAGS}
+    return [arg for arg in argv if arg not in GLOBAL_FLAGS], given
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; its exit status (0, 1, 2, 3, 130/143: :mod:`tubelets.errors`)."""
+    from tubelets.logs import configure_logging
+
+    argv, flags = split_global_flags(list(sys.argv[1:] if argv is None else argv))
+    configure_logging("verbose" in flags)
     args, unknown = build_parser().parse_known_args(argv)
     if unknown and not hasattr(args, "args"):
         build_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(args, "args"):
         # A pipeline's own flags and Beam's, in the order given (argparse would move leading flags last).
         args.args = argv[argv.index(args.command) + 1 :]
+    args.verbose = "verbose" in flags
     try:
         return args.handler(args)
     except TubeletsError as error:
         print(f"tubelets: error: {error}", file=sys.stderr)
-        return 2
+        if "debug" in flags:
+            raise
+        return error.exit_code
     except BrokenPipeError:  # output piped into `head` and friends: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # noqa: BLE001 - one line for the user; the traceback is behind --debug
+        if "debug" in flags:
+            raise
+        print(f"tubelets: error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+              f" (rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

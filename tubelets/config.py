@@ -4,7 +4,8 @@ A config is named either by a packaged preset (``default``, ``demo``: files in
 ``configs/``) or by any fsspec URL of a YAML file. Overrides are dotted
 ``key=value`` strings (``detector.score_threshold=0.3``) whose values parse as YAML.
 Every key must exist in ``configs/default.yaml``: a typo fails early with the
-list of keys that do exist, instead of being silently ignored.
+list of keys that do exist, instead of being silently ignored, and every value
+is checked against :mod:`tubelets.settings` (types, ranges, choices).
 """
 
 from __future__ import annotations
@@ -14,15 +15,36 @@ import hashlib
 import importlib.resources
 import inspect
 import json
+import re
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import fsspec
 import yaml
 
 from tubelets.errors import ConfigError
+from tubelets.settings import validate_config
 
 DEFAULT_PRESET = "default"
 Built = TypeVar("Built")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where ``1e-4`` and ``1.0e4`` are strings; as in YAML 1.2, they are floats here.
+
+    Typed validation would otherwise refuse ``--set train_detector.lr=1e-4``.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` as YAML, with exponent floats as YAML 1.2 reads them."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds no arbitrary objects
 
 
 def packaged_presets() -> list[str]:
@@ -46,7 +68,7 @@ def read_yaml(name_or_url: str) -> dict:
                 f"config {name_or_url!r} not found: give a YAML file or one of the presets {packaged_presets()}"
             ) from None
     try:
-        loaded = yaml.safe_load(text) or {}
+        loaded = parse_yaml(text) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config {source} is not valid YAML: {error}") from None
     if not isinstance(loaded, dict):
@@ -80,16 +102,18 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = parse_yaml(raw)
     return nested
 
 
 def load_config(name_or_url: str | None = None, overrides: Iterable[str] = ()) -> dict:
-    """Defaults, then the named preset or file, then the dotted overrides."""
+    """Defaults, then the named preset or file, then the dotted overrides; every value checked (``ConfigError``)."""
     config = read_yaml(DEFAULT_PRESET)
     if name_or_url and name_or_url != DEFAULT_PRESET:
         config = merge(config, read_yaml(name_or_url))
-    return merge(config, parse_overrides(overrides))
+    config = merge(config, parse_overrides(overrides))
+    validate_config(config)
+    return config
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -1,8 +1,18 @@
 """Error types that name the input at fault and what to do about it."""
 
 
+# Exit codes of the command line (README, "Runs and exit codes"): what a scheduler can act on.
+EXIT_COMPLETE = 0  # the run completed; failed inputs within --max-failed
+EXIT_RUN_FAILED = 1  # the run started and failed (a worker error, storage lost); its manifest says "failed"
+EXIT_USAGE = 2  # a mistake found before any video was read (a bad value, flag, INPUT, OUTPUT); nothing was written
+EXIT_TOO_MANY_FAILED = 3  # the run completed, but more inputs went to dead letters than --max-failed allows
+EXIT_INTERRUPTED = 130  # SIGINT (128 + 2); SIGTERM gives 143 (128 + 15)
+
+
 class TubeletsError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose; ``exit_code`` is the command's status."""
+
+    exit_code = EXIT_USAGE
 
 
 class VideoDecodeError(TubeletsError):
@@ -32,3 +42,15 @@ class ConfigError(TubeletsError):
 
 class CheckpointError(TubeletsError):
     """A model checkpoint is missing, corrupt or does not match the model."""
+
+
+class RunFailedError(TubeletsError):
+    """A run that started did not finish: the pipeline raised. Its manifest says ``failed`` and why."""
+
+    exit_code = EXIT_RUN_FAILED
+
+
+class TooManyFailedInputs(TubeletsError):
+    """The run completed, but more of its inputs went to dead letters than ``--max-failed`` allows."""
+
+    exit_code = EXIT_TOO_MANY_FAILED

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import colorsys
 import posixpath
-from typing import Optional
+import sys
+from typing import Optional, TextIO
 
 import numpy as np
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw
 
-from tubelets import masks, tables
+from tubelets import masks, runs, tables
 from tubelets.errors import DatasetError
 from tubelets.io.video import iter_frames, probe
 
@@ -31,18 +32,49 @@ def _stem(url: str) -> str:
     return posixpath.splitext(posixpath.basename(url.rstrip("/")))[0]
 
 
-def video_tubelets(output_url: str, video: str, run_id: Optional[str] = None) -> list[dict]:
-    """The tubelet rows of ``video`` (its key or a URL ending in it) in one run (default: the latest)."""
-    table = tables.read_table(output_url, "tubelets", run_id)
+def choose_run(output_url: str, run_id: Optional[str] = None, include_incomplete: bool = False,
+               err: Optional[TextIO] = None) -> str:
+    """The run to draw: ``run_id`` (any status) or the latest complete run (latest run with ``include_incomplete``).
+
+    "Latest" is the greatest run id: default run ids start with the UTC time. The choice goes to ``err``
+    (default stderr), with the newer runs passed over and why.
+    """
+    err = err or sys.stderr
+    if run_id is not None:
+        found = runs.list_runs(output_url)
+        chosen = next((run for run in found if run.run_id == run_id), None)
+        if chosen is None:
+            latest = f"its latest runs: {', '.join(run.run_id for run in found[-5:])}" if found else "it holds no run"
+            raise runs.RunNotFoundError(f"run {run_id} is not in {output_url}; {latest}")
+        if not chosen.complete:
+            print(f"tubelets: rendering {chosen.describe()}: its tubelets may be partial", file=err)
+        return run_id
+    run_ids, skipped = tables.select_output_runs(output_url, include_incomplete)
+    if not run_ids:
+        raise tables.NoRunsError(f"{output_url} holds no complete run ({len(skipped)} incomplete); "
+                                 f"--include-incomplete renders the latest of them, --run-id a given one")
+    latest = max(run_ids)
+    newer = [run for run in skipped if run.run_id > latest]
+    for line in tables.skipped_lines(newer):
+        print(line, file=err)
+    print(f"tubelets: rendering run {latest}, the latest{'' if include_incomplete else ' complete'} run "
+          f"(--run-id picks another)", file=err)
+    return latest
+
+
+def video_tubelets(output_url: str, video: str, run_id: Optional[str] = None, include_incomplete: bool = False,
+                   err: Optional[TextIO] = None) -> list[dict]:
+    """The tubelet rows of ``video`` (its key or a URL ending in it) in one run (see :func:`choose_run`)."""
+    run = choose_run(output_url, run_id, include_incomplete, err)
+    table = tables.read_table(output_url, "tubelets", run)
     if table.num_rows == 0:
-        raise DatasetError(f"no tubelets under {output_url}" + (f" for run {run_id}" if run_id else ""))
-    run = run_id or max(table.column("run_id").to_pylist())
-    table = table.filter(pc.equal(table.column("run_id"), run))
+        raise DatasetError(f"run {run} in {output_url} has no tubelets")
     keys = set(table.column("video").to_pylist())
     matches = [k for k in keys if k == video or _stem(k) == _stem(video)]
     if not matches:
         raise DatasetError(f"run {run} has no tubelets for video {video!r}; it has {len(keys)} videos, e.g. {sorted(keys)[:3]}")
-    return [row for row in table.to_pylist() if row["video"] == matches[0]]
+    table = table.filter(pc.equal(table.column("video"), matches[0]))
+    return table.to_pylist()
 
 
 def overlays_by_source_frame(rows: list[dict]) -> dict[int, list[tuple[dict, dict]]]:
@@ -70,11 +102,15 @@ def draw_frame(frame: np.ndarray, overlays: list[tuple[dict, dict]], alpha: floa
     return np.asarray(image)
 
 
-def render(output_url: str, video_url: str, out_path: str, run_id: Optional[str] = None) -> int:
-    """Write ``out_path`` (mp4) with the run's tubelets drawn over ``video_url``; returns frames written."""
+def render(output_url: str, video_url: str, out_path: str, run_id: Optional[str] = None,
+           include_incomplete: bool = False) -> int:
+    """Write ``out_path`` (mp4) with a run's tubelets drawn over ``video_url``; returns frames written.
+
+    The run is ``run_id``, or the latest complete run of OUTPUT (latest run with ``include_incomplete``).
+    """
     from tubelets.io.video_writer import write_mp4
 
-    overlays = overlays_by_source_frame(video_tubelets(output_url, video_url, run_id))
+    overlays = overlays_by_source_frame(video_tubelets(output_url, video_url, run_id, include_incomplete))
     size = next(iter(overlays.values()))[0][1] if overlays else None
     drawn = []
     for index, frame in iter_frames(video_url):

@@ -3,9 +3,10 @@
 Layout of an OUTPUT folder (local, ``gs://``, ``s3://``: where Beam's file systems write): every run has its own folder, so
 nightly runs sit side by side and a rerun never overwrites another run::
 
-    OUTPUT/<run_id>/tubelets/part-00000-of-00001.parquet
+    OUTPUT/<run_id>/manifest.json         (the run's life cycle: tubelets.runs)
+    OUTPUT/<run_id>/tubelets/<video stem>.parquet              (one file per video)
+    OUTPUT/<run_id>/dead_letters/<input stem>.<digest>.parquet (one file per failure)
     OUTPUT/<run_id>/metrics/part-00000-of-00001.parquet
-    OUTPUT/<run_id>/dead_letters/part-00000-of-00001.parquet
     OUTPUT/<run_id>/results.json          (evaluate runs: YouTube-VIS results)
 
 Each file's schema metadata carries provenance: the package version, the
@@ -15,13 +16,15 @@ table's schema version, the run id, the config hash and the model checkpoint id.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 import tubelets
+from tubelets import runs
+from tubelets.errors import TubeletsError
 
 SCHEMA_VERSION = "3"  # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns); 3: tubelets.other_classes
 
@@ -135,11 +138,6 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-def default_run_id() -> str:
-    """A sortable UTC timestamp, e.g. ``20261121T093000Z``."""
-    return utc_now().strftime("%Y%m%dT%H%M%SZ")
-
-
 def table_folder(output_url: str, run_id: str, table: str) -> str:
     """Where the files of one table of one run go."""
     if table not in TABLES:
@@ -176,12 +174,57 @@ def write_rows(rows: Iterable[Mapping], output_url: str, run_id: str, table: str
     return url
 
 
-def read_table(output_url: str, table: str, run_id: str | None = None) -> pa.Table:
-    """All Parquet files of ``table`` under OUTPUT (one run, or every run)."""
-    fs, root = fsspec.core.url_to_fs(output_url)
-    pattern = f"{root.rstrip('/')}/{run_id or '*'}/{table}/*.parquet"
-    paths = sorted(fs.glob(pattern))
-    if not paths:
-        return TABLES[table].empty_table()
-    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths], promote_options="permissive")
+class NoRunsError(TubeletsError):
+    """OUTPUT does not exist or holds no run (or no run a reader may read)."""
 
+
+def select_output_runs(output_url: str, include_incomplete: bool = False) -> tuple[list[str], list[runs.RunInfo]]:
+    """``(run ids to read, runs skipped)`` of OUTPUT: its complete runs, or every run with ``include_incomplete``.
+
+    Raises :class:`NoRunsError` where OUTPUT holds no run at all, rather than reading nothing without a word.
+    """
+    found = runs.list_runs(output_url)
+    if not found:
+        raise NoRunsError(f"{output_url} holds no run (no such folder, or no run folder in it)")
+    return runs.select_runs(found, include_incomplete)
+
+
+def skipped_lines(skipped: Sequence[runs.RunInfo]) -> list[str]:
+    """stderr lines for readers: each run skipped and why, then how to read them too."""
+    if not skipped:
+        return []
+    count = f"{len(skipped)} run{'s' if len(skipped) != 1 else ''}"
+    return [f"tubelets: skipped {run.describe()}" for run in skipped] + [
+        f"tubelets: read complete runs only; --include-incomplete reads the {count} skipped too"]
+
+
+def table_files(output_url: str, run_ids: Iterable[str],
+                names: Iterable[str] = tuple(TABLES)) -> tuple[fsspec.AbstractFileSystem, dict[str, list[str]]]:
+    """The file system of OUTPUT and, per table, the paths of its Parquet files in the runs ``run_ids``.
+
+    OUTPUT may be one run's folder. Each run is listed on its own, so reading one run of a bucket holding
+    many lists that run only.
+    """
+    fs, root = fsspec.core.url_to_fs(runs.runs_root(output_url))
+    root = root.rstrip("/")
+    run_ids = list(run_ids)
+    return fs, {name: [path for run_id in run_ids for path in sorted(fs.glob(f"{root}/{run_id}/{name}/*.parquet"))]
+                for name in names}
+
+
+def read_table(output_url: str, table: str, run_id: str | None = None, include_incomplete: bool = False) -> pa.Table:
+    """The rows of ``table`` in OUTPUT's complete runs (every run with ``include_incomplete``), or in run ``run_id``.
+
+    An explicit ``run_id`` is read whatever its status: a pipeline reads its own run's metrics before the run
+    is marked complete. OUTPUT may be one run's folder.
+    """
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; known: {sorted(TABLES)}")
+    if run_id is None:
+        run_ids, _ = runs.select_runs(runs.list_runs(output_url), include_incomplete)
+    else:
+        run_ids = [runs.check_run_id(run_id)]  # a folder name, never a glob or a path
+    fs, files = table_files(output_url, run_ids, [table])
+    if not files[table]:
+        return TABLES[table].empty_table()
+    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in files[table]], promote_options="permissive")

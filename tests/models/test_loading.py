@@ -11,7 +11,10 @@ import torch
 
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.models.detector import build_detector
-from tubelets.models.loading import UNMAPPED_LOGIT, load_detector, parse_category_map, upgrade_legacy_keys
+from tubelets.config import load_config
+from tubelets.models.loading import (
+    UNMAPPED_LOGIT, check_devices, load_detector, parse_category_map, upgrade_legacy_keys
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -125,3 +128,55 @@ def test_category_map_beyond_the_checkpoint_classes(small_cfg, coco_url):
 
 def test_yaml_string_keys_are_accepted():
     assert parse_category_map({"1": "2"}, 7) == {1: 2}
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """``gpus(n)``: torch sees ``n`` CUDA devices (none when 0), whatever this machine has."""
+    def see(count):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+    return see
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["detector.device=cuda"], "detector.device"),
+        (["tracker.ipdt.device=cuda:0"], "tracker.ipdt.device"),
+        (["tracker.name=pixel", "tracker.pixel.device=cuda"], "tracker.pixel.device"),
+        (["run.task=vos", "vos.device=cuda:1"], "vos.device"),
+        (["run.task=point", "vos.device=cuda"], "vos.device"),
+    ],
+)
+def test_a_cuda_device_on_a_machine_without_one_is_refused(gpus, overrides, key):
+    gpus(0)
+    with pytest.raises(ConfigError) as raised:
+        check_devices(load_config(None, overrides))
+    message = str(raised.value)
+    assert message.startswith(f"config {key} is 'cuda") and "no CUDA GPU" in message
+    assert f"set {key} to auto" in message and "or cpu" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],  # auto everywhere
+        ["detector.device=cpu", "tracker.ipdt.device=cpu", "vos.device=cpu"],
+        ["tracker.pixel.device=cuda"],  # the run's tracker is ipdt
+        ["tracker.name=iou", "tracker.ipdt.device=cuda"],  # iou has no device
+        ["vos.device=cuda"],  # a vis run does not use vos
+        ["run.task=vos", "detector.device=cuda", "tracker.ipdt.device=cuda"],  # a vos run uses vos.device only
+    ],
+)
+def test_devices_the_run_does_not_use_or_that_exist_pass(gpus, overrides):
+    gpus(0)
+    check_devices(load_config(None, overrides))
+
+
+def test_a_cuda_index_beyond_the_device_count_is_refused(gpus):
+    gpus(2)
+    check_devices(load_config(None, ["detector.device=cuda:1", "tracker.ipdt.device=cuda"]))
+    with pytest.raises(ConfigError, match=r"^config detector.device is 'cuda:2', but torch sees 2 CUDA GPU\(s\) here"):
+        check_devices(load_config(None, ["detector.device=cuda:2"]))

@@ -87,7 +87,7 @@ def test_the_tubelets_table_has_one_row_per_tubelet_with_decodable_masks(oracle_
 
 def test_every_table_is_written_with_the_run_provenance(oracle_run):
     spec, _ = oracle_run
-    for table in ("tubelets", "metrics", "dead_letters"):
+    for table in ("tubelets", "metrics"):  # dead letters: a file per failed input, none here
         found = read_table(spec.output_url, table, spec.run_id)
         assert tables.provenance(found)["run_id"] == "oracle"
         assert tables.provenance(found)["checkpoint_id"] == "untrained"
@@ -119,7 +119,7 @@ def test_the_cli_runs_evaluate_with_an_untrained_detector(tiny_url, run_flags, t
             "--set", "proposals.torch_threads=1"]
     status = main(["evaluate", tiny_url, str(tmp_path), "--run-id", "cli", *run_flags, *fast])
     assert status == 0
-    assert sorted(os.listdir(tmp_path / "cli")) == ["dead_letters", "metrics", "results.json", "tubelets"]
+    assert sorted(os.listdir(tmp_path / "cli")) == ["manifest.json", "metrics", "results.json", "tubelets"]
     validate_results(read_results(str(tmp_path / "cli" / "results.json")), YouTubeVISDataset(tiny_url))
     (overall,) = [r for r in read_table(str(tmp_path), "metrics", "cli").to_pylist() if r["scope"] == "overall"]
     assert (overall["num_videos"], overall["num_gt_instances"]) == (1, len(YouTubeVISDataset(tiny_url).tracks(1)))

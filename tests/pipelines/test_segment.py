@@ -86,11 +86,13 @@ def listed_input(tmp_path_factory):
 
 def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path, listed_input):
     spec = segment.prepare_run(listed_input, str(tmp_path) + "/", config)
-    assert re.fullmatch(r"\d{8}T\d{6}Z", spec.run_id)  # the default: a UTC timestamp
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", spec.run_id)  # the default: UTC time and a random suffix
     assert spec.run_url == f"{tmp_path}/{spec.run_id}" and spec.checkpoint_id == "untrained"
     assert spec.category_names == {index: name for index, name in enumerate(NAMES, start=1)}
-    assert spec.provenance == {"config_hash": config_hash(config), "checkpoint_id": "untrained", "tracker": "ipdt",
-                               "task": "vis", "input": listed_input}
+    assert spec.config["run"]["run_id"] == spec.run_id  # the manifest records the id a resume must match
+    assert spec.provenance == {"config_hash": config_hash(spec.config), "checkpoint_id": "untrained",
+                               "tracker": "ipdt", "task": "vis", "input": listed_input}
+    assert spec.input_keys == {listed_input.replace("*.mp4", "a.mp4")}
     assert not os.listdir(tmp_path)  # checked, nothing written yet
 
 
@@ -105,10 +107,10 @@ def test_the_graph_has_stable_labels(config, tmp_path, listed_input):
     spec = segment.prepare_run(listed_input, str(tmp_path), config)
     pipeline = test_pipeline.TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]))
     outputs = segment.build_pipeline(pipeline, spec)  # built, never run
-    assert set(outputs) == {"videos", "tracked", "dead_letters"}
+    assert set(outputs) == {"videos", "tracked", "dead_letters", "rows"}
     labels = {label.split("/")[0] for label in pipeline.applied_labels}
     assert {"MatchInputs", "Decode", "Proposals", "GroupProposals", "Track", "TubeletRows", "WriteTubelets",
-            "WriteDeadLetters"} <= labels
+            "DeadLetterFiles", "WriteDeadLetters"} <= labels
 
 
 # ---- end to end, on the data set's videos mixed with bad files ------------------------------------

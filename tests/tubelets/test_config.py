@@ -60,3 +60,17 @@ def test_build_from_section_passes_known_keys_and_names_the_unknown_ones():
     assert build_from_section(make_thing, {"size": 3}, "thing") == (3, "red")
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['sise'\] for thing; known: \['colour', 'size'\]"):
         build_from_section(make_thing, {"sise": 3}, "thing")
+
+
+def test_exponent_floats_parse_as_numbers():
+    # PyYAML (YAML 1.1) reads these as strings, which the typed check would refuse.
+    parsed = parse_overrides(["a=1e-4", "b=1.0e4", "c=-2E+3", "d=10", "e=1e", "f=nightly"])
+    assert parsed == {"a": 1e-4, "b": 1e4, "c": -2e3, "d": 10, "e": "1e", "f": "nightly"}
+    assert load_config(None, ["train_detector.lr=5e-4"])["train_detector"]["lr"] == 5e-4
+
+
+def test_a_bad_value_in_a_file_fails_at_load(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("proposals:\n  batch_size: 0\n")
+    with pytest.raises(ConfigError, match=r"^config proposals.batch_size must be an integer >= 1, got 0$"):
+        load_config(str(path))

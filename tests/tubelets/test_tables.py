@@ -1,8 +1,11 @@
+import uuid
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tubelets import tables
+from tubelets import runs, tables
+from tubelets.errors import ConfigError
 
 
 def _tubelet_row(run_id="run-a", tubelet_id=0):
@@ -26,11 +29,57 @@ def test_write_rows_reads_back_with_schema_and_provenance(tmp_path):
     }
 
 
-def test_runs_sit_side_by_side(tmp_path):
-    tables.write_rows([_tubelet_row("r1")], str(tmp_path), "r1", "tubelets")
-    tables.write_rows([_tubelet_row("r2"), _tubelet_row("r2", 1)], str(tmp_path), "r2", "tubelets")
+def test_runs_sit_side_by_side(tmp_path, write_run):
+    write_run(tmp_path, "r1", tubelets=[_tubelet_row("r1")])
+    write_run(tmp_path, "r2", tubelets=[_tubelet_row("r2"), _tubelet_row("r2", 1)])
     assert tables.read_table(str(tmp_path), "tubelets").num_rows == 3
     assert tables.read_table(str(tmp_path), "tubelets", run_id="r1").num_rows == 1
+
+
+@pytest.mark.parametrize("root", ["local", "memory"])
+def test_read_table_reads_complete_runs_unless_told_or_given_a_run(tmp_path, write_run, root):
+    output = str(tmp_path) if root == "local" else f"memory://tables-{uuid.uuid4().hex}"
+    write_run(output, "done", tubelets=[_tubelet_row("done")])
+    write_run(output, "going", runs.RUNNING, tubelets=[_tubelet_row("going"), _tubelet_row("going", 1)])
+    write_run(output, "cut", runs.INTERRUPTED, tubelets=[_tubelet_row("cut")])
+    tables.write_rows([_tubelet_row("old")], output, "old", "tubelets")  # a run from before manifests
+
+    def run_ids(table):
+        return sorted(table.column("run_id").to_pylist())
+
+    assert run_ids(tables.read_table(output, "tubelets")) == ["done"]
+    assert run_ids(tables.read_table(output, "tubelets", include_incomplete=True)) == ["cut", "done", "going", "going",
+                                                                                      "old"]
+    # A pipeline reads its own run's tables before the run is marked complete.
+    assert run_ids(tables.read_table(output, "tubelets", "going")) == ["going", "going"]
+    assert run_ids(tables.read_table(f"{output}/going", "tubelets", "going")) == ["going", "going"]
+    assert run_ids(tables.read_table(f"{output}/done", "tubelets")) == ["done"]
+    assert tables.read_table(f"{output}/cut", "tubelets").num_rows == 0
+    assert run_ids(tables.read_table(f"{output}/old", "tubelets", include_incomplete=True)) == ["old"]
+    assert tables.read_table(output, "tubelets", "absent").num_rows == 0
+
+
+@pytest.mark.parametrize("run_id", ["*", "../elsewhere", "a/b", ""])
+def test_read_table_takes_a_run_id_not_a_pattern_or_a_path(tmp_path, write_run, run_id):
+    write_run(tmp_path, "r1", tubelets=[_tubelet_row("r1")])
+    with pytest.raises(ConfigError, match="run id"):
+        tables.read_table(str(tmp_path), "tubelets", run_id)
+
+
+def test_table_files_lists_each_run_given(tmp_path, write_run):
+    write_run(tmp_path, "r1", tubelets=[_tubelet_row("r1")], metrics=[])
+    write_run(tmp_path, "r2", tubelets=[_tubelet_row("r2")])
+    fs, files = tables.table_files(str(tmp_path), ["r2", "r1"])
+    assert [path.split("/")[-3] for path in files["tubelets"]] == ["r2", "r1"]
+    assert len(files["metrics"]) == 1 and files["dead_letters"] == [] and fs.exists(files["tubelets"][0])
+
+
+def test_skipped_lines_name_each_run_and_the_flag():
+    skipped = [runs.RunInfo("r3", runs.INTERRUPTED, "SIGTERM"), runs.RunInfo("r4", runs.NO_MANIFEST)]
+    lines = tables.skipped_lines(skipped)
+    assert lines[:2] == ["tubelets: skipped run r3: interrupted (SIGTERM)",
+                         f"tubelets: skipped {skipped[1].describe()}"]
+    assert len(lines) == 3 and "--include-incomplete" in lines[2] and tables.skipped_lines([]) == []
 
 
 def test_missing_required_value_is_rejected():
@@ -49,11 +98,6 @@ def test_empty_table_and_unknown_table(tmp_path):
 def test_metrics_schema_has_all_twelve_numbers():
     assert len(tables.METRIC_NAMES) == 12
     assert all(tables.METRICS.field(name).type == pa.float64() for name in tables.METRIC_NAMES)
-
-
-def test_default_run_id_sorts_by_time():
-    run_id = tables.default_run_id()
-    assert len(run_id) == 16 and run_id.endswith("Z")
 
 
 def _vos_metric_row(**changes):
