@@ -46,7 +46,7 @@ from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_diagnosis import diagnose
 from tubelets.models.calibration import add_other_classes, calibrate_classes
-from tubelets.models.inference import frames_to_tensors, model_device
+from tubelets.models.inference import detect_each
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_ops import tubelets_to_results
@@ -73,7 +73,7 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     detector's proposals are cached per detector checkpoint under ``folder``.
     """
     detector, info = load_detector(config)
-    cache = folder / f"proposals-{info.checkpoint_id}.pkl"
+    cache = folder / f"proposals-{info.checkpoint_id}-each.pkl"  # "-each": a forward pass a frame, as the pipeline
     proposals = pickle.loads(cache.read_bytes()) if cache.exists() else {}
     built = {name: build_tracker(name, config["tracker"]) for name in trackers}
     results, seconds = {name: [] for name in trackers}, dict.fromkeys(trackers, 0.0)
@@ -99,12 +99,9 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
 
 @torch.no_grad()
 def detect(detector, frames: list, config: dict) -> list:
-    """``[FrameDetections]`` of one video's frames, numbered from 0, in the pipeline's batches."""
-    batch, threshold = int(config["proposals"]["batch_size"]), float(config["detector"]["score_threshold"])
-    outputs = []
-    for start in range(0, len(frames), batch):
-        outputs += detector(frames_to_tensors(frames[start:start + batch], model_device(detector)))
-    detections = [to_detections(output, threshold) for output in outputs]
+    """``[FrameDetections]`` of one video's frames, numbered from 0, as the pipeline's handler detects them."""
+    threshold = float(config["detector"]["score_threshold"])
+    detections = [to_detections(output, threshold) for output in detect_each(detector, frames)]
     for number, item in enumerate(detections):
         item.frame = number
     return detections

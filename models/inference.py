@@ -73,12 +73,31 @@ def detect_with_features(
 
 
 @torch.no_grad()
+def detect_each(model: MaskRCNN, frames: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    """``model(...)``'s output for each ``uint8 [H, W, 3]`` frame, every frame in a forward pass of its own.
+
+    Why not one pass for all: a frame's result would then depend on its batch-mates, twice over. torchvision
+    pads a batch to its largest (resized) image, and the padding is what the convolutions see beyond the
+    frame's edges: next to a portrait frame, a landscape one gets other detections outright. And the kernels
+    (convolutions, the RoI heads' matrix products over the batch's boxes) take other code paths, so other
+    summation orders, for another batch size: even next to frames of its size, a frame's boxes, scores and
+    masks come out a few ulps off its own, enough to flip a threshold or NMS decision and so change tubelets.
+    Alone, a frame's output depends on the frame, the model and the device (and the CPU thread count) only.
+    """
+    device = model_device(model)
+    return [model(frames_to_tensors([frame], device))[0] for frame in frames]
+
+
+@torch.no_grad()
 def detect(model: MaskRCNN, frames: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Detections on ``uint8 [H, W, 3]`` frames, one dict a frame, as numpy arrays.
 
     Keys: ``boxes float32 [N, 4]`` (``x1, y1, x2, y2`` pixels), ``labels int64
     [N]`` (data set category ids), ``scores float32 [N]`` (descending),
     ``masks float32 [N, H, W]`` soft masks in ``[0, 1]``.
+
+    One batched forward pass: a frame's result depends on the others (:func:`detect_each`); fine where the
+    batches are fixed (evaluating a checkpoint), not in the pipeline.
     """
     if not frames:
         return []

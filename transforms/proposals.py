@@ -2,9 +2,10 @@
 
 The model handler loads the detector once per worker process (or once per
 machine, shared across processes, on GPU workers), batches frames with Beam's
-``BatchElements`` and returns each frame's detections above the score
-threshold with masks already run-length encoded, so what travels between
-stages is small.
+``BatchElements``, runs each frame of a batch through the detector on its own
+(so that its detections never depend on its batch-mates) and returns each
+frame's detections above the score threshold with masks already run-length
+encoded, so what travels between stages is small.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from tubelets import masks
-from tubelets.models.inference import frames_to_tensors, model_device
+from tubelets.models.inference import detect_each
 from tubelets.models.loading import load_detector, resolve_device
 from tubelets.records import FrameDetections
 
@@ -66,8 +67,10 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
     def run_inference(
         self, batch: Sequence[np.ndarray], model: torch.nn.Module, inference_args: Optional[dict] = None
     ) -> Iterable[FrameDetections]:
+        # A forward pass a frame: Beam batches frames of any videos (keys) together, and a video's tubelets must
+        # not depend on which others ran with it (see detect_each). The batch still saves Beam's per-call overhead.
         with torch.inference_mode():
-            outputs = model(frames_to_tensors(batch, model_device(model)))
+            outputs = detect_each(model, batch)
         return [to_detections(output, self._score_threshold) for output in outputs]
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:

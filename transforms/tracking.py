@@ -58,10 +58,18 @@ class TrackVideo(beam.DoFn):
         self._calibration = dict(config["calibration"])
         self._tracker_cfg = dict(config["tracker"])
         self._max_size = config["io"]["max_size"]
+        self._torch_threads = config["proposals"]["torch_threads"]
 
     def setup(self):
+        import torch
+
         from tubelets.models.trackers import build_tracker
 
+        # The tracker's convolutions sum in another order with another thread count (measured: other tubelets
+        # with 1 and 2 threads); fixing it here, not only where the detector happens to load in the same process,
+        # keeps a video's tubelets the same on every worker.
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
         self._tracker = build_tracker(self._tracker_cfg["name"], self._tracker_cfg)
         self._proposals = Metrics.counter("tubelets", "proposals")
         self._tubelets = Metrics.counter("tubelets", "tubelets")

@@ -93,6 +93,51 @@ def test_the_handler_sizes_batches_and_stays_per_process_on_the_cpu(untrained_ha
     assert untrained_handler.get_metrics_namespace() == "tubelets.proposals"
 
 
+# Frames of 64x96 (height, width) fill their padded size exactly: a batch-mate that pads the batch further changes
+# what the detector sees around the frame, as a portrait one does (96x96).
+FRAME, PORTRAIT = (64, 96), (96, 64)
+
+
+@pytest.fixture(scope="module")
+def handler_and_model():
+    detector_cfg = {"preset": "small", "checkpoint": None, "num_classes": 7, "min_size": FRAME[0],
+                    "max_size": FRAME[1], "detections_per_frame": 20, "score_threshold": 0.05}
+    handler = DetectorModelHandler(detector_cfg, device="cpu", batch_size=8)
+    torch.manual_seed(0)  # the untrained weights
+    return handler, handler.load_model()
+
+
+def assert_same_detections(found: FrameDetections, expected: FrameDetections):
+    """Bit for bit: the same boxes, scores, labels and masks, in the same order."""
+    assert len(expected) > 0  # something to compare
+    for name in ("boxes", "scores", "labels"):
+        np.testing.assert_array_equal(getattr(found, name), getattr(expected, name), err_msg=name, strict=True)
+    assert found.masks == expected.masks
+
+
+def random_frame(seed: int, size: tuple[int, int] = FRAME) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+# A frame's batch-mates, as the sizes before it and after it: other sizes, its own size in batches of 2, 4 and 8.
+@pytest.mark.parametrize(
+    "before, after",
+    [([], [(48, 80)]), ([(80, 128)], []), ([], [PORTRAIT]), ([PORTRAIT], [(48, 80)]),
+     ([], [FRAME]), ([FRAME] * 2, [FRAME]), ([FRAME] * 5, [FRAME] * 2)],
+    ids=["smaller-after", "larger-before", "portrait-after", "between-portrait-and-smaller", "same-size-2",
+         "same-size-4-third", "same-size-8-sixth"],
+)
+def test_a_frames_detections_do_not_depend_on_its_batch_mates(handler_and_model, before, after):
+    handler, model = handler_and_model
+    frame = random_frame(1)
+    (alone,) = handler.run_inference([frame], model)
+    mates = [random_frame(10 + k, size) for k, size in enumerate(before + after)]
+    batch = mates[: len(before)] + [frame] + mates[len(before) :]
+    outputs = list(handler.run_inference(batch, model))
+    assert len(outputs) == len(batch)
+    assert_same_detections(outputs[len(before)], alone)
+
+
 class BrightnessHandler(ModelHandler):
     """A stand-in detector: one detection per frame whose label is the frame's gray level."""
 
