@@ -68,11 +68,12 @@ class MaxFailed:
         return failed < total or total == 0
 
     def describe(self) -> str:
+        """``5`` or ``5%`` as given; empty for the default (fail only when every input failed)."""
         if self.count is not None:
             return f"{self.count}"
         if self.fraction is not None:
-            return f"{self.fraction:.0%}"
-        return "all but one (the default)"
+            return f"{self.fraction * 100:g}%"
+        return ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +92,12 @@ class RunOutcome:
 
     def check(self) -> None:
         """Raise :class:`TooManyFailedInputs` (exit 3) when more inputs failed than ``--max-failed`` allows."""
-        if self.exit_code != EXIT_COMPLETE:
-            raise TooManyFailedInputs(
-                f"{self.failed_inputs} of {self.inputs} inputs went to dead letters, more than --max-failed "
-                f"{self.max_failed.describe()} allows: see {self.run_url}/dead_letters/"
-            )
+        if self.exit_code == EXIT_COMPLETE:
+            return
+        limit = (f"more than --max-failed {self.max_failed.describe()} allows" if self.max_failed.describe()
+                 else "every input failed")
+        raise TooManyFailedInputs(f"{self.failed_inputs} of {self.inputs} inputs went to dead letters, {limit}: "
+                                  f"see {self.run_url}/dead_letters/")
 
 
 def choose_run_id(output_url: str, config: Mapping[str, Any], resume: bool) -> str:
@@ -299,7 +301,7 @@ def execute(spec, options, build: Callable, command: str, argv: Sequence[str], m
     outcome = RunOutcome(counts, len(spec.input_stems), len(failed), max_failed or MaxFailed(), spec.run_url)
     runs.update_manifest(spec.output_url, spec.run_id, status=runs.COMPLETE, ended_at=utc_now().isoformat(),
                          counters=dict(counts), failed_inputs=len(failed), exit_code=outcome.exit_code,
-                         max_failed=max_failed.describe(), reason="")
+                         max_failed=(max_failed or MaxFailed()).describe() or None, reason="")
     return spec, outcome
 
 

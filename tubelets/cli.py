@@ -1,7 +1,10 @@
 """The ``tubelets`` command line: a thin layer over the package's functions.
 
-Messages go to stderr, results to stdout; an error this package raises on
-purpose prints one line that says what to fix and exits with status 2.
+Messages go to stderr, results to stdout; a mistake prints one line that says
+what to fix (``--debug`` adds the traceback). Exit codes are in
+:mod:`tubelets.errors`: 0 complete, 1 the run failed, 2 a mistake found before
+any video, 3 too many inputs failed (``--max-failed``), 130/143 interrupted.
+``-v`` shows Beam's and the storage libraries' logs, which otherwise go to a file.
 """
 
 from __future__ import annotations
@@ -149,12 +152,14 @@ def _add_pipeline(commands, name: str, handler: Command, help_text: str, usage: 
 
 def _add_segment(commands) -> None:
     _add_pipeline(commands, "segment", _segment, "videos in, tubelets and dead letters out (a Beam pipeline)",
-                  "tubelets segment INPUT OUTPUT [--config CFG] [--set KEY=VALUE] [--tracker NAME] [Beam options]")
+                  "tubelets segment INPUT OUTPUT [--config CFG] [--set KEY=VALUE] [--tracker NAME] [--run-id ID | "
+                  "--resume ID] [--max-failed N|F|P%] [Beam options]")
 
 
 def _add_evaluate(commands) -> None:
     _add_pipeline(commands, "evaluate", _evaluate, "segment a labelled data set and score it (a Beam pipeline)",
-                  "tubelets evaluate DATASET OUTPUT [--config CFG] [--tracker NAME] [--source jpeg|video] [Beam options]")
+                  "tubelets evaluate DATASET OUTPUT [--config CFG] [--tracker NAME] [--source jpeg|video] [--run-id ID | "
+                  "--resume ID] [--max-failed N|F|P%] [Beam options]")
 
 
 def _add_render(commands) -> None:

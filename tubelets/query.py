@@ -46,6 +46,11 @@ from tubelets.errors import TubeletsError
 from tubelets.tables import TABLES
 
 
+def one_line(error: Exception) -> str:
+    """DuckDB's message on one line: its hints ("Did you mean ...") come on lines of their own."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 class QueryError(TubeletsError):
     """The SQL is not one SELECT, or DuckDB rejected it."""
 
@@ -94,7 +99,7 @@ def check_sql(sql: str) -> duckdb.Statement:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise QueryError(f"cannot parse SQL: {error}") from None
+        raise QueryError(f"cannot parse SQL: {one_line(error)}") from None
     if len(statements) != 1:
         raise QueryError(f"give exactly one SQL statement, got {len(statements)}")
     try:
@@ -149,7 +154,7 @@ def run_query(output_url: str, sql: str, include_incomplete: bool = False, err: 
     try:
         return connection.sql(statement).to_arrow_table()
     except duckdb.Error as error:
-        raise QueryError(f"{type(error).__name__}: {error}") from None
+        raise QueryError(f"{type(error).__name__}: {one_line(error)}") from None
     finally:
         connection.close()
 

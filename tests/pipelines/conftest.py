@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import shutil
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -81,6 +82,18 @@ def tiny_url(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("pipeline-tiny") / "tiny"
     generate_dataset(str(root), videos=1, seed=3, width=64, height=48, write_jpegs=False)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def copy_videos(shapes_url):
+    """``copy_videos(folder)``: the data set's three mp4s into ``folder``, named as in the data set."""
+
+    def copy(folder):
+        for video in YouTubeVISDataset(shapes_url).videos:
+            shutil.copy(f"{shapes_url}/videos/{video.name}.mp4", folder / f"{video.name}.mp4")
+        return folder
+
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -11,18 +11,15 @@ import pytest
 from tubelets import runs, tables
 from tubelets.cli import main
 from tubelets.errors import ConfigError, RunFailedError, TooManyFailedInputs
-from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.pipelines import evaluate, segment
 from tubelets.pipelines.lifecycle import MaxFailed, first_difference, one_line, resume_command
 from tubelets.transforms.tracking import TrackVideo
 
 
 @pytest.fixture(scope="module")
-def clips(shapes_url, tmp_path_factory):
+def clips(copy_videos, tmp_path_factory):
     """The data set's three mp4s and one corrupt file: four inputs, one of which fails."""
-    folder = tmp_path_factory.mktemp("clips")
-    for video in YouTubeVISDataset(shapes_url).videos:
-        shutil.copy(f"{shapes_url}/videos/{video.name}.mp4", folder / f"{video.name}.mp4")
+    folder = copy_videos(tmp_path_factory.mktemp("clips"))
     (folder / "corrupt.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     return folder
 
@@ -181,7 +178,7 @@ def test_exit_codes_tell_a_scheduler_how_the_run_ended(clips, oracle, run_flags,
         assert main(["segment", f"{clips}/*.mp4", out, "--run-id", "share", "--max-failed", "25%", *run_flags]) == 0
         assert main(["segment", f"{clips}/*.mp4", out, "--run-id", "typo", "--max-failed", "lots", *run_flags]) == 2
     err = capsys.readouterr().err
-    assert "tubelets: error: 2 of 2 inputs went to dead letters, more than --max-failed all but one" in err
+    assert "tubelets: error: 2 of 2 inputs went to dead letters, every input failed: see " in err
     assert "tubelets: error: 1 of 4 inputs went to dead letters, more than --max-failed 0 allows" in err
     manifests = {run.run_id: runs.read_manifest(out, run.run_id) for run in runs.list_runs(out)}
     assert {run_id: m["exit_code"] for run_id, m in manifests.items()} == {"ok": 0, "all-bad": 3, "strict": 3,

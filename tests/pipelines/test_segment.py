@@ -117,11 +117,9 @@ def test_the_graph_has_stable_labels(config, tmp_path, listed_input):
 
 
 @pytest.fixture(scope="module")
-def mixed_folder(shapes_url, tmp_path_factory):
+def mixed_folder(copy_videos, tmp_path_factory):
     """The data set's three mp4s, a corrupt mp4 (random bytes), a zero-byte mp4 and a text file named .mp4."""
-    folder = tmp_path_factory.mktemp("mixed")
-    for video in YouTubeVISDataset(shapes_url).videos:
-        shutil.copy(f"{shapes_url}/videos/{video.name}.mp4", folder / f"{video.name}.mp4")
+    folder = copy_videos(tmp_path_factory.mktemp("mixed"))
     (folder / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 8192, dtype=np.uint8).tobytes())
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("these are my notes, not a video\n")
