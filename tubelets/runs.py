@@ -77,7 +77,8 @@ def claim_run(output_url: str, run_id: str, record: Mapping[str, Any]) -> dict:
     check_run_id(run_id)
     fs, path = fsspec.core.url_to_fs(manifest_url(output_url, run_id))
     folder = path.rsplit("/", 1)[0]
-    if fs.exists(folder) and not fs.exists(path):
+    # A folder with files but no manifest is someone else's; an empty one may be a claimant's just made.
+    if fs.exists(folder) and not fs.exists(path) and fs.ls(folder, detail=False):
         raise RunClaimedError(f"run folder {run_url(output_url, run_id)} exists already (not made by a tubelets run): "
                               f"choose another --run-id")
     manifest = {**record, "run_id": run_id, "status": RUNNING}
@@ -99,9 +100,13 @@ def read_manifest(output_url: str, run_id: str) -> Optional[dict]:
     fs, path = fsspec.core.url_to_fs(manifest_url(output_url, run_id))
     try:
         with fs.open(path, "rb") as handle:
-            return json.loads(handle.read())
+            text = handle.read()
     except FileNotFoundError:
         return None
+    try:
+        return json.loads(text)
+    except ValueError:  # the claim's exclusive create is under way: the claimant has not written it all yet
+        return {"run_id": run_id, "status": RUNNING, "reason": "its manifest is being written"}
 
 
 def update_manifest(output_url: str, run_id: str, **changes: Any) -> dict:

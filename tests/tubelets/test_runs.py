@@ -34,7 +34,8 @@ def test_a_run_is_claimed_once(tmp_path, root):
     assert runs.read_manifest(output, "r1") == {"input": "a", "run_id": "r1", "status": "running"}
 
 
-def test_of_many_launches_racing_for_one_run_id_exactly_one_wins(tmp_path):
+@pytest.mark.parametrize("attempt", range(5))
+def test_of_many_launches_racing_for_one_run_id_exactly_one_wins(tmp_path, attempt):
     won, lost = [], []
     start = threading.Barrier(8)
 
@@ -57,8 +58,11 @@ def test_of_many_launches_racing_for_one_run_id_exactly_one_wins(tmp_path):
 
 def test_a_folder_made_by_something_else_is_not_claimed(tmp_path):
     (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
     with pytest.raises(runs.RunClaimedError, match="not made by a tubelets run"):
         runs.claim_run(str(tmp_path), "mine", {})
+    (tmp_path / "empty").mkdir()  # nothing to lose (or a racing claimant's folder, made a moment ago)
+    runs.claim_run(str(tmp_path), "empty", {})
 
 
 def test_a_failed_run_says_how_to_continue_it(tmp_path):
@@ -112,3 +116,11 @@ def test_finished_inputs_are_read_from_the_file_names(tmp_path):
     (tmp_path / "r" / "dead_letters" / f"{failed}.1a2b3c4d.parquet").write_bytes(b"")
     assert runs.finished_inputs(str(tmp_path), "r") == {done, failed}
     assert runs.inputs_with_files(str(tmp_path), "r", "dead_letters") == {failed}
+
+
+def test_a_manifest_caught_half_written_reads_as_running(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "manifest.json").write_text('{"run_id": "r", "sta')
+    assert runs.read_manifest(str(tmp_path), "r")["status"] == "running"
+    with pytest.raises(runs.RunClaimedError, match="status running"):
+        runs.claim_run(str(tmp_path), "r", {})
