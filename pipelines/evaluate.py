@@ -7,6 +7,7 @@ per-video matching in parallel, one global accumulation.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from typing import Any, Mapping, Optional, Sequence
 
@@ -21,7 +22,7 @@ from tubelets.runs import inputs_with_files, stem_of_file
 from tubelets.tables import read_table, table_folder
 from tubelets.transforms.evaluation import ScoreVideos, headline
 from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
-from tubelets.transforms.outputs import WriteResultsFile, WriteTable
+from tubelets.transforms.outputs import WriteResultsFile, WriteRunFiles, WriteTable
 
 
 def check_dataset(dataset_url: str) -> YouTubeVISDataset:
@@ -70,9 +71,16 @@ def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
         tracker=spec.config["tracker"]["name"],
         category_names=spec.category_names,
     )
-    rows = (video_ids, by_video) | "Score" >> score
-    rows | "WriteMetrics" >> WriteTable(spec.output_url, spec.run_id, "metrics", spec.provenance)
-    return {**outputs, "metrics": rows}
+    scored = (video_ids, by_video) | "Score" >> score
+    scored["rows"] | "WriteMetrics" >> WriteTable(spec.output_url, spec.run_id, "metrics", spec.provenance)
+    scored["matches"] | "WriteMatches" >> WriteRunFiles(spec.output_url, spec.run_id, "video_matches", spec.provenance)
+    return {**outputs, "metrics": scored["rows"]}
+
+
+def dataset_digest(dataset_url: str) -> str:
+    """A digest of the data set's annotations: two runs scored the same ground truth when theirs agree."""
+    with fsspec.open(YouTubeVISDataset(dataset_url).annotations_url, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
 def finished_tubelet_files(spec: RunSpec) -> list[str]:
@@ -107,8 +115,9 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
     check_dataset(args.input)
     resume = args.resume is not None
     spec = prepare_run(args.input, args.output, config, resume=resume)
+    dataset = {"dataset_digest": dataset_digest(args.input)}
     spec, outcome = execute(spec, options, build_pipeline, "evaluate", args.argv, args.max_failed, resume=resume,
-                            test_pipeline=test_pipeline)
+                            test_pipeline=test_pipeline, extra=dataset)
     rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
     print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
     print(f"results: {spec.run_url}/results.json", file=sys.stderr)

@@ -189,9 +189,9 @@ def run_record(spec, command: str, argv: Sequence[str]) -> dict:
     }
 
 
-def open_run(spec, command: str, argv: Sequence[str], resume: bool):
+def open_run(spec, command: str, argv: Sequence[str], resume: bool, extra: Mapping[str, Any] = {}):
     """Claim the run (or take it over with ``resume``); returns the spec with the inputs already finished."""
-    record = run_record(spec, command, argv)
+    record = {**run_record(spec, command, argv), **extra}
     if not resume:
         runs.claim_run(spec.output_url, spec.run_id, record)
         return spec
@@ -279,11 +279,14 @@ def one_line(error: BaseException) -> str:
 
 
 def execute(spec, options, build: Callable, command: str, argv: Sequence[str], max_failed: MaxFailed,
-            resume: bool = False, test_pipeline: Optional[beam.Pipeline] = None):
-    """Claim, run and close the run; returns ``(spec, RunOutcome)`` or raises ``RunFailedError``."""
+            resume: bool = False, test_pipeline: Optional[beam.Pipeline] = None, extra: Mapping[str, Any] = {}):
+    """Claim, run and close the run; returns ``(spec, RunOutcome)`` or raises ``RunFailedError``.
+
+    ``extra``: more for the manifest (an evaluation's data set digest).
+    """
     from tubelets.pipelines.runner import run_to_end
 
-    spec = open_run(spec, command, argv, resume)
+    spec = open_run(spec, command, argv, resume, extra)
     with interrupts_end_the_run(spec, command, argv):
         try:
             counts = run_to_end(spec, options, build, test_pipeline)

@@ -14,12 +14,14 @@ import apache_beam as beam
 from tubelets.metrics.vis import VisMetrics, accumulate, load_json, summarize
 from tubelets.metrics.vis_data import index_ground_truth
 from tubelets.metrics.vis_match import VideoMatches, match_video
+from tubelets.metrics.vis_store import matches_to_row
+from tubelets.runs import video_file_stem
 from tubelets.tables import METRIC_NAMES, utc_now
 from tubelets.transforms.outputs import results_order
 
 
 class MatchVideo(beam.DoFn):
-    """``(video_id, {"video": [key], "results": [[entry, ...]]})`` -> ``VideoMatches``.
+    """``(video_id, {"video": [key], "results": [[entry, ...]]})`` -> ``(key, VideoMatches)``.
 
     A video of the data set without results (no tubelets, or it failed to
     decode) still counts: its ground truth is missed, as the official
@@ -32,11 +34,12 @@ class MatchVideo(beam.DoFn):
     def setup(self):
         self._index = index_ground_truth(load_json(self._annotations_url, "ground truth"), self._annotations_url)
 
-    def process(self, joined) -> Iterator[VideoMatches]:
+    def process(self, joined) -> Iterator[tuple[str, VideoMatches]]:
         video_id, grouped = joined
         entries = [entry for batch in grouped["results"] for entry in batch]
         entries.sort(key=results_order)  # the results file's order: it breaks score ties
-        yield match_video(
+        keys = list(grouped["video"])
+        yield keys[0] if keys else str(video_id), match_video(
             self._index.videos[video_id],
             self._index.annotations_by_video.get(video_id, []),
             entries,
@@ -74,9 +77,14 @@ def metric_rows(
 
 
 class ScoreVideos(beam.PTransform):
-    """``(video_id, [results entries])`` and the data set's ``video_id``s -> metrics rows."""
+    """``(video_id, [results entries])`` and the data set's ``(video_id, key)`` -> metrics rows and matches.
 
-    def __init__(self, annotations_url: str, category_ids: list[int], dataset: str, tracker: str, category_names: Mapping[int, str]):
+    Returns ``{"rows": metrics rows, "matches": (file name, [video_matches row])}``: each video's matches
+    (:mod:`tubelets.metrics.vis_store`), what a later comparison of runs reads instead of the masks.
+    """
+
+    def __init__(self, annotations_url: str, category_ids: list[int], dataset: str, tracker: str,
+                 category_names: Mapping[int, str]):
         super().__init__()
         self._annotations_url = annotations_url
         self._category_ids = category_ids
@@ -85,14 +93,21 @@ class ScoreVideos(beam.PTransform):
     def expand(self, inputs):
         video_ids, results = inputs
         category_ids, row_args = self._category_ids, self._row_args
-        return (
+        matched = (
             {"video": video_ids, "results": results}
             | "JoinResults" >> beam.CoGroupByKey()
             | "MatchVideo" >> beam.ParDo(MatchVideo(self._annotations_url))
+        )
+        rows = (
+            matched
+            | "OnlyMatches" >> beam.Map(lambda named: named[1])
             | "AllMatches" >> beam.combiners.ToList()
             | "Accumulate" >> beam.Map(lambda matches: accumulate(matches, category_ids))
             | "MetricRows" >> beam.FlatMap(lambda metrics: metric_rows(metrics, *row_args))
         )
+        stored = matched | "MatchRows" >> beam.Map(
+            lambda named: (video_file_stem(named[0]), [matches_to_row(named[1], named[0])]))
+        return {"rows": rows, "matches": stored}
 
 
 def headline(rows: list[dict]) -> str:

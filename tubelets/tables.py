@@ -26,7 +26,9 @@ import tubelets
 from tubelets import runs
 from tubelets.errors import TubeletsError
 
-SCHEMA_VERSION = "3"  # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns); 3: tubelets.other_classes
+# 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns); 3: tubelets.other_classes;
+# 4: one file per video (tubelets, dead letters) and the video_matches table
+SCHEMA_VERSION = "4"
 
 # One element of ``tubelets.frames``: the instance in one frame where it has a mask.
 FRAME_TYPE = pa.struct(
@@ -108,7 +110,27 @@ DEAD_LETTERS = pa.schema(
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {"tubelets": TUBELETS, "metrics": METRICS, "dead_letters": DEAD_LETTERS}
+# One row per video an evaluate run scored (VIS): its matches (tubelets.metrics.vis_store), all that the
+# accumulation needs, so comparing runs, bootstrapping over videos and per-video AP never re-read a mask.
+VIDEO_MATCHES = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("video", pa.string(), nullable=False),  # the data set's video name
+        pa.field("video_id", pa.int64(), nullable=False),
+        pa.field("det_category", pa.list_(pa.int64()), nullable=False),  # kept predictions, in the protocol's order
+        pa.field("det_score", pa.list_(pa.float64()), nullable=False),
+        pa.field("det_rank", pa.list_(pa.int32()), nullable=False),  # position within the video's category
+        pa.field("det_tp", pa.list_(pa.bool_()), nullable=False),  # bool[areas, IoU thresholds, predictions], flat
+        pa.field("det_fp", pa.list_(pa.bool_()), nullable=False),
+        pa.field("gt_category", pa.list_(pa.int64()), nullable=False),  # categories with ground truth here
+        pa.field("gt_valid", pa.list_(pa.int64()), nullable=False),  # int64[categories, areas], flat
+        pa.field("num_gt", pa.int64(), nullable=False),
+        pa.field("num_predictions", pa.int64(), nullable=False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"tubelets": TUBELETS, "metrics": METRICS, "dead_letters": DEAD_LETTERS,
+                                "video_matches": VIDEO_MATCHES}
 
 
 def with_provenance(

@@ -95,6 +95,18 @@ def test_every_table_is_written_with_the_run_provenance(oracle_run):
     assert read_table(spec.output_url, "dead_letters", spec.run_id).num_rows == 0
 
 
+def test_each_videos_matches_are_stored_and_give_the_runs_metrics(oracle_run, overall):
+    from tubelets.metrics.vis import accumulate
+    from tubelets.metrics.vis_store import row_to_matches
+
+    spec, _ = oracle_run
+    rows = read_table(spec.output_url, "video_matches", spec.run_id).to_pylist()
+    assert sorted(row["video"] for row in rows) == ["video_0000", "video_0001", "video_0002"]
+    stats = accumulate([row_to_matches(row) for row in rows], [c["id"] for c in CATEGORIES]).stats
+    assert all(abs(stats[name] - (overall[name] if overall[name] is not None else -1)) < 1e-12
+               for name in METRIC_NAMES)
+
+
 def test_the_run_prints_its_summary_and_headline(oracle_run):
     spec, stderr = oracle_run
     assert "run oracle: 3 videos, 90 frames" in stderr
@@ -119,7 +131,7 @@ def test_the_cli_runs_evaluate_with_an_untrained_detector(tiny_url, run_flags, t
             "--set", "proposals.torch_threads=1"]
     status = main(["evaluate", tiny_url, str(tmp_path), "--run-id", "cli", *run_flags, *fast])
     assert status == 0
-    assert sorted(os.listdir(tmp_path / "cli")) == ["manifest.json", "metrics", "results.json", "tubelets"]
+    assert sorted(os.listdir(tmp_path / "cli")) == ["manifest.json", "metrics", "results.json", "tubelets", "video_matches"]
     validate_results(read_results(str(tmp_path / "cli" / "results.json")), YouTubeVISDataset(tiny_url))
     (overall,) = [r for r in read_table(str(tmp_path), "metrics", "cli").to_pylist() if r["scope"] == "overall"]
     assert (overall["num_videos"], overall["num_gt_instances"]) == (1, len(YouTubeVISDataset(tiny_url).tracks(1)))

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from apache_beam import Create
-from apache_beam.testing.util import assert_that
+from apache_beam import Create, Map
+from apache_beam.testing.util import assert_that, equal_to
 
 from tubelets import tables
 from tubelets.metrics.vis import evaluate
@@ -62,7 +62,8 @@ def test_match_video_matches_in_the_results_file_order_whatever_order_it_gets(gt
         expected = match_video(index.videos[video_id], index.annotations_by_video.get(video_id, []),
                                sorted(entries, key=results_order), index.category_ids)
         for batches in ([entries], [entries[::-1]], [entries[1::2], entries[::2]]):
-            (found,) = matcher.process((video_id, {"video": ["name"], "results": batches}))
+            ((name, found),) = matcher.process((video_id, {"video": ["name"], "results": batches}))
+            assert name == "name"
             for field in ("det_category", "det_score", "det_rank", "det_tp", "det_fp", "gt_category", "gt_valid"):
                 np.testing.assert_array_equal(getattr(found, field), getattr(expected, field))
             assert (found.num_gt, found.num_predictions) == (expected.num_gt, expected.num_predictions)
@@ -72,7 +73,7 @@ def test_a_video_without_results_still_counts_its_ground_truth(gt, gt_url):
     matcher = MatchVideo(gt_url)
     matcher.setup()
     video_id = next(a["video_id"] for a in gt["annotations"])
-    (found,) = matcher.process((video_id, {"video": ["name"], "results": []}))
+    ((_, found),) = matcher.process((video_id, {"video": ["name"], "results": []}))
     assert found.num_predictions == 0 and found.num_gt > 0 and found.det_category.size == 0
 
 
@@ -118,5 +119,7 @@ def test_score_videos_equals_the_evaluator_on_the_results_file_order(gt, gt_url,
 
     with pipeline as p:
         score = ScoreVideos(gt_url, category_ids, dataset="set", tracker="iou", category_names=category_names)
-        rows = (p | "VideoIds" >> Create(video_ids), p | "Results" >> Create(grouped)) | score
-        assert_that(rows, check)
+        scored = (p | "VideoIds" >> Create(video_ids), p | "Results" >> Create(grouped)) | score
+        assert_that(scored["rows"], check)
+        stored = scored["matches"] | Map(lambda named: (named[0].split("-")[0], named[1][0]["video"]))
+        assert_that(stored, equal_to([(name.split("-")[0], name) for _, name in video_ids]), label="Matches")
