@@ -31,6 +31,7 @@ import tubelets
 from tubelets import logs, runs
 from tubelets.config import config_hash
 from tubelets.errors import EXIT_COMPLETE, ConfigError, RunFailedError, TooManyFailedInputs
+from tubelets.progress import run_progress
 from tubelets.tables import utc_now
 
 
@@ -200,6 +201,8 @@ def open_run(spec, command: str, argv: Sequence[str], resume: bool, extra: Mappi
     runs.update_manifest(spec.output_url, spec.run_id, **{**record, "started_at": manifest.get("started_at")},
                          status=runs.RUNNING, reason="", attempts=attempts, resumed_at=utc_now().isoformat())
     done = frozenset(runs.finished_inputs(spec.output_url, spec.run_id) & spec.input_stems)
+    earlier = run_progress(spec.output_url, spec.run_id)
+    runs.update_manifest(spec.output_url, spec.run_id, finished_before=earlier.done, frames_before=earlier.frames)
     print(f"resuming run {spec.run_id}: {len(done)} of {len(spec.input_stems)} inputs finished already", file=sys.stderr)
     return dataclasses.replace(spec, done=done)
 
@@ -278,16 +281,43 @@ def one_line(error: BaseException) -> str:
     return line if line.startswith(type(error).__name__) or causes else f"{type(error).__name__}: {line}"
 
 
+@contextlib.contextmanager
+def progress_lines(spec, every: float) -> Iterator[None]:
+    """While the run runs, a progress line (:mod:`tubelets.progress`) on stderr every ``every`` seconds (0: none).
+
+    It reads the run folder, as ``tubelets status`` does, so it works whatever runner the run is on.
+    """
+    if not every or every <= 0:
+        yield
+        return
+    stop, frame_cache = threading.Event(), {}
+
+    def report():
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):  # a progress line is never worth failing the run
+                print(run_progress(spec.output_url, spec.run_id, frame_cache=frame_cache).line(), file=sys.stderr)
+
+    reporter = threading.Thread(target=report, name="tubelets-progress", daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reporter.join(timeout=5)
+
+
 def execute(spec, options, build: Callable, command: str, argv: Sequence[str], max_failed: MaxFailed,
-            resume: bool = False, test_pipeline: Optional[beam.Pipeline] = None, extra: Mapping[str, Any] = {}):
+            resume: bool = False, test_pipeline: Optional[beam.Pipeline] = None, extra: Mapping[str, Any] = {},
+            progress_every: float = 0):
     """Claim, run and close the run; returns ``(spec, RunOutcome)`` or raises ``RunFailedError``.
 
-    ``extra``: more for the manifest (an evaluation's data set digest).
+    ``extra``: more for the manifest (an evaluation's data set digest); ``progress_every``: seconds
+    between progress lines (0: none).
     """
     from tubelets.pipelines.runner import run_to_end
 
     spec = open_run(spec, command, argv, resume, extra)
-    with interrupts_end_the_run(spec, command, argv):
+    with interrupts_end_the_run(spec, command, argv), progress_lines(spec, progress_every):
         try:
             counts = run_to_end(spec, options, build, test_pipeline)
             failed, missing = account_inputs(spec)

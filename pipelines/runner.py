@@ -34,6 +34,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
     parser.add_argument("--resume", default=None, metavar="RUN_ID",
                         help="continue a failed or interrupted run with the same arguments: only the inputs it did "
                         "not finish are processed")
+    parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                        help="a progress line on stderr this often while the run runs (0: none; default 10)")
     parser.add_argument("--max-failed", default=MaxFailed(), type=MaxFailed.parse, metavar="N|FRACTION|PCT%",
                         help="inputs that may go to dead letters before the command exits 3 (default: the run fails "
                         "only when every input failed)")

@@ -176,9 +176,10 @@ def skip_finished(videos: beam.PCollection, done: frozenset) -> beam.PCollection
 
 def write_video_rows(tracked: beam.PCollection, dead_letters: beam.PCollection, spec: RunSpec,
                      to_rows) -> beam.PCollection:
-    """Each video's tubelet rows to its own file, each dead letter to its own; returns ``(stem, rows)``."""
+    """Each video's tubelet rows to its own file, each dead letter to its own; returns ``(stem, rows, metadata)``."""
     run_id = spec.run_id
-    rows = tracked | "TubeletRows" >> beam.Map(lambda mt: (video_file_stem(mt[0].key), to_rows(mt, run_id)))
+    rows = tracked | "TubeletRows" >> beam.Map(
+        lambda mt: (video_file_stem(mt[0].key), to_rows(mt, run_id), {"video_frames": mt[0].length}))
     rows | "WriteTubelets" >> WriteRunFiles(spec.output_url, run_id, "tubelets", spec.provenance)
     (
         dead_letters
@@ -214,6 +215,7 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
         return run_vos(args, config, options, evaluate=False, test_pipeline=test_pipeline)
     spec = prepare_run(args.input, args.output, config, resume=args.resume is not None)
     spec, outcome = execute(spec, options, build_pipeline, "segment", args.argv, args.max_failed,
-                            resume=args.resume is not None, test_pipeline=test_pipeline)
+                            resume=args.resume is not None, test_pipeline=test_pipeline,
+                            progress_every=args.progress_every)
     outcome.check()
     return spec

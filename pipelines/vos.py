@@ -168,7 +168,7 @@ def run_vos(args, config: Mapping[str, Any], options, evaluate: bool = False,
     spec = prepare_vos_run(args.input, args.output, config, evaluate, resume=resume)
     command = "evaluate" if evaluate else "segment"
     spec, outcome = execute(spec, options, build_pipeline, command, args.argv, args.max_failed, resume=resume,
-                            test_pipeline=test_pipeline)
+                            test_pipeline=test_pipeline, progress_every=args.progress_every)
     if evaluate:
         rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
         print(f"{spec.task}: {vos_headline(rows)}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import apache_beam as beam
 import fsspec
@@ -51,12 +51,14 @@ def dead_letter_file(row: Mapping) -> tuple[str, list[Mapping]]:
 
 
 class WriteRunFiles(beam.PTransform):
-    """``(file name, [row, ...])`` -> ``OUTPUT/<run_id>/<table>/<file name>.parquet``, one file per element.
+    """``(file name, [row, ...][, metadata])`` -> ``OUTPUT/<run_id>/<table>/<file name>.parquet``, a file each.
 
     Each file is written as soon as its element arrives (a video's tubelets as
     soon as it is tracked), to a temporary name first and then moved in place,
     so a reader or ``--resume`` never sees half a file. An element with no rows
     still writes a file (with the schema): it records that the video is done.
+    ``metadata`` goes into the file's schema metadata (``tubelets.<key>``), e.g.
+    a video's decoded frames, which ``tubelets status`` reads from the footers.
     """
 
     def __init__(self, output_url: str, run_id: str, table: str, provenance: Mapping[str, str]):
@@ -73,9 +75,13 @@ class _WriteFile(beam.DoFn):
     def __init__(self, folder: str, schema: pa.Schema, run_id: str):
         self._folder, self._schema, self._run_id = folder, schema, run_id
 
-    def process(self, named_rows: tuple[str, Iterable[Mapping]]):
-        name, rows = named_rows
-        table = tables.to_arrow([{**row, "run_id": self._run_id} for row in rows], self._schema)
+    def process(self, named_rows: tuple):
+        name, rows, *extra = named_rows  # (name, rows) or (name, rows, {metadata key: value})
+        schema = self._schema
+        if extra:
+            schema = schema.with_metadata({**schema.metadata, **{f"tubelets.{k}".encode(): str(v).encode()
+                                                                  for k, v in extra[0].items()}})
+        table = tables.to_arrow([{**row, "run_id": self._run_id} for row in rows], schema)
         fs, folder = fsspec.core.url_to_fs(self._folder)
         fs.makedirs(folder, exist_ok=True)
         temporary = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"

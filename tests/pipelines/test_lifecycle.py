@@ -13,6 +13,7 @@ from tubelets.cli import main
 from tubelets.errors import ConfigError, RunFailedError, TooManyFailedInputs
 from tubelets.pipelines import evaluate, segment
 from tubelets.pipelines.lifecycle import MaxFailed, first_difference, one_line, resume_command
+from tubelets.progress import run_progress
 from tubelets.transforms.tracking import TrackVideo
 
 
@@ -61,6 +62,9 @@ def test_a_run_records_what_it_read_and_how_it_ended(clips, oracle, run_flags, t
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "r" / "tubelets").iterdir()) == [
         "video_0000", "video_0001", "video_0002"]
     assert [p.name.split("-")[0] for p in (tmp_path / "r" / "dead_letters").iterdir()] == ["corrupt"]
+    # Each video's file carries its frame count, so `tubelets status` counts frames from the folder alone.
+    found = run_progress(str(tmp_path), "r")
+    assert (found.done, found.failed, found.frames) == (4, 1, manifest["counters"]["frames"])
 
 
 def test_a_run_id_claimed_by_another_launch_fails_before_any_video_and_changes_nothing(clips, oracle, run_flags,
