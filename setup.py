@@ -58,10 +58,15 @@ setup(
         "psutil>=5.9",  # ends the local runner's worker processes when a run is interrupted
         "pillow>=10",
         "tqdm>=4.60",
+        "matplotlib>=3.7",  # the charts of `tubelets report` (drawn by Agg: no display needed)
     ],
     extras_require={
-        # scikit-image and OpenCV only build the reference implementations the metrics are checked against.
-        "test": ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "opencv-python-headless>=4.8"],
+        # `--runner dask`: Beam's Dask runner, on a LocalCluster or a `dask scheduler` (--dask-address).
+        "dask": ["apache-beam[dask]>=2.76", "dask[distributed]>=2024.4.2"],
+        # scikit-image and OpenCV only build the reference implementations the metrics are checked against;
+        # the pipeline tests run on Dask too.
+        "test": ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "opencv-python-headless>=4.8",
+                 "apache-beam[dask]>=2.76", "dask[distributed]>=2024.4.2"],
     },
     entry_points={"console_scripts": ["tubelets=tubelets.cli:main"]},
 )

@@ -2,7 +2,9 @@
 
 Everything ``segment`` writes, plus ``OUTPUT/<run_id>/results.json``
 (YouTube-VIS results) and the ``metrics`` table, scored in the pipeline:
-per-video matching in parallel, one global accumulation.
+per-video matching in parallel, one global accumulation. With ``--baseline RUN``
+the ended run is compared with RUN (:mod:`tubelets.compare`), and
+``--fail-on-drop METRIC=X`` turns a real drop into exit 4.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
 
-from tubelets.errors import ConfigError, DatasetError
+from tubelets.compare import (Gate, check_run, check_same_dataset, compare_runs, parse_gates, regression, table_rows,
+                              to_text, unchecked_gates)
+from tubelets.errors import ConfigError, DatasetError, RegressionError
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.pipelines.segment import RunSpec, build_pipeline as build_segment, prepare_run
-from tubelets.runs import inputs_with_files, stem_of_file
-from tubelets.tables import read_table, table_folder
+from tubelets.runs import inputs_with_files, stem_of_file, update_manifest
+from tubelets.tables import METRICS, read_table, table_folder, to_arrow, with_provenance, write_parquet
 from tubelets.transforms.evaluation import ScoreVideos, headline
 from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
 from tubelets.transforms.outputs import WriteResultsFile, WriteRunFiles, WriteTable
@@ -101,25 +105,82 @@ def _add_source(parser) -> None:
                         help="decode videos/<name>.mp4 or read JPEGImages/ frames (io.source)")
 
 
+def _add_flags(parser) -> None:
+    """``evaluate``'s own flags: the source, and the baseline to compare the run with (not ``segment``'s)."""
+    _add_source(parser)
+    parser.add_argument("--baseline", default=None, metavar="RUN_ID",
+                        help="when the run ends, compare it with this complete evaluate run of OUTPUT (same data set): "
+                        "differences and 95%% bootstrap intervals to stderr and the run's metrics table")
+    parser.add_argument("--fail-on-drop", action="append", default=[], metavar="METRIC=X",
+                        help="with --baseline: exit 4 when METRIC (AP ... ARl) is lower by more than X (0..1) and "
+                        "the interval of the difference is below 0 (repeatable)")
+
+
+def check_baseline(args, config: Mapping[str, Any], digest: str) -> list[Gate]:
+    """``--baseline`` and ``--fail-on-drop`` checked before any video is read; the gates to apply."""
+    gates = parse_gates(args.fail_on_drop)
+    if gates and not args.baseline:
+        raise ConfigError("--fail-on-drop compares with a baseline: give --baseline RUN_ID too")
+    if not args.baseline:
+        return gates
+    if args.baseline == config["run"]["run_id"]:
+        raise ConfigError(f"--baseline {args.baseline} is this run: give another run of {args.output}")
+    manifest = check_run(args.output, args.baseline, "--baseline")
+    check_same_dataset(manifest, digest, args.input)
+    return gates
+
+
+def compare_with_baseline(spec: RunSpec, baseline: str, gates: Sequence[Gate]) -> Optional[RegressionError]:
+    """The ended run against ``baseline``: overall numbers to stderr, every number into the run's metrics table.
+
+    The metrics table was written by the pipeline; the comparison is one more file beside its part files,
+    ``metrics/comparison.parquet``. Returns the regression (exit 4) where a gate fails.
+    """
+    comparison = compare_runs(spec.output_url, baseline, spec.run_id)
+    print(to_text(comparison, overall_only=True), end="", file=sys.stderr)
+    schema = with_provenance(METRICS, spec.run_id, **spec.provenance)
+    write_parquet(to_arrow(table_rows(comparison), schema),
+                  f"{table_folder(spec.output_url, spec.run_id, 'metrics')}/comparison.parquet")
+    for line in unchecked_gates(comparison, gates):
+        print(line, file=sys.stderr)
+    return regression(comparison, gates)
+
+
+def finish(spec: RunSpec, outcome, baseline: Optional[str], gates: Sequence[Gate]) -> None:
+    """Compare with the baseline, then exit as the README says: 3 (too many failed inputs) outranks 4 (regression)."""
+    failed = compare_with_baseline(spec, baseline, gates) if baseline else None
+    if failed:  # the manifest's exit code is the command's
+        update_manifest(spec.output_url, spec.run_id, regression=str(failed),
+                        exit_code=outcome.exit_code or failed.exit_code)
+        if outcome.exit_code:
+            print(f"tubelets: {failed}", file=sys.stderr)
+    outcome.check()
+    if failed:
+        raise failed
+
+
 def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None):
     """Parse ``evaluate`` arguments, run the pipeline, print the headline metrics; returns the run's spec."""
     from tubelets.pipelines.lifecycle import execute
     from tubelets.pipelines.runner import parse_run_arguments
 
-    args, config, options = parse_run_arguments("evaluate", argv, extend=_add_source)
+    args, config, options = parse_run_arguments("evaluate", argv, extend=_add_flags)
     if config["run"]["task"] != "vis":
         from tubelets.pipelines.vos import run_vos
 
+        if args.baseline or args.fail_on_drop:
+            raise ConfigError("--baseline and --fail-on-drop compare VIS runs; a VOS evaluation stores no matches")
         return run_vos(args, config, options, evaluate=True, test_pipeline=test_pipeline)
     check_every_frame(config)
     check_dataset(args.input)
+    extra = {"dataset_digest": dataset_digest(args.input), "baseline_run_id": args.baseline}  # for the manifest
+    gates = check_baseline(args, config, extra["dataset_digest"])
     resume = args.resume is not None
     spec = prepare_run(args.input, args.output, config, resume=resume)
-    dataset = {"dataset_digest": dataset_digest(args.input)}
     spec, outcome = execute(spec, options, build_pipeline, "evaluate", args.argv, args.max_failed, resume=resume,
-                            test_pipeline=test_pipeline, extra=dataset)
+                            test_pipeline=test_pipeline, progress_every=args.progress_every, extra=extra)
     rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
     print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
     print(f"results: {spec.run_url}/results.json", file=sys.stderr)
-    outcome.check()
+    finish(spec, outcome, args.baseline, gates)
     return spec

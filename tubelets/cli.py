@@ -53,6 +53,14 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from tubelets.compare import print_comparison
+
+    print_comparison(args.output, args.baseline, args.candidate, samples=args.samples, seed=args.seed, top=args.top,
+                     fmt=args.format, fail_on_drop=args.fail_on_drop)
+    return 0
+
+
 def _quiet_workers(args: argparse.Namespace):
     """Beam's workers log to a file (its path in the run's manifest); ``-v`` shows them on the terminal too."""
     from tubelets.logs import capture_process_output
@@ -81,6 +89,15 @@ def _render(args: argparse.Namespace) -> int:
 
     frames = render(args.output, args.video, args.out, run_id=args.run_id, include_incomplete=args.include_incomplete)
     print(f"wrote {frames} frames to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tubelets.report import write_report
+
+    summary = write_report(args.run_folder, args.out, baseline=args.baseline, worst=args.worst)
+    print(f"wrote the report of run {summary.run_id} to {summary.out_url} ({summary.bytes / 1e6:.1f} MB, "
+          f"{summary.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 
@@ -143,6 +160,22 @@ def _add_query(commands) -> None:
     parser.set_defaults(handler=_query)
 
 
+def _add_compare(commands) -> None:
+    parser = commands.add_parser("compare", help="compare two evaluate runs: differences with bootstrap intervals, "
+                                 "and a gate on drops (exit 4)")
+    parser.add_argument("output", help="the OUTPUT folder holding both runs")
+    parser.add_argument("baseline", metavar="BASELINE_RUN", help="the run compared against (a complete evaluate run)")
+    parser.add_argument("candidate", metavar="CANDIDATE_RUN", help="the run compared (of the same data set)")
+    parser.add_argument("--samples", type=int, default=1000, help="bootstrap resamples of the videos (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0: reproducible)")
+    parser.add_argument("--top", type=int, default=10, help="videos listed whose AP dropped, and rose, the most")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--fail-on-drop", action="append", default=[], metavar="METRIC=X",
+                        help="exit 4 when METRIC (AP, AP50, ... ARl) is lower by more than X (0..1) and the 95 %% "
+                        "interval of the difference is below 0 (repeatable)")
+    parser.set_defaults(handler=_compare)
+
+
 def _add_pipeline(commands, name: str, handler: Command, help_text: str, usage: str) -> None:
     # The pipeline parses its own arguments, so Beam's flags (--runner, ...) pass through untouched.
     parser = commands.add_parser(name, help=help_text, usage=usage, add_help=False)
@@ -173,9 +206,33 @@ def _add_render(commands) -> None:
     parser.set_defaults(handler=_render)
 
 
+def _add_report(commands) -> None:
+    parser = commands.add_parser("report", help="one self-contained HTML page about a run: metrics, charts, frames")
+    parser.add_argument("run_folder", metavar="RUN_FOLDER", help="a complete run's folder, OUTPUT/<run_id>")
+    parser.add_argument("out", metavar="OUT.html", help="the HTML file to write (any fsspec URL)")
+    parser.add_argument("--baseline", default=None, metavar="RUN_ID", help="a run id of the same OUTPUT to compare with")
+    parser.add_argument("--worst", type=int, default=3, metavar="N",
+                        help="how many of the worst videos get a strip of frames (default 3)")
+    parser.set_defaults(handler=_report)
+
+
 def _add_train(commands) -> None:
     _add_pipeline(commands, "train", _train, "train a model on a YouTube-VIS style data set",
                   "tubelets train {detector,tracker} DATASET OUT.pt [--config CFG] [--steps N] [--resume] ...")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tubelets.progress import folder_progress
+
+    for progress in folder_progress(args.folder):
+        print(progress.line())
+    return 0
+
+
+def _add_status(commands) -> None:
+    parser = commands.add_parser("status", help="how far a run is (inputs done, frames/s, time left), or every run's")
+    parser.add_argument("folder", help="a run folder (OUTPUT/<run_id>), or an OUTPUT folder: a line per run")
+    parser.set_defaults(handler=_status)
 
 
 def _add_demo(commands) -> None:
@@ -188,7 +245,8 @@ def _add_demo(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_train, _add_score, _add_query, _add_demo):
+    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_report, _add_train, _add_score, _add_query,
+                _add_compare, _add_status, _add_demo):
         add(commands)
     return parser
 

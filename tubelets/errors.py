@@ -6,6 +6,8 @@ EXIT_COMPLETE = 0  # the run completed; failed inputs within --max-failed
 EXIT_RUN_FAILED = 1  # the run started and failed (a worker error, storage lost); its manifest says "failed"
 EXIT_USAGE = 2  # a mistake found before any video was read (a bad value, flag, INPUT, OUTPUT); nothing was written
 EXIT_TOO_MANY_FAILED = 3  # the run completed, but more inputs went to dead letters than --max-failed allows
+EXIT_REGRESSION = 4  # compared with a baseline, a --fail-on-drop gate failed: worse by more than allowed, beyond chance
+# Where several apply, the first in this order is the exit code: 1 (the run failed) > 3 (too many failed inputs) > 4.
 EXIT_INTERRUPTED = 130  # SIGINT (128 + 2); SIGTERM gives 143 (128 + 15)
 
 
@@ -54,3 +56,10 @@ class TooManyFailedInputs(TubeletsError):
     """The run completed, but more of its inputs went to dead letters than ``--max-failed`` allows."""
 
     exit_code = EXIT_TOO_MANY_FAILED
+
+
+class RegressionError(TubeletsError):
+    """A ``--fail-on-drop`` gate failed: the candidate run scored below its baseline by more than allowed, and the
+    bootstrap interval of the difference lies below 0 (not chance). The runs themselves completed."""
+
+    exit_code = EXIT_REGRESSION

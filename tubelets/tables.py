@@ -27,8 +27,9 @@ from tubelets import runs
 from tubelets.errors import TubeletsError
 
 # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns); 3: tubelets.other_classes;
-# 4: one file per video (tubelets, dead letters) and the video_matches table
-SCHEMA_VERSION = "4"
+# 4: one file per video (tubelets, dead letters) and the video_matches table;
+# 5: metrics.baseline_run_id, difference_low, difference_high (evaluate --baseline's comparison rows)
+SCHEMA_VERSION = "5"
 
 # One element of ``tubelets.frames``: the instance in one frame where it has a mask.
 FRAME_TYPE = pa.struct(
@@ -78,13 +79,18 @@ TASKS = ("vis", "vos", "point")
 # VIS runs (task "vis") fill the AP/AR columns, scope "overall" or "category";
 # VOS runs (task "vos" or "point") fill the J/F columns, scope "overall",
 # "sequence" or "object", and (point runs) prompt_iou. The others are null.
+# A VIS run evaluated with --baseline RUN adds rows naming RUN in baseline_run_id (metrics/comparison.parquet):
+# scope "baseline", RUN's own overall and category rows; scope "difference", one row per overall or category
+# number, that metric's column holding candidate - baseline (the other AP/AR columns null) and difference_low,
+# difference_high its 95 % paired bootstrap interval over videos. category_id is null on overall rows.
 METRICS = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("dataset", pa.string(), nullable=False),
         pa.field("tracker", pa.string(), nullable=False),
         pa.field("task", pa.string(), nullable=False),  # one of TASKS
-        pa.field("scope", pa.string(), nullable=False),  # "overall", "category" (VIS), "sequence", "object" (VOS)
+        # "overall", "category", "baseline", "difference" (VIS), "sequence", "object" (VOS)
+        pa.field("scope", pa.string(), nullable=False),
         pa.field("category_id", pa.int32()),  # VIS category rows
         pa.field("category_name", pa.string()),
         pa.field("sequence", pa.string()),  # VOS sequence and object rows
@@ -92,6 +98,9 @@ METRICS = pa.schema(
         *[pa.field(name, pa.float64()) for name in METRIC_NAMES],  # null where undefined (no GT)
         *[pa.field(name, pa.float64()) for name in VOS_METRIC_NAMES],
         pa.field("prompt_iou", pa.float64()),  # point runs: IoU of the mask grown from the click with the ground truth
+        pa.field("baseline_run_id", pa.string()),  # comparison rows (scopes "baseline", "difference"); else null
+        pa.field("difference_low", pa.float64()),  # "difference" rows: the 95 % interval of the difference
+        pa.field("difference_high", pa.float64()),
         pa.field("num_videos", pa.int64(), nullable=False),
         pa.field("num_gt_instances", pa.int64(), nullable=False),
         pa.field("num_predictions", pa.int64(), nullable=False),

@@ -2,10 +2,11 @@ import contextlib
 import io
 import json
 import os
+import shutil
 
 import pytest
 
-from tubelets import masks, tables
+from tubelets import masks, runs, tables
 from tubelets.cli import main
 from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.dataset import YouTubeVISDataset
@@ -148,3 +149,102 @@ def test_evaluate_refuses_runs_that_skip_or_resize_frames(shapes_url, run_flags,
     assert not (tmp_path / "out").exists()
     assert main(["evaluate", shapes_url, str(tmp_path / "out"), "--set", setting, *run_flags]) == 2
 
+
+# --- evaluate --baseline RUN [--fail-on-drop METRIC=X]: the ended run compared with an earlier one ---------------
+
+def _against_oracle(oracle_run, oracle, run_flags, capsys, run_id, *flags, dataset=None):
+    """``evaluate --baseline oracle`` into the oracle run's OUTPUT, through the command line: (status, stderr)."""
+    spec, _ = oracle_run
+    with oracle():
+        status = main(["evaluate", dataset or spec.input_url, spec.output_url, "--run-id", run_id, "--tracker", "iou",
+                       "--baseline", "oracle", *run_flags, *flags])
+    return status, capsys.readouterr().err
+
+
+def _comparison_rows(spec, run_id: str) -> list[dict]:
+    return [r for r in read_table(spec.output_url, "metrics", run_id).to_pylist() if r["baseline_run_id"] is not None]
+
+
+def test_a_crippled_run_against_its_baseline_exits_4_and_stores_the_comparison(oracle_run, overall, oracle,
+                                                                               run_flags, capsys):
+    # Every oracle detection (score 0.9) is below the threshold: AP 0 on each video, a drop no resample undoes.
+    status, err = _against_oracle(oracle_run, oracle, run_flags, capsys, "crippled",
+                                  "--set", "calibration.score_threshold=0.95", "--fail-on-drop", "AP=0.01")
+    spec, _ = oracle_run
+    assert status == 4
+    assert "crippled (candidate) vs oracle (baseline)" in err and "interval" in err
+    assert err.splitlines()[-1].startswith("tubelets: error: run crippled regressed against oracle: AP dropped by 0.9")
+    rows = _comparison_rows(spec, "crippled")
+    baseline = next(r for r in rows if r["scope"] == "baseline" and r["category_id"] is None)
+    assert all(baseline[name] == overall[name] for name in METRIC_NAMES) and baseline["run_id"] == "crippled"
+    ap = next(r for r in rows if r["scope"] == "difference" and r["category_id"] is None and r["AP"] is not None)
+    assert ap["AP"] == -overall["AP"] and ap["difference_low"] <= ap["AP"] <= ap["difference_high"] < 0
+    assert {r["category_id"] for r in rows if r["scope"] == "difference"} == {None, 1, 2, 3, 5}
+    assert os.path.isfile(f"{spec.output_url}/crippled/metrics/comparison.parquet")
+    manifest = runs.read_manifest(spec.output_url, "crippled")
+    assert (manifest["status"], manifest["exit_code"]) == ("complete", 4) and "AP dropped" in manifest["regression"]
+
+
+def test_a_rerun_against_its_baseline_differs_by_nothing(oracle_run, oracle, run_flags, capsys):
+    status, err = _against_oracle(oracle_run, oracle, run_flags, capsys, "rerun", "--fail-on-drop", "AP=0")
+    spec, _ = oracle_run
+    assert status == 0 and "rerun (candidate) vs oracle (baseline)" in err and "error" not in err
+    differences = [r for r in _comparison_rows(spec, "rerun") if r["scope"] == "difference"]
+    assert len(differences) >= 5  # at least AP of the overall row and of each of the 4 categories
+    for row in differences:
+        (value,) = [row[name] for name in METRIC_NAMES if row[name] is not None]
+        assert value == row["difference_low"] == row["difference_high"] == 0.0
+
+
+def test_too_many_failed_inputs_outranks_a_regression(oracle_run, oracle, run_flags, capsys, tmp_path):
+    # The same annotations (the same digest), one video unreadable: exit 3, the regression said on a line.
+    spec, _ = oracle_run
+    dataset = shutil.copytree(spec.input_url, tmp_path / "shapes")
+    (dataset / "videos" / "video_0001.mp4").write_bytes(b"not a video")
+    status, err = _against_oracle(oracle_run, oracle, run_flags, capsys, "failing", "--set",
+                                  "calibration.score_threshold=0.95", "--fail-on-drop", "AP=0.01", "--max-failed", "0",
+                                  dataset=str(dataset))
+    assert status == 3
+    assert "tubelets: run failing regressed against oracle: AP dropped by" in err
+    assert err.splitlines()[-1].startswith("tubelets: error: 1 of 3 inputs went to dead letters")
+    assert runs.read_manifest(spec.output_url, "failing")["exit_code"] == 3
+
+
+def _fake_run(output: str, run_id: str, status: str = "complete", digest: str = "", matches: bool = True,
+              task: str = "vis") -> None:
+    runs.claim_run(output, run_id, {"command": "evaluate", "config": {"run": {"task": task}}})
+    if matches:
+        tables.write_rows([], output, run_id, "video_matches")
+    runs.update_manifest(output, run_id, status=status, **({"dataset_digest": digest} if digest else {}))
+
+
+@pytest.mark.parametrize("baseline, message", [
+    (dict(digest="0123456789abcdef"), "scored other annotations than"),
+    (dict(status="interrupted"), "--baseline run base: interrupted"),
+    (dict(matches=False), "--baseline run base has no stored matches"),
+    (dict(task="vos"), "--baseline run base is a vos run"),
+    (None, "--baseline base: "),
+])
+def test_a_bad_baseline_is_refused_before_any_video(shapes_url, run_flags, tmp_path, capsys, baseline, message):
+    output = tmp_path / "out"
+    if baseline is not None:
+        _fake_run(str(output), "base", **{"digest": evaluate.dataset_digest(shapes_url), **baseline})
+    assert main(["evaluate", shapes_url, str(output), "--baseline", "base", *run_flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+    assert (os.listdir(output) == ["base"]) if baseline is not None else not output.exists()  # no run was started
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--fail-on-drop", "AP=0.01"], "--fail-on-drop compares with a baseline: give --baseline"),
+    (["--baseline", "base", "--fail-on-drop", "AP=2"], "X an absolute drop between 0 and 1"),
+    (["--baseline", "base", "--fail-on-drop", "ap=0.01"], "did you mean AP?"),
+    (["--baseline", "base", "--run-id", "base"], "--baseline base is this run"),
+    (["--baseline", "base", "--task", "vos"], "compare VIS runs"),
+])
+def test_bad_baseline_flags_are_refused_in_one_line(shapes_url, run_flags, tmp_path, capsys, flags, message):
+    _fake_run(str(tmp_path), "base", digest=evaluate.dataset_digest(shapes_url))
+    assert main(["evaluate", shapes_url, str(tmp_path), *flags, *run_flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+    assert os.listdir(tmp_path) == ["base"]

@@ -1,11 +1,15 @@
 """The paired bootstrap of a VIS metric difference, on videos of one square each."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from tubelets import masks
-from tubelets.metrics.vis import evaluate
-from tubelets.metrics.vis_bootstrap import paired_bootstrap, video_contributions
+from tubelets.metrics.vis import accumulate, evaluate, match_videos
+from tubelets.metrics.vis_bootstrap import (PairedRuns, PooledMatches, bootstrap, paired_bootstrap, score_rows,
+                                            video_ap, video_contributions)
+from tubelets.synth.predictions import noisy_predictions, random_gt
 
 SIZE, LENGTH = (12, 12), 3
 
@@ -77,3 +81,45 @@ def test_one_video_contributes_the_whole_difference():
     gt = ground_truth(1)
     observed, contributions = video_contributions(gt, predictions([True]), predictions([False]))
     assert observed > 0 and [(c.video_id, c.without, c.contribution) for c in contributions] == [(0, 0.0, observed)]
+
+
+def test_a_pooled_resample_scores_as_the_drawn_videos_one_by_one():
+    # A resample is one pooled record; accumulate gives it the numbers of the drawn videos as separate records.
+    gt = random_gt(seed=2, videos=12, sizes=((24, 32), (48, 64)))
+    matches, category_ids = match_videos(gt, noisy_predictions(gt, seed=3))
+    picks = np.random.default_rng(0).integers(0, len(matches), len(matches))
+    assert len(set(picks.tolist())) < len(picks)  # some video drawn twice
+    one_by_one = [dataclasses.replace(matches[i], video_id=position) for position, i in enumerate(picks)]
+    pooled = accumulate([PooledMatches(matches).drawn(picks)], category_ids)
+    separate = accumulate(one_by_one, category_ids)
+    np.testing.assert_array_equal(pooled.precision, separate.precision)
+    np.testing.assert_array_equal(pooled.recall, separate.recall)
+    assert (pooled.num_gt, pooled.num_predictions) == (separate.num_gt, separate.num_predictions)
+    categories = sorted(separate.per_category)
+    np.testing.assert_array_equal(score_rows(pooled, categories), score_rows(separate, categories))
+    with pytest.raises(ValueError, match="same videos"):
+        PairedRuns(matches, matches[1:], category_ids)
+
+
+def test_every_number_on_the_whole_set_and_one_draw_of_the_videos_for_all():
+    gt = random_gt(seed=4, videos=10, sizes=((24, 32), (48, 64)))
+    results_a, results_b = noisy_predictions(gt, seed=1), noisy_predictions(gt, seed=2, miss_rate=0.5)
+    (matches_a, category_ids), (matches_b, _) = match_videos(gt, results_a), match_videos(gt, results_b)
+    with_gt = sorted(accumulate(matches_a, category_ids).per_category)
+    result = bootstrap(PairedRuns(matches_a, matches_b, category_ids, with_gt), samples=40, seed=3)
+    assert result.a.shape == result.low.shape == (1 + len(with_gt), 12) and result.categories == tuple(with_gt)
+    whole_a = score_rows(evaluate(gt, results_a), with_gt)
+    np.testing.assert_array_equal(result.a, np.where(whole_a < 0, np.nan, whole_a))
+    # The one-number form draws the same videos: its interval is the same entry.
+    single = paired_bootstrap(gt, results_a, results_b, metric="AR10", samples=40, seed=3)
+    assert (single.low, single.high, single.a_wins) == (result.low[0, 7], result.high[0, 7], result.a_wins[0, 7])
+    # Undefined numbers (no medium or large objects in small frames) are NaN, not a difference of 0.
+    assert np.isnan(result.difference[0, 4]) and np.isnan(result.high[0, 4])
+
+
+def test_a_videos_ap_is_its_own_accumulation():
+    gt = random_gt(seed=6, videos=6, sizes=((24, 32),))
+    matches, category_ids = match_videos(gt, noisy_predictions(gt, seed=6))
+    for m in matches:
+        alone = accumulate([m], category_ids).stats["AP"]
+        assert video_ap(m) == alone if alone >= 0 else np.isnan(video_ap(m))
