@@ -3,7 +3,8 @@
 Messages go to stderr, results to stdout; a mistake prints one line that says
 what to fix (``--debug`` adds the traceback). Exit codes are in
 :mod:`tubelets.errors`: 0 complete, 1 the run failed, 2 a mistake found before
-any video, 3 too many inputs failed (``--max-failed``), 130/143 interrupted.
+any video, 3 too many inputs failed (``--max-failed``), 4 a ``--fail-on-drop``
+gate failed (``compare``, ``evaluate --baseline``), 130/143 interrupted.
 ``-v`` shows Beam's and the storage libraries' logs, which otherwise go to a file.
 """
 
@@ -192,7 +193,7 @@ def _add_segment(commands) -> None:
 def _add_evaluate(commands) -> None:
     _add_pipeline(commands, "evaluate", _evaluate, "segment a labelled data set and score it (a Beam pipeline)",
                   "tubelets evaluate DATASET OUTPUT [--config CFG] [--tracker NAME] [--source jpeg|video] [--run-id ID | "
-                  "--resume ID] [--max-failed N|F|P%] [Beam options]")
+                  "--resume ID] [--max-failed N|F|P%] [--baseline RUN [--fail-on-drop METRIC=X]] [Beam options]")
 
 
 def _add_render(commands) -> None:
@@ -261,7 +262,7 @@ def split_global_flags(argv: Sequence[str]) -> tuple[list[str], set[str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; its exit status (0, 1, 2, 3, 130/143: :mod:`tubelets.errors`)."""
+    """Run one command; its exit status (0, 1, 2, 3, 4, 130/143: :mod:`tubelets.errors`)."""
     from tubelets.logs import configure_logging
 
     argv, flags = split_global_flags(list(sys.argv[1:] if argv is None else argv))
