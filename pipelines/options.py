@@ -2,9 +2,11 @@
 
 Recent Beam, given no runner, first tries to download the Prism runner binary;
 a tubelets run names ``DirectRunner`` unless the user names another, in
-multi-process mode so that a laptop's cores all work. Beam drops a flag that no
-options class knows with a log line only ("Discarding unparseable args"), so a
-mistyped flag is refused here instead, with the closest known one.
+multi-process mode so that a laptop's cores all work. ``--runner dask`` names
+Beam's Dask runner (the ``dask`` extra), on a LocalCluster this process starts,
+or on the scheduler ``--dask-address HOST:PORT`` names. Beam drops a flag that
+no options class knows with a log line only ("Discarding unparseable args"), so
+a mistyped flag is refused here instead, with the closest known one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from tubelets.errors import ConfigError
 
 DIRECT_RUNNER_NAMES = ("directrunner", "direct")
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+RUNNER_SHORTHANDS = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER}  # names Beam itself does not know
+DASK_ADDRESS = "--dask-address"  # tubelets' name of Beam's --dask_client_address
 
 
 def _option_value(beam_args: Sequence[str], name: str) -> Optional[str]:
@@ -32,18 +37,73 @@ def _option_value(beam_args: Sequence[str], name: str) -> Optional[str]:
     return value
 
 
+def runner_path(runner: Optional[str]) -> Optional[str]:
+    """The runner Beam is to build for a ``--runner`` value: a shorthand (``dask``) as its class path."""
+    return RUNNER_SHORTHANDS.get(runner.lower(), runner) if runner else runner
+
+
+def is_dask_runner(runner: Optional[str]) -> bool:
+    return runner_path(runner) == DASK_RUNNER or (runner or "").lower() == "daskrunner"
+
+
+def _expand_dask_address(args: list[str]) -> tuple[list[str], Optional[str]]:
+    """``--dask-address X`` / ``--dask-address=X`` as Beam's ``--dask_client_address=X``; the last address given."""
+    expanded, address, index = [], None, 0
+    while index < len(args):
+        arg = args[index]
+        if arg == DASK_ADDRESS and index + 1 < len(args):
+            address = args[index + 1]
+            index += 1
+        elif arg.startswith(f"{DASK_ADDRESS}="):
+            address = arg.split("=", 1)[1]
+        else:
+            expanded.append(arg)
+        index += 1
+    if address is not None:
+        expanded.append(f"--dask_client_address={address}")
+    return expanded, address
+
+
+def _name_runner(args: list[str], path: str) -> list[str]:
+    """``args`` with every ``--runner`` value replaced by ``path``, in place."""
+    named, index = [], 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--runner" and index + 1 < len(args):
+            named += [arg, path]
+            index += 1
+        elif arg.startswith("--runner="):
+            named.append(f"--runner={path}")
+        else:
+            named.append(arg)
+        index += 1
+    return named
+
+
 def with_default_runner(beam_args: Sequence[str]) -> list[str]:
     """``beam_args`` plus the local runner's defaults where the user set nothing.
 
-    The user's ``--runner`` is never replaced. For the DirectRunner, the
-    running mode defaults to multi-processing, and the worker count is added
-    only for a mode that uses it (in-memory warns about a worker count).
+    The user's ``--runner`` is never replaced, only spelt out (``dask`` -> Beam's
+    ``DaskRunner`` class path). For the DirectRunner, the running mode defaults
+    to multi-processing, and the worker count is added only for a mode that
+    uses it (in-memory warns about a worker count). For Dask, ``--dask-address``
+    becomes Beam's ``--dask_client_address`` (and implies ``--runner dask``), and
+    the partition size defaults to 1: Beam's default puts up to 128 inputs in
+    one partition, which one worker runs one after the other.
     """
-    args = list(beam_args)
+    args, address = _expand_dask_address(list(beam_args))
     runner = _option_value(args, "runner")
     if runner is None:
-        runner = "DirectRunner"
+        runner = "dask" if address is not None else "DirectRunner"
         args.append(f"--runner={runner}")
+    if is_dask_runner(runner):
+        if runner_path(runner) != runner:
+            args = _name_runner(args, DASK_RUNNER)
+        check_dask_installed()
+        if _option_value(args, "dask_partition_size") is None and _option_value(args, "dask_npartitions") is None:
+            args.append("--dask_partition_size=1")
+    elif address is not None:
+        raise ConfigError(f"{DASK_ADDRESS} names a Dask scheduler: it goes with --runner dask, not --runner {runner}")
     if runner.lower() in DIRECT_RUNNER_NAMES:
         mode = _option_value(args, "direct_running_mode")
         if mode is None:
@@ -52,6 +112,18 @@ def with_default_runner(beam_args: Sequence[str]) -> list[str]:
         if mode != "in_memory" and _option_value(args, "direct_num_workers") is None:
             args.append(f"--direct_num_workers={min(4, os.cpu_count() or 1)}")
     return args
+
+
+def check_dask_installed() -> None:
+    """``--runner dask`` needs ``dask.distributed``, which tubelets installs only with its ``dask`` extra."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("dask.distributed") is not None
+    except ImportError:  # no dask at all
+        found = False
+    if not found:
+        raise ConfigError("--runner dask needs Dask: pip install 'tubelets[dask]' (apache-beam[dask], dask[distributed])")
 
 
 def pipeline_options(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> PipelineOptions:
@@ -68,7 +140,10 @@ def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> 
 
     The message, one line, names each unknown flag with the closest of ``own_flags`` and Beam's flags.
     """
-    known = beam_flags(_option_value(beam_args, "runner"))
+    runner = _option_value(beam_args, "runner")
+    if runner is None and any(arg == DASK_ADDRESS or arg.startswith(f"{DASK_ADDRESS}=") for arg in beam_args):
+        runner = "dask"  # --dask-address implies the Dask runner, whose flags are then known too
+    known = beam_flags(runner) | {DASK_ADDRESS}
     unknown = []
     for arg in beam_args:
         if arg == "--":  # argparse: what follows is positional
@@ -93,7 +168,7 @@ def beam_flags(runner: Optional[str] = None) -> set[str]:
     Options classes register by subclassing ``PipelineOptions``; a runner's module may define its own
     (``DaskOptions``), so the named runner's module is imported first, as Beam imports it to run.
     """
-    _import_runner(runner)
+    _import_runner(runner_path(runner))
     parser = _BeamArgumentParser(allow_abbrev=False)
     classes = {}
     for cls in PipelineOptions.__subclasses__():
@@ -119,6 +194,10 @@ def _import_runner(runner: Optional[str]) -> None:
 
 
 def is_local_runner(options: PipelineOptions) -> bool:
-    """Whether the pipeline runs in this process tree (progress can be printed live)."""
+    """Whether the pipeline runs in this process tree (progress can be printed live): the DirectRunner,
+    or the Dask runner on the LocalCluster it starts (no ``--dask_client_address``)."""
     runner = options.get_all_options().get("runner") or ""
+    if is_dask_runner(runner):
+        _import_runner(DASK_RUNNER)  # defines DaskOptions, whose --dask_client_address is "address"
+        return not options.get_all_options().get("address")
     return runner.lower() in (*DIRECT_RUNNER_NAMES, "inprocessrunner", "")

@@ -20,8 +20,9 @@ from tubelets.errors import ConfigError, DatasetError, TubeletsError
 from tubelets.runs import video_file_stem
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo
-from tubelets.transforms.inputs import MatchInputs, expand_input
+from tubelets.transforms.inputs import MatchInputs, VideoInput, expand_input
 from tubelets.transforms.outputs import WriteRunFiles, dead_letter_file
+from tubelets.transforms.portable import SplitOutputs
 from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances
 from tubelets.transforms.tracking import GroupProposals, TrackVideo
 
@@ -40,6 +41,7 @@ class RunSpec:
     category_names: Mapping[int, str]
     input_keys: frozenset = frozenset()  # every input's key (VideoInput.key)
     done: frozenset = frozenset()  # stems (tubelets.runs.video_file_stem) of the inputs a resumed run finished before
+    inputs: tuple = ()  # every input's VideoInput, as listed at launch (MatchInputs lists INPUT itself when empty)
 
     @property
     def input_stems(self) -> frozenset:
@@ -93,9 +95,10 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any], resu
     check_proposals(config["proposals"])
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
     check_tracker(config["tracker"])
-    keys = list_inputs(input_url, config["io"]["source"])
+    inputs = list_inputs(input_url, config["io"]["source"])
     names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
-    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names, keys)
+    return RunSpec(input_url, output_url, run_id, config, checkpoint.checkpoint_id, names,
+                   frozenset(item.key for item in inputs), inputs=inputs)
 
 
 def with_run_id(config: Mapping[str, Any], run_id: str) -> dict:
@@ -122,25 +125,25 @@ def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
     build_tracker(name, tracker_cfg)
 
 
-def list_inputs(input_url: str, source: str) -> frozenset:
-    """The keys of every video INPUT names; at least one.
+def list_inputs(input_url: str, source: str) -> tuple[VideoInput, ...]:
+    """Every video INPUT names (``VideoInput``), in a stable order; at least one.
 
     INPUT must be a data set folder (YouTube-VIS or DAVIS) or match at least one
-    video file. The listing that feeds the pipeline runs again on a worker; this
-    one makes a mistyped INPUT fail here, in one line, before a run folder
-    exists, and gives the run the inputs it must account for.
+    video file. A mistyped INPUT fails here, in one line, before a run folder
+    exists; the listing gives the run the inputs it must account for and is
+    what the pipeline's ``MatchInputs`` starts from.
     """
     try:
-        keys = [item.key for item in expand_input(input_url, source)]
+        inputs = tuple(expand_input(input_url, source))
     except TubeletsError:
         raise
     except Exception as error:  # noqa: BLE001 - credentials, network, permissions: say which in one line
         raise DatasetError(f"INPUT {input_url!r} cannot be read: {type(error).__name__}: {error}") from None
-    if not keys:
+    if not inputs:
         raise DatasetError(
             f"INPUT {input_url!r} matches no video files and is not a YouTube-VIS or DAVIS data set folder"
         )
-    return frozenset(keys)
+    return inputs
 
 
 def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:
@@ -156,10 +159,9 @@ def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:
 def build_tracking(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
     """The shared part of segment and evaluate: inputs to tracked videos and dead letters."""
     io = spec.config["io"]
-    videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=io["source"])
-    decoded = skip_finished(videos, spec.done) | "Decode" >> beam.ParDo(
-        DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"])
-    ).with_outputs(META, DEAD_LETTERS, main="frames")
+    videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=io["source"], inputs=spec.inputs or None)
+    decoded = skip_finished(videos, spec.done) | "Decode" >> SplitOutputs(
+        DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"]), META, DEAD_LETTERS, main="frames")
     detect_every = spec.config["proposals"]["detect_every"]
     detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(spec.config), detect_every)
     proposals = (decoded[META], detections) | "GroupProposals" >> GroupProposals(detect_every)

@@ -36,6 +36,7 @@ from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo
 from tubelets.transforms.inputs import MatchInputs, is_davis
 from tubelets.transforms.outputs import WriteTable
+from tubelets.transforms.portable import SplitOutputs
 from tubelets.transforms.vos import OBJECT_CATEGORY, PairPrompts, SegmentObjects, WriteAnnotations, build_segmenter, video_name
 
 VOS_TASKS = ("vos", "point")
@@ -114,10 +115,10 @@ def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], 
     if evaluate and not is_davis(input_url):
         raise DatasetError(f"evaluate --task {config['run']['task']} scores a DAVIS folder "
                            f"(JPEGImages/480p/, Annotations/480p/); {input_url!r} is not one")
-    keys = list_inputs(input_url, config["io"]["source"])
+    inputs = list_inputs(input_url, config["io"]["source"])
     prompts = load_prompts(input_url, config)
     return VosRunSpec(input_url, output_url, run_id, config, segmenter.info.checkpoint_id, OBJECT_CATEGORY,
-                      keys, frozenset(), prompts, evaluate)
+                      frozenset(item.key for item in inputs), inputs=inputs, prompts=prompts, evaluate=evaluate)
 
 
 def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollection]:
@@ -125,15 +126,15 @@ def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollec
     from tubelets.models.tubelet_ops import tubelet_rows
     from tubelets.transforms.vos_evaluation import ScoreSequences
 
-    videos = skip_finished(p | "MatchInputs" >> MatchInputs(spec.input_url, source=spec.config["io"]["source"]),
-                           spec.done)
-    decoded = videos | "Decode" >> beam.ParDo(DecodeVideo(emit_frames=False)).with_outputs(META, DEAD_LETTERS, main="frames")
+    listed = MatchInputs(spec.input_url, source=spec.config["io"]["source"], inputs=spec.inputs or None)
+    videos = skip_finished(p | "MatchInputs" >> listed, spec.done)
+    decoded = videos | "Decode" >> SplitOutputs(DecodeVideo(emit_frames=False), META, DEAD_LETTERS, main="frames")
     # A resumed run's finished videos keep their prompts out, or they would be dead letters with no input.
     finished = {video_name_from_url(key) for key in spec.input_keys if video_file_stem(key) in spec.done}
     prompts = p | "Prompts" >> beam.Create(sorted(item for item in spec.prompts.items() if item[0] not in finished))
     paired = (videos, decoded[META], prompts) | "PairPrompts" >> PairPrompts()
-    segmented = paired.videos | "Segment" >> beam.ParDo(SegmentObjects(spec.config["vos"])).with_outputs(
-        DEAD_LETTERS, main="tracked")
+    segmenter = SegmentObjects(spec.config["vos"], torch_threads=spec.config["proposals"]["torch_threads"])
+    segmented = paired.videos | "Segment" >> SplitOutputs(segmenter, DEAD_LETTERS, main="tracked")
     run_id = spec.run_id
     segmented.tracked | "WriteAnnotations" >> beam.ParDo(WriteAnnotations(spec.run_url))
     failures = [decoded[DEAD_LETTERS], paired[DEAD_LETTERS], segmented[DEAD_LETTERS]]

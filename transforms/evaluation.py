@@ -18,6 +18,7 @@ from tubelets.metrics.vis_store import matches_to_row
 from tubelets.runs import video_file_stem
 from tubelets.tables import METRIC_NAMES, utc_now
 from tubelets.transforms.outputs import results_order
+from tubelets.transforms.portable import GatherAll
 
 
 class MatchVideo(beam.DoFn):
@@ -101,7 +102,7 @@ class ScoreVideos(beam.PTransform):
         rows = (
             matched
             | "OnlyMatches" >> beam.Map(lambda named: named[1])
-            | "AllMatches" >> beam.combiners.ToList()
+            | "AllMatches" >> GatherAll()  # not ToList: see tubelets.transforms.portable
             | "Accumulate" >> beam.Map(lambda matches: accumulate(matches, category_ids))
             | "MetricRows" >> beam.FlatMap(lambda metrics: metric_rows(metrics, *row_args))
         )

@@ -10,7 +10,7 @@ JPEG frames.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import apache_beam as beam
 import fsspec
@@ -65,22 +65,29 @@ def expand_input(input_url: str, source: str = "video") -> list[VideoInput]:
 
 
 class MatchInputs(beam.PTransform):
-    """INPUT -> ``VideoInput`` per video, reshuffled so that videos spread over workers.
+    """INPUT -> ``VideoInput`` per video, one element each from the start, so that videos spread over workers.
 
-    The expansion runs inside the pipeline (on a worker), so a bucket listing is
-    not done on the launching machine; without the Reshuffle every video would
-    stay fused to the single element that listed them and run on one worker.
+    INPUT is listed on the launching machine, when the graph is built (the
+    launcher lists it anyway to check it and to know the inputs a run must
+    account for: pass that listing as ``inputs`` to list it once). A runner
+    splits a ``Create`` of many elements from the start: Beam's Dask runner
+    2.78 makes one partition per ``--dask_partition_size`` elements
+    (``transform_evaluator.py:185-212``) and runs ``Reshuffle`` as a no-op
+    (``overrides.py:46-48``), so a one-element ``Create`` that a worker expands
+    kept every video in one partition, on one worker, one after the other.
+    The Reshuffle stays for the runners that do redistribute (Dataflow).
     """
 
-    def __init__(self, input_url: str, source: str = "video"):
+    def __init__(self, input_url: str, source: str = "video", inputs: Optional[Sequence[VideoInput]] = None):
         super().__init__()
         self._input_url = input_url
         self._source = source
+        self._inputs = None if inputs is None else list(inputs)
 
     def expand(self, pbegin):
+        inputs = self._inputs if self._inputs is not None else expand_input(self._input_url, self._source)
         return (
             pbegin
-            | "Input" >> beam.Create([self._input_url])
-            | "ListVideos" >> beam.FlatMap(expand_input, source=self._source)
+            | "Videos" >> beam.Create(inputs)
             | "SpreadVideos" >> beam.Reshuffle()
         )

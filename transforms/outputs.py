@@ -13,30 +13,42 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tubelets import runs, tables
+from tubelets.transforms.portable import GatherAll
 
 SHARD_SUFFIX = ".parquet"
 
 
 class WriteTable(beam.PTransform):
-    """Rows (dicts) -> ``OUTPUT/<run_id>/<table>/part-*.parquet`` with the table's schema.
+    """Rows (dicts) -> ``OUTPUT/<run_id>/<table>/part-00000-of-00001.parquet`` with the table's schema.
 
     ``run_id`` is filled into every row; the schema carries the run's
-    provenance. An empty collection still writes one empty file, so a reader
-    sees the table (with its schema) for every run.
+    provenance. An empty collection still writes the file (with its schema),
+    so a reader sees the table for every run. The rows are gathered into one
+    list (:class:`~tubelets.transforms.portable.GatherAll`) and written as one
+    file, to a temporary name first and then moved in place (:class:`_WriteFile`),
+    rather than by ``beam.io.WriteToParquet``, whose ``WriteImpl`` reads side
+    inputs: Beam's Dask runner 2.78 computes a side input as a graph of its own
+    per consuming task, re-running the run's whole upstream for each
+    (``transform_evaluator.py:98-112``) and leaving ``beam-temp-*`` folders.
+    Tables written this way are small (metrics rows); a video's rows go
+    through :class:`WriteRunFiles`.
     """
+
+    FILE_NAME = "part-00000-of-00001"
 
     def __init__(self, output_url: str, run_id: str, table: str, provenance: Mapping[str, str]):
         super().__init__()
-        self._prefix = f"{tables.table_folder(output_url, run_id, table)}/part"
+        self._folder = tables.table_folder(output_url, run_id, table)
         self._schema: pa.Schema = tables.with_provenance(tables.TABLES[table], run_id, **provenance)
         self._run_id = run_id
 
     def expand(self, rows):
-        run_id = self._run_id
+        name = self.FILE_NAME
         return (
             rows
-            | "AddRunId" >> beam.Map(lambda row: {**row, "run_id": run_id})
-            | "WriteParquet" >> beam.io.WriteToParquet(self._prefix, self._schema, file_name_suffix=SHARD_SUFFIX)
+            | "AllRows" >> GatherAll()
+            | "Named" >> beam.Map(lambda all_rows: (name, all_rows))
+            | "WriteFile" >> beam.ParDo(_WriteFile(self._folder, self._schema, self._run_id))
         )
 
 
@@ -110,7 +122,11 @@ def write_json(value, url: str) -> str:
 
 
 class WriteResultsFile(beam.PTransform):
-    """YouTube-VIS results entries -> one ``results.json`` (a list in ``results_order``)."""
+    """YouTube-VIS results entries -> one ``results.json`` (a list in ``results_order``).
+
+    The entries are gathered with :class:`~tubelets.transforms.portable.GatherAll`, not
+    ``beam.combiners.ToList``, whose side input makes Beam's Dask runner re-run the upstream.
+    """
 
     def __init__(self, url: str):
         super().__init__()
@@ -120,7 +136,7 @@ class WriteResultsFile(beam.PTransform):
         url = self._url
         return (
             entries
-            | "AllEntries" >> beam.combiners.ToList()
+            | "AllEntries" >> GatherAll()
             | "Sort" >> beam.Map(sorted, key=results_order)
             | "WriteJson" >> beam.Map(write_json, url)
         )

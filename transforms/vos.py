@@ -21,6 +21,7 @@ from tubelets.io.prompts import PromptError, check_prompts, video_name_from_url
 from tubelets.records import ObjectPrompt, Tubelet, TubeletFrame, VideoMeta
 from tubelets.transforms.inputs import VideoInput
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS, dead_letter
+from tubelets.transforms.portable import SplitOutputs
 
 LOG = logging.getLogger(__name__)
 OBJECT_CATEGORY = {0: "object"}  # VOS tubelets have no category: id 0 in the tubelets table
@@ -66,7 +67,7 @@ class PairPrompts(beam.PTransform):
                 "prompts": prompts,
             }
             | "JoinPrompts" >> beam.CoGroupByKey()
-            | "Pair" >> beam.ParDo(_CountingPairs()).with_outputs(DEAD_LETTERS, main="videos")
+            | "Pair" >> SplitOutputs(_CountingPairs(), DEAD_LETTERS, main="videos")
         )
 
 
@@ -104,14 +105,22 @@ class SegmentObjects(beam.DoFn):
 
     A prompt that does not fit its video (frame past the end, mask of another
     size, point outside) or a video that fails while being read sends that
-    video to dead letters; the others go on.
+    video to dead letters; the others go on. ``torch_threads`` (``proposals.torch_threads``)
+    fixes torch's CPU thread count on each worker, so masks do not depend on the worker.
     """
 
-    def __init__(self, vos_cfg: Mapping[str, Any], max_size: int | None = None):
+    def __init__(self, vos_cfg: Mapping[str, Any], max_size: int | None = None, torch_threads: int | None = None):
         self._vos_cfg = dict(vos_cfg)
         self._max_size = max_size
+        self._torch_threads = torch_threads
 
     def setup(self):
+        import torch
+
+        # As TrackVideo: the segmenter's convolutions sum in another order with another thread count, and a
+        # worker's count is whatever its process started with (measured: other masks with 1 thread than with 2).
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
         self._segmenter = build_segmenter(self._vos_cfg)
         self._tubelets = Metrics.counter("tubelets", "tubelets")
         self._failed = Metrics.counter("tubelets", "dead_letters")

@@ -22,6 +22,7 @@ from tubelets.metrics.davis import SequenceResult, evaluate_sequence, region_sim
 from tubelets.records import ObjectPrompt
 from tubelets.tables import VOS_METRIC_NAMES, utc_now
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS, dead_letter
+from tubelets.transforms.portable import GatherAll, SplitOutputs
 from tubelets.transforms.vos import frame_id_maps
 
 # summarize()'s keys -> the metrics table's columns
@@ -130,11 +131,11 @@ class ScoreSequences(beam.PTransform):
         scored = (
             {"sequence": sequences, "tracked": tracked, "prompts": prompts}
             | "JoinSequences" >> beam.CoGroupByKey()
-            | "ScoreSequence" >> beam.ParDo(ScoreSequence(dataset)).with_outputs(DEAD_LETTERS, main="scores")
+            | "ScoreSequence" >> SplitOutputs(ScoreSequence(dataset), DEAD_LETTERS, main="scores")
         )
         rows = (
             scored.scores
-            | "AllScores" >> beam.combiners.ToList()
+            | "AllScores" >> GatherAll()
             | "MetricRows" >> beam.FlatMap(lambda scores: vos_metric_rows(scores, dataset, tracker, task))
         )
         return {"rows": rows, "dead_letters": scored[DEAD_LETTERS]}

@@ -128,3 +128,29 @@ def folder_progress(folder_url: str) -> list[RunProgress]:
     if not found:
         raise NoRunError(f"{folder_url} is not a run folder and holds no run")
     return [run_progress(folder_url, run.run_id) for run in found]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileCounts:
+    """What a run's files tell of its work: videos with tubelets, their frames and tubelets, dead letters."""
+
+    videos: int  # inputs with a tubelets file
+    frames: int  # decoded frames of those videos (their files' footers)
+    tubelets: int  # rows of those files
+    dead_letters: int  # dead letter files (one per failure)
+
+
+def count_files(output_url: str, run_id: str, skip: frozenset = frozenset()) -> FileCounts:
+    """Count the run's per-video files, every footer read (not sampled); ``skip``: stems left out (a resumed
+    run's inputs finished before, so that the counts are this attempt's, as a runner's counters are)."""
+    fs, paths = _tubelet_files(output_url, run_id)
+    paths = [path for path in paths if runs.stem_of_file(path) not in skip]
+    frames = tubelets = 0
+    for path in paths:
+        with fs.open(path, "rb") as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        tubelets += metadata.num_rows
+        frames += int((metadata.metadata or {}).get(b"tubelets.video_frames", b"0"))
+    dead_fs, dead_path = fsspec.core.url_to_fs(f"{runs.run_url(output_url, run_id)}/dead_letters")
+    dead = [path for path in dead_fs.glob(f"{dead_path}/*.parquet") if runs.stem_of_file(path) not in skip]
+    return FileCounts(videos=len(paths), frames=frames, tubelets=tubelets, dead_letters=len(dead))

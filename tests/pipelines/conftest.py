@@ -130,3 +130,19 @@ def run_flags() -> list[str]:
     names = "[" + ", ".join(c["name"] for c in CATEGORIES) + "]"
     return ["--set", "detector.checkpoint=null", "--set", "detector.device=cpu", "--set", f"detector.categories={names}",
             "--direct_running_mode=in_memory"]
+
+
+@pytest.fixture(scope="session")
+def dask_address(tmp_path_factory):
+    """A Dask LocalCluster for the session's Dask runs: 2 worker processes of 1 thread each; its scheduler's address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(tmp_path_factory.mktemp("dask-workers"))) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="session")
+def dask_flags(dask_address) -> list[str]:
+    """The Dask variant of ``run_flags``' runner flag: Beam's Dask runner on the session's cluster."""
+    return ["--runner", "dask", "--dask-address", dask_address]

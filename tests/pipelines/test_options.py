@@ -116,3 +116,54 @@ def test_an_options_class_defined_later_is_known_too():
             parser.add_argument("--tubelets_later_flag")
 
     check_beam_args(["--tubelets_later_flag", "1"])
+
+
+# ---- --runner dask, --dask-address ------------------------------------------------------------------------
+
+DASK = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+@pytest.mark.parametrize("runner", [["--runner", "dask"], ["--runner=dask"], ["--runner=DaskRunner"], [f"--runner={DASK}"]])
+def test_runner_dask_names_beams_dask_runner_with_a_video_a_partition(runner):
+    flags = with_default_runner(runner)
+    assert PipelineOptions(flags).get_all_options()["runner"] == DASK
+    assert flags[-1] == "--dask_partition_size=1" and len(flags) == len(runner) + 1
+
+
+def test_dask_address_is_beams_client_address_and_implies_the_dask_runner():
+    assert with_default_runner(["--dask-address", "10.0.0.2:8786"]) == [
+        "--dask_client_address=10.0.0.2:8786", f"--runner={DASK}", "--dask_partition_size=1"
+    ]
+    options = pipeline_options(["--runner", "dask", "--dask-address=h:1", "--dask_npartitions=4"]).get_all_options()
+    assert (options["runner"], options["address"], options["npartitions"]) == (DASK, "h:1", 4)
+    assert options["partition_size"] is None  # the user's partitioning is kept
+
+
+def test_dask_address_goes_with_the_dask_runner_only():
+    with pytest.raises(ConfigError, match="--dask-address .* --runner dask"):
+        pipeline_options(["--runner=DataflowRunner", "--dask-address=h:1"])
+
+
+@pytest.mark.parametrize("flags", [["--runner", "dask", "--dask_partition_size", "2"],
+                                   ["--dask-address", "h:1", "--dask_connection_timeout=5"]])
+def test_the_dask_flags_pass_the_unknown_flag_check(flags):
+    check_beam_args(flags, OWN_FLAGS)
+
+
+def test_a_mistyped_dask_flag_is_refused():
+    with pytest.raises(ConfigError, match="did you mean --dask_partition_size"):
+        check_beam_args(["--runner=dask", "--dask_partition_sise=1"])
+
+
+def test_is_local_runner_of_dask_is_whether_it_starts_its_own_cluster():
+    assert is_local_runner(pipeline_options(["--runner=dask"])) is True
+    assert is_local_runner(pipeline_options(["--dask-address=h:1"])) is False
+
+
+def test_runner_dask_without_dask_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("dask") else real(name, *a))
+    with pytest.raises(ConfigError, match=r"tubelets\[dask\]"):
+        with_default_runner(["--runner=dask"])

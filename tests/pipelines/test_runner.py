@@ -87,3 +87,42 @@ def test_run_to_end_says_nothing_of_dead_letters_when_there_are_none(capsys):
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
     counts = run_to_end(spec, options, lambda p, _: p | beam.Create([2]) | beam.ParDo(CountThings()))
     assert counts["dead_letters"] == 0 and "dead letters" not in capsys.readouterr().err
+
+
+class NoMetricsResult:
+    """A runner's result without metrics (Beam's Dask runner 2.78), holding a client to close."""
+
+    def __init__(self):
+        self.client = types.SimpleNamespace(closed=False, cluster=None)
+        self.client.close = lambda: setattr(self.client, "closed", True)
+
+    def wait_until_finish(self):
+        return "DONE"
+
+    def metrics(self):
+        raise NotImplementedError("collecting metrics will come later!")
+
+
+def test_counters_of_a_runner_without_metrics_come_from_the_run_folder(tmp_path, capsys, monkeypatch):
+    from tubelets.transforms.dead_letters import dead_letter
+    from tubelets.transforms.outputs import WriteRunFiles, dead_letter_file
+
+    provenance = {"config_hash": "h", "checkpoint_id": "c", "tracker": "iou", "input": "in", "task": "vis"}
+    row = {"video": "v", "tubelet_id": 1, "category_id": 1, "category_name": "a", "score": 0.5, "first_frame": 0,
+           "last_frame": 0, "frame_count": 0, "video_length": 1, "frames": [], "other_classes": []}
+    dead = dead_letter("bad.mp4", "decode", ValueError("not a video")).value
+    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])) as p:
+        files = p | "Videos" >> beam.Create([("v1", [row, row], {"video_frames": 7}), ("v2", [row], {"video_frames": 5}),
+                                             ("old", [row], {"video_frames": 9})])
+        files | "Tubelets" >> WriteRunFiles(str(tmp_path), "r9", "tubelets", provenance)
+        p | "Dead" >> beam.Create([dead_letter_file(dead)]) | WriteRunFiles(str(tmp_path), "r9", "dead_letters", provenance)
+    spec = types.SimpleNamespace(run_id="r9", run_url=f"{tmp_path}/r9", output_url=str(tmp_path), done=frozenset({"old"}))
+    result = NoMetricsResult()
+    monkeypatch.setattr(beam.Pipeline, "run", lambda self: result)
+    counts = run_to_end(spec, PipelineOptions([]), lambda p, _: p | beam.Create([1]))
+    # "old" was finished by an earlier attempt: a resumed run's counters are this attempt's
+    assert counts == {"videos": 2, "frames": 12, "proposals": None, "tubelets": 3, "dead_letters": 1}
+    assert result.client.closed  # the runner's client is closed within the run
+    stderr = capsys.readouterr().err
+    assert "run r9: 2 videos, 12 frames (" in stderr and " proposals" not in stderr.split("(this")[0]
+    assert "3 tubelets in " in stderr and "not counted: proposals" in stderr

@@ -1,8 +1,11 @@
 import json
 import shutil
 
+import apache_beam as beam
 import fsspec
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pipeline import PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
 
 from tubelets.errors import DatasetError
@@ -70,10 +73,30 @@ def test_a_memory_dataset_folder_is_expanded_from_its_instances_json():
     ]
 
 
-def test_match_inputs_lists_the_videos_inside_the_pipeline(shapes_url, pipeline):
+def test_match_inputs_gives_one_element_per_video(shapes_url, pipeline):
     expected = expand_input(shapes_url, source="jpeg")
     with pipeline as p:
         assert_that(p | MatchInputs(shapes_url, source="jpeg"), equal_to(expected))
+
+
+def test_match_inputs_lists_the_videos_at_launch_into_its_create(shapes_url, tmp_path):
+    """A Create of every video, not of INPUT (which a worker would expand in one partition, on Dask)."""
+    listed = expand_input(shapes_url, source="jpeg")
+    in_memory = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    p = beam.Pipeline(options=in_memory)
+    _ = p | "MatchInputs" >> MatchInputs(shapes_url, source="jpeg")
+    creates = []
+
+    class Creates(PipelineVisitor):
+        def enter_composite_transform(self, node):
+            if isinstance(node.transform, beam.Create):
+                creates.append(node.transform)
+
+    p.visit(Creates())
+    assert [list(create.values) for create in creates] == [listed] and len(listed) == 2
+    given = [VideoInput(key="only", url=str(tmp_path / "only.mp4"))]  # the launcher's listing, used as it is
+    with beam.Pipeline(options=in_memory) as p:
+        assert_that(p | MatchInputs("not listed again", inputs=given), equal_to(given))
 
 
 def test_match_inputs_of_an_empty_glob_is_an_empty_collection(tmp_path, pipeline):

@@ -186,6 +186,21 @@ def test_build_segmenter_takes_the_vos_section_without_prompts():
         build_segmenter({"prompts": None, "checkpoint": None, "min_confidence": 3})
 
 
+def test_segment_objects_fixes_the_workers_torch_threads():
+    """As TrackVideo: the masks depend on the thread count, which is otherwise the worker process's."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        SegmentObjects({"prompts": None, "checkpoint": None, "device": "cpu"}, torch_threads=2).setup()
+        assert torch.get_num_threads() == 2
+        SegmentObjects({"prompts": None, "checkpoint": None, "device": "cpu"}).setup()  # none given: left as it is
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def segmenter_dofn() -> SegmentObjects:
     """The DoFn on the built-in tracker checkpoint (loaded once a process), on the CPU."""
