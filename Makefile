@@ -10,7 +10,7 @@ DEMO_DATA ?= sample-data
 DEMO_OUT ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ demo: $(VENV)/.installed-runtime
 test: $(VENV)/.installed-test
 	# One torch thread per test worker: two workers on two cores, no oversubscription.
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) $(DEMO_OUT) .pytest_cache

@@ -66,7 +66,7 @@ setup(
         # scikit-image and OpenCV only build the reference implementations the metrics are checked against;
         # the pipeline tests run on Dask too.
         "test": ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "opencv-python-headless>=4.8",
-                 "apache-beam[dask]>=2.76", "dask[distributed]>=2024.4.2"],
+                 "apache-beam[dask]>=2.76", "dask[distributed]>=2024.4.2", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["tubelets=tubelets.cli:main"]},
 )

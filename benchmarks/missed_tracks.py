@@ -83,17 +83,17 @@ def count_set(gt: dict, results: dict[str, list], proposals: dict) -> Missed:
     index = index_ground_truth(gt)
     grouped = {name: group_results(entries, index) for name, entries in results.items()}
     counts = Missed()
-    for video_id, annotations in index.annotations_by_video.items():
+    for video_id, video_annotations in index.annotations_by_video.items():
         video = index.videos[video_id]
-        counts.tracks += len(annotations)
-        found = followed = np.zeros(len(annotations), bool)  # followed: by the last tracker, in any category
+        counts.tracks += len(video_annotations)
+        found = followed = np.zeros(len(video_annotations), bool)  # followed: by the last tracker, in any category
         for by_video in grouped.values():
-            ious, same = track_ious(by_video.get(video_id, []), annotations, video)
+            ious, same = track_ious(by_video.get(video_id, []), video_annotations, video)
             found = found | ((ious >= 0.5) & same).any(axis=0)
             followed = (ious >= 0.5).any(axis=0)
         counts.missed += int((~found).sum())
         for track in np.flatnonzero(~found):
-            present, proposed, right = proposal_counts(annotations[track], proposals[video_id])
+            present, proposed, right = proposal_counts(video_annotations[track], proposals[video_id])
             if followed[track]:
                 counts.other_category += 1
                 counts.frames += present

@@ -80,7 +80,8 @@ class VosSegmenter(UsesTrackingModels):
     # whose distances saturate: see tubelets.models.ipdt.point).
     point_threshold: float = 0.5
     feature_window: int = 32  # frames whose features are kept
-    snap_iou: Optional[float] = 0.5  # re-detection: a proposal overlapping an object's mask more replaces it (None: off)
+    # re-detection: a proposal overlapping an object's mask more replaces it (None: off)
+    snap_iou: Optional[float] = 0.5
     proposal_score: float = 0.3  # re-detection: proposals scoring below are ignored
 
     def __post_init__(self) -> None:

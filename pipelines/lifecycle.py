@@ -89,7 +89,8 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_COMPLETE if self.max_failed.allows(self.failed_inputs, self.inputs) else TooManyFailedInputs.exit_code
+        return (EXIT_COMPLETE if self.max_failed.allows(self.failed_inputs, self.inputs)
+                else TooManyFailedInputs.exit_code)
 
     def check(self) -> None:
         """Raise :class:`TooManyFailedInputs` (exit 3) when more inputs failed than ``--max-failed`` allows."""
@@ -203,7 +204,8 @@ def open_run(spec, command: str, argv: Sequence[str], resume: bool, extra: Mappi
     done = frozenset(runs.finished_inputs(spec.output_url, spec.run_id) & spec.input_stems)
     earlier = run_progress(spec.output_url, spec.run_id)
     runs.update_manifest(spec.output_url, spec.run_id, finished_before=earlier.done, frames_before=earlier.frames)
-    print(f"resuming run {spec.run_id}: {len(done)} of {len(spec.input_stems)} inputs finished already", file=sys.stderr)
+    print(f"resuming run {spec.run_id}: {len(done)} of {len(spec.input_stems)} inputs finished already",
+          file=sys.stderr)
     return dataclasses.replace(spec, done=done)
 
 

@@ -123,7 +123,9 @@ def check_dask_installed() -> None:
     except ImportError:  # no dask at all
         found = False
     if not found:
-        raise ConfigError("--runner dask needs Dask: pip install 'tubelets[dask]' (apache-beam[dask], dask[distributed])")
+        raise ConfigError(
+            "--runner dask needs Dask: pip install 'tubelets[dask]' (apache-beam[dask], dask[distributed])"
+        )
 
 
 def pipeline_options(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> PipelineOptions:

@@ -43,7 +43,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
                         "only when every input failed)")
     parser.add_argument("--tracker", default=None, help="tracker name (overrides tracker.name)")
     parser.add_argument("--task", choices=TASKS, default=None,
-                        help="vis: every instance (default); vos: the objects masked in --prompts; point: clicked (run.task)")
+                        help="vis: every instance (default); vos: the objects masked in --prompts; "
+                             "point: clicked (run.task)")
     parser.add_argument("--prompts", default=None,
                         help="--task vos|point: prompts JSON or a folder of DAVIS palette PNGs (vos.prompts)")
 
@@ -162,6 +163,7 @@ def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: O
         release(result)
     print(summary_line(spec.run_id, counts, seconds), file=sys.stderr)
     if counts["dead_letters"]:
-        print(f"{counts['dead_letters']} input(s) went to dead letters: see {spec.run_url}/dead_letters/", file=sys.stderr)
+        print(f"{counts['dead_letters']} input(s) went to dead letters: see {spec.run_url}/dead_letters/",
+              file=sys.stderr)
     print(f"output: {spec.run_url}", file=sys.stderr)
     return counts

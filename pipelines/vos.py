@@ -37,7 +37,9 @@ from tubelets.transforms.decode import META, DecodeVideo
 from tubelets.transforms.inputs import MatchInputs, is_davis
 from tubelets.transforms.outputs import WriteTable
 from tubelets.transforms.portable import SplitOutputs
-from tubelets.transforms.vos import OBJECT_CATEGORY, PairPrompts, SegmentObjects, WriteAnnotations, build_segmenter, video_name
+from tubelets.transforms.vos import (
+    OBJECT_CATEGORY, PairPrompts, SegmentObjects, WriteAnnotations, build_segmenter, video_name,
+)
 
 VOS_TASKS = ("vos", "point")
 TRACKER_NAME = "ipdt"  # the pixel level with the instance-level check, on the tracker checkpoint
@@ -147,7 +149,8 @@ def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollec
         failures.append(scored["dead_letters"])
         outputs["metrics"] = scored["rows"]
     dead = failures | "AllDeadLetters" >> beam.Flatten()
-    write_video_rows(segmented.tracked, dead, spec, lambda mt, run_id: tubelet_rows(mt[1], mt[0], run_id, OBJECT_CATEGORY))
+    write_video_rows(segmented.tracked, dead, spec,
+                     lambda mt, run_id: tubelet_rows(mt[1], mt[0], run_id, OBJECT_CATEGORY))
     return {**outputs, "dead_letters": dead}
 
 

@@ -63,9 +63,11 @@ def metric_rows(
 ) -> list[dict[str, Any]]:
     """Rows of the ``metrics`` table: overall, then each category with ground truth."""
     created = utc_now()
-    counts = {"num_videos": metrics.num_videos, "num_gt_instances": metrics.num_gt, "num_predictions": metrics.num_predictions}
+    counts = {"num_videos": metrics.num_videos, "num_gt_instances": metrics.num_gt,
+              "num_predictions": metrics.num_predictions}
     common = {"dataset": dataset, "tracker": tracker, "task": "vis", "created_at": created}
-    rows = [{**common, "scope": "overall", "category_id": None, "category_name": None, **metric_values(metrics.stats), **counts}]
+    rows = [{**common, "scope": "overall", "category_id": None, "category_name": None, **metric_values(metrics.stats),
+             **counts}]
     for index, category_id in enumerate(metrics.category_ids):
         if category_id not in metrics.per_category:
             continue  # no ground truth of this category: nothing to score
@@ -114,4 +116,5 @@ class ScoreVideos(beam.PTransform):
 def headline(rows: list[dict]) -> str:
     """One line with the overall AP, AP50, AP75, AR1, AR10."""
     overall = next(r for r in rows if r["scope"] == "overall")
-    return "  ".join(f"{k} {overall[k] * 100:.1f}" if overall[k] is not None else f"{k} -" for k in ("AP", "AP50", "AP75", "AR1", "AR10"))
+    return "  ".join(f"{k} {overall[k] * 100:.1f}" if overall[k] is not None else f"{k} -"
+                     for k in ("AP", "AP50", "AP75", "AR1", "AR10"))

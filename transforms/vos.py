@@ -34,7 +34,8 @@ def video_name(video: VideoInput | VideoMeta) -> str:
 
 
 def pair_prompts(joined: tuple[str, Mapping[str, list]]) -> Iterator:
-    """``(name, {"input": [VideoInput], "meta": [VideoMeta], "prompts": [[ObjectPrompt]]})`` -> ``(VideoMeta, prompts)``.
+    """``(name, {"input": [VideoInput], "meta": [VideoMeta], "prompts": [[ObjectPrompt]]})``
+    -> ``(VideoMeta, prompts)``.
 
     Dead letters: prompts that name no input, an input with no prompt, two
     inputs of one name. An input without meta failed to decode and has its
@@ -45,7 +46,8 @@ def pair_prompts(joined: tuple[str, Mapping[str, list]]) -> Iterator:
     prompts = [prompt for batch in grouped["prompts"] for prompt in batch]
     if not inputs:
         if prompts:
-            yield dead_letter(name, "prompts", PromptError(f"prompts name video {name!r}, which is not among the inputs"))
+            yield dead_letter(name, "prompts",
+                              PromptError(f"prompts name video {name!r}, which is not among the inputs"))
     elif len(inputs) > 1:
         error = PromptError(f"{len(inputs)} input videos are named {name!r}: {sorted(i.key for i in inputs)}")
         yield from (dead_letter(item.key, "prompts", error) for item in inputs)
@@ -56,7 +58,8 @@ def pair_prompts(joined: tuple[str, Mapping[str, list]]) -> Iterator:
 
 
 class PairPrompts(beam.PTransform):
-    """``VideoInput``s, ``(key, VideoMeta)`` and ``(name, [ObjectPrompt])`` -> ``(VideoMeta, prompts)``, dead letters tagged."""
+    """``VideoInput``s, ``(key, VideoMeta)`` and ``(name, [ObjectPrompt])`` -> ``(VideoMeta, prompts)``, dead letters
+    tagged."""
 
     def expand(self, streams):
         inputs, metas, prompts = streams

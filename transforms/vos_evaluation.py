@@ -40,7 +40,8 @@ class SequenceScore:
 
 
 class ScoreSequence(beam.DoFn):
-    """``(name, {"sequence": [name], "tracked": [(meta, tubelets)], "prompts": [[ObjectPrompt]]})`` -> ``SequenceScore``."""
+    """``(name, {"sequence": [name], "tracked": [(meta, tubelets)], "prompts": [[ObjectPrompt]]})``
+    -> ``SequenceScore``."""
 
     def __init__(self, dataset_url: str):
         self._dataset_url = dataset_url
@@ -75,7 +76,8 @@ class ScoreSequence(beam.DoFn):
 
 
 def vos_metric_rows(scores: list[SequenceScore], dataset: str, tracker: str, task: str) -> list[dict]:
-    """Rows of the ``metrics`` table: overall, then each sequence, then each object (sequence order); none without scores."""
+    """Rows of the ``metrics`` table: overall, then each sequence, then each object (sequence order); none without
+    scores."""
     if not scores:
         return []
     scores = sorted(scores, key=lambda s: s.result.sequence)

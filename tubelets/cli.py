@@ -36,7 +36,8 @@ def _synth(args: argparse.Namespace) -> int:
         args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard
     )
     frames = sum(video["length"] for video in gt["videos"])
-    print(f"wrote {len(gt['videos'])} videos, {frames} frames, {len(gt['annotations'])} instances to {args.out}", file=sys.stderr)
+    print(f"wrote {len(gt['videos'])} videos, {frames} frames, {len(gt['annotations'])} instances to {args.out}",
+          file=sys.stderr)
     return 0
 
 
@@ -192,7 +193,8 @@ def _add_segment(commands) -> None:
 
 def _add_evaluate(commands) -> None:
     _add_pipeline(commands, "evaluate", _evaluate, "segment a labelled data set and score it (a Beam pipeline)",
-                  "tubelets evaluate DATASET OUTPUT [--config CFG] [--tracker NAME] [--source jpeg|video] [--run-id ID | "
+                  "tubelets evaluate DATASET OUTPUT [--config CFG] [--tracker NAME] [--source jpeg|video] "
+                  "[--run-id ID | "
                   "--resume ID] [--max-failed N|F|P%] [--baseline RUN [--fail-on-drop METRIC=X]] [Beam options]")
 
 
@@ -211,7 +213,8 @@ def _add_report(commands) -> None:
     parser = commands.add_parser("report", help="one self-contained HTML page about a run: metrics, charts, frames")
     parser.add_argument("run_folder", metavar="RUN_FOLDER", help="a complete run's folder, OUTPUT/<run_id>")
     parser.add_argument("out", metavar="OUT.html", help="the HTML file to write (any fsspec URL)")
-    parser.add_argument("--baseline", default=None, metavar="RUN_ID", help="a run id of the same OUTPUT to compare with")
+    parser.add_argument("--baseline", default=None, metavar="RUN_ID",
+                        help="a run id of the same OUTPUT to compare with")
     parser.add_argument("--worst", type=int, default=3, metavar="N",
                         help="how many of the worst videos get a strip of frames (default 3)")
     parser.set_defaults(handler=_report)
@@ -287,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - one line for the user; the traceback is behind --debug
         if "debug" in flags:
             raise
-        print(f"tubelets: error: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        print(f"tubelets: error: {type(error).__name__}: "
+              f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"
               f" (rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_RUN_FAILED
 

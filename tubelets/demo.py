@@ -51,4 +51,5 @@ def run_demo(data_url: str, output_url: str, extra_args: tuple[str, ...] = ()) -
     print_query(output_url, EXAMPLE_SQL)
     print(f"\noutput is in {spec.run_url}/ (manifest.json, tubelets/, metrics/, results.json; dead_letters/ for "
           "inputs that failed)")
-    print(f"look at one video: tubelets render {shlex.quote(output_url)} {shlex.quote(data_url)}/videos/video_0000.mp4 video_0000-tubelets.mp4")
+    print(f"look at one video: tubelets render {shlex.quote(output_url)} "
+          f"{shlex.quote(data_url)}/videos/video_0000.mp4 video_0000-tubelets.mp4")

@@ -31,7 +31,8 @@ def active_log_path() -> Optional[str]:
 
 def configure_logging(verbose: bool) -> None:
     """INFO for everything with ``-v``; otherwise only errors from the libraries, warnings from tubelets."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
 

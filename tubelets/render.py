@@ -72,7 +72,8 @@ def video_tubelets(output_url: str, video: str, run_id: Optional[str] = None, in
     keys = set(table.column("video").to_pylist())
     matches = [k for k in keys if k == video or _stem(k) == _stem(video)]
     if not matches:
-        raise DatasetError(f"run {run} has no tubelets for video {video!r}; it has {len(keys)} videos, e.g. {sorted(keys)[:3]}")
+        raise DatasetError(f"run {run} has no tubelets for video {video!r}; "
+                           f"it has {len(keys)} videos, e.g. {sorted(keys)[:3]}")
     table = table.filter(pc.equal(table.column("video"), matches[0]))
     return table.to_pylist()
 
@@ -98,7 +99,8 @@ def draw_frame(frame: np.ndarray, overlays: list[tuple[dict, dict]], alpha: floa
         colour = palette(row["tubelet_id"])
         x1, y1, x2, y2 = entry["box"]
         pen.rectangle([x1, y1, x2, y2], outline=colour)
-        pen.text((x1 + 2, max(0, y1 - 11)), f"#{row['tubelet_id']} {row['category_name']} {row['score']:.2f}", fill=colour)
+        pen.text((x1 + 2, max(0, y1 - 11)), f"#{row['tubelet_id']} {row['category_name']} {row['score']:.2f}",
+                 fill=colour)
     return np.asarray(image)
 
 

@@ -1,7 +1,7 @@
 """The Parquet tables a run writes, defined once, and how they are written.
 
-Layout of an OUTPUT folder (local, ``gs://``, ``s3://``: where Beam's file systems write): every run has its own folder, so
-nightly runs sit side by side and a rerun never overwrites another run::
+Layout of an OUTPUT folder (local, ``gs://``, ``s3://``: where Beam's file systems write): every run has its own
+folder, so nightly runs sit side by side and a rerun never overwrites another run::
 
     OUTPUT/<run_id>/manifest.json         (the run's life cycle: tubelets.runs)
     OUTPUT/<run_id>/tubelets/<video stem>.parquet              (one file per video)

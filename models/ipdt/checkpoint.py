@@ -79,7 +79,9 @@ def read_tracker_checkpoint(url: str) -> dict:
     if missing:
         raise CheckpointError(f"tracker checkpoint {url!r} lacks {missing}")
     if weights_id(checkpoint["model"]) != checkpoint["checkpoint_id"]:
-        raise CheckpointError(f"tracker checkpoint {url!r}: weights do not match checkpoint_id {checkpoint['checkpoint_id']}")
+        raise CheckpointError(
+            f"tracker checkpoint {url!r}: weights do not match checkpoint_id {checkpoint['checkpoint_id']}"
+        )
     return checkpoint
 
 

@@ -192,7 +192,9 @@ class TrackingSamples:
     def _other_frame(self, rng: np.random.Generator, video_id: int) -> FrameKey:
         """A random frame of another video of the same size (the same video when it is the only one)."""
         record = self.dataset.video(video_id)
-        others = [v for v in self.dataset.videos if v.id != video_id and (v.height, v.width) == (record.height, record.width)]
+        others = [
+            v for v in self.dataset.videos if v.id != video_id and (v.height, v.width) == (record.height, record.width)
+        ]
         other = others[int(rng.integers(len(others)))] if others else record
         return other.id, int(rng.integers(other.length))
 
@@ -352,7 +354,8 @@ def _paste_cells(target: torch.Tensor, source: torch.Tensor, occluder: Occluder,
     def span(box):
         x1, y1, x2, y2 = box
         left, top = int(np.floor(x1 * cells_per_pixel)), int(np.floor(y1 * cells_per_pixel))
-        return left, top, max(1, int(np.ceil((x2 - x1) * cells_per_pixel))), max(1, int(np.ceil((y2 - y1) * cells_per_pixel)))
+        return (left, top, max(1, int(np.ceil((x2 - x1) * cells_per_pixel))),
+                max(1, int(np.ceil((y2 - y1) * cells_per_pixel))))
 
     left, top, w, h = span(occluder.box)
     s_left, s_top, _, _ = span(occluder.source_box)

@@ -121,7 +121,8 @@ class IPDT(nn.Module):
 
     def track_instances(self, encoding: FrameEncoding, frame_index: torch.Tensor, templates: torch.Tensor,
                         last_boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The Siamese step for ``N`` instances: ``(logits [N, A, R, R], deltas [N, 4A, R, R], anchors [N, A, R, R, 4])``.
+        """The Siamese step for ``N`` instances:
+        ``(logits [N, A, R, R], deltas [N, 4A, R, R], anchors [N, A, R, R, 4])``.
 
         The search window is centred on ``last_boxes`` (frame pixels, the
         motion-predicted last position) in frame ``frame_index[n]`` of ``encoding``.

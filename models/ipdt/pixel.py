@@ -109,7 +109,11 @@ def local_distances(current: torch.Tensor, previous: torch.Tensor, radius: int) 
     kernel = 2 * radius + 1
     padded = F.pad(previous, (radius,) * 4)
     dots = torch.stack(
-        [(current * padded[:, :, dy : dy + height, dx : dx + width]).sum(1) for dy in range(kernel) for dx in range(kernel)],
+        [
+            (current * padded[:, :, dy : dy + height, dx : dx + width]).sum(1)
+            for dy in range(kernel)
+            for dx in range(kernel)
+        ],
         dim=1,
     ).reshape(pairs, kernel * kernel, height * width)
     neighbour_norms = F.unfold(previous.pow(2).sum(1, keepdim=True), kernel, padding=radius)  # [P, K*K, hw]

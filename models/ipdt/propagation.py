@@ -284,7 +284,8 @@ class Propagator:
 
     @staticmethod
     def found(instance: Instance, frame: int, item: TubeletFrame, mask: torch.Tensor) -> None:
-        """``instance`` is at ``item`` in ``frame`` (its ``mask`` float ``[H, W]``): record it, update box and velocity."""
+        """``instance`` is at ``item`` in ``frame`` (its ``mask`` float ``[H, W]``): record it, update box and
+        velocity."""
         box = torch.as_tensor(item.box, dtype=torch.float32)
         shift = (geometry.box_centres_sizes(box[None])[0] - geometry.box_centres_sizes(instance.box[None])[0])[0]
         # A smoothed velocity: one noisy step should not throw the next search window off.

@@ -25,7 +25,9 @@ from torchvision.ops import roi_align
 from tubelets.models.ipdt import geometry
 
 
-def conv_block(in_channels: int, out_channels: int, kernel: int = 3, padding: int = 0, dilation: int = 1) -> nn.Sequential:
+def conv_block(
+    in_channels: int, out_channels: int, kernel: int = 3, padding: int = 0, dilation: int = 1
+) -> nn.Sequential:
     """Conv -> GroupNorm -> ReLU (GroupNorm: instance batches are small and uneven)."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel, padding=padding, dilation=dilation, bias=False),

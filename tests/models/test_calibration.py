@@ -36,7 +36,7 @@ def _video(*frames):
 
 
 def _summary(proposals):
-    return [[(int(l), round(float(s), 6)) for l, s in zip(f.labels, f.scores)] for f in proposals.frames]
+    return [[(int(label), round(float(s), 6)) for label, s in zip(f.labels, f.scores)] for f in proposals.frames]
 
 
 # Class 1: 0.9, 0.35, 0.8 (mean 0.683, reliable). Class 2: 0.4, 0.45, 0.2 (mean 0.35, re-weighted).

@@ -128,8 +128,8 @@ def run_flags() -> list[str]:
     set's category names, and the in-process runner (fast to start; the oracle, defined in this
     file, is then never pickled into another process)."""
     names = "[" + ", ".join(c["name"] for c in CATEGORIES) + "]"
-    return ["--set", "detector.checkpoint=null", "--set", "detector.device=cpu", "--set", f"detector.categories={names}",
-            "--direct_running_mode=in_memory"]
+    return ["--set", "detector.checkpoint=null", "--set", "detector.device=cpu",
+            "--set", f"detector.categories={names}", "--direct_running_mode=in_memory"]
 
 
 @pytest.fixture(scope="session")

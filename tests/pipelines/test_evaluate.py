@@ -128,11 +128,13 @@ def test_a_test_split_has_nothing_to_score(tmp_path):
 
 def test_the_cli_runs_evaluate_with_an_untrained_detector(tiny_url, run_flags, tmp_path, capsys):
     # A small, fast model: frames at their own size, few detections a frame.
-    fast = ["--set", "detector.min_size=48", "--set", "detector.max_size=64", "--set", "detector.detections_per_frame=5",
-            "--set", "proposals.torch_threads=1"]
+    fast = ["--set", "detector.min_size=48", "--set", "detector.max_size=64",
+            "--set", "detector.detections_per_frame=5", "--set", "proposals.torch_threads=1"]
     status = main(["evaluate", tiny_url, str(tmp_path), "--run-id", "cli", *run_flags, *fast])
     assert status == 0
-    assert sorted(os.listdir(tmp_path / "cli")) == ["manifest.json", "metrics", "results.json", "tubelets", "video_matches"]
+    assert sorted(os.listdir(tmp_path / "cli")) == [
+        "manifest.json", "metrics", "results.json", "tubelets", "video_matches",
+    ]
     validate_results(read_results(str(tmp_path / "cli" / "results.json")), YouTubeVISDataset(tiny_url))
     (overall,) = [r for r in read_table(str(tmp_path), "metrics", "cli").to_pylist() if r["scope"] == "overall"]
     assert (overall["num_videos"], overall["num_gt_instances"]) == (1, len(YouTubeVISDataset(tiny_url).tracks(1)))

@@ -123,7 +123,9 @@ def test_an_options_class_defined_later_is_known_too():
 DASK = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
-@pytest.mark.parametrize("runner", [["--runner", "dask"], ["--runner=dask"], ["--runner=DaskRunner"], [f"--runner={DASK}"]])
+@pytest.mark.parametrize(
+    "runner", [["--runner", "dask"], ["--runner=dask"], ["--runner=DaskRunner"], [f"--runner={DASK}"]]
+)
 def test_runner_dask_names_beams_dask_runner_with_a_video_a_partition(runner):
     flags = with_default_runner(runner)
     assert PipelineOptions(flags).get_all_options()["runner"] == DASK
@@ -164,6 +166,7 @@ def test_runner_dask_without_dask_says_how_to_install_it(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("dask") else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("dask") else real(name, *a))
     with pytest.raises(ConfigError, match=r"tubelets\[dask\]"):
         with_default_runner(["--runner=dask"])

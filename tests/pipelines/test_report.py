@@ -32,7 +32,9 @@ def output(shapes_url, oracle, run_flags, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("report")
     copy = root / "da<b>ta"
     shutil.copytree(shapes_url, copy)
-    (copy / "videos" / "video_0002.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+    (copy / "videos" / "video_0002.mp4").write_bytes(
+        np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes()
+    )
     out = str(root / "out")
     with oracle(), contextlib.redirect_stderr(io.StringIO()):
         evaluate.run([shapes_url, out, "--run-id", "base", "--tracker", "iou", *run_flags])

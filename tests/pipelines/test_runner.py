@@ -112,11 +112,14 @@ def test_counters_of_a_runner_without_metrics_come_from_the_run_folder(tmp_path,
            "last_frame": 0, "frame_count": 0, "video_length": 1, "frames": [], "other_classes": []}
     dead = dead_letter("bad.mp4", "decode", ValueError("not a video")).value
     with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])) as p:
-        files = p | "Videos" >> beam.Create([("v1", [row, row], {"video_frames": 7}), ("v2", [row], {"video_frames": 5}),
+        files = p | "Videos" >> beam.Create([("v1", [row, row], {"video_frames": 7}),
+                                             ("v2", [row], {"video_frames": 5}),
                                              ("old", [row], {"video_frames": 9})])
         files | "Tubelets" >> WriteRunFiles(str(tmp_path), "r9", "tubelets", provenance)
-        p | "Dead" >> beam.Create([dead_letter_file(dead)]) | WriteRunFiles(str(tmp_path), "r9", "dead_letters", provenance)
-    spec = types.SimpleNamespace(run_id="r9", run_url=f"{tmp_path}/r9", output_url=str(tmp_path), done=frozenset({"old"}))
+        (p | "Dead" >> beam.Create([dead_letter_file(dead)])
+         | WriteRunFiles(str(tmp_path), "r9", "dead_letters", provenance))
+    spec = types.SimpleNamespace(run_id="r9", run_url=f"{tmp_path}/r9", output_url=str(tmp_path),
+                                 done=frozenset({"old"}))
     result = NoMetricsResult()
     monkeypatch.setattr(beam.Pipeline, "run", lambda self: result)
     counts = run_to_end(spec, PipelineOptions([]), lambda p, _: p | beam.Create([1]))

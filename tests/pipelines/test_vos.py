@@ -88,7 +88,8 @@ def written_id_maps(run_url: str, name: str) -> np.ndarray:
 def vos_run(davis_url, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("vos-out"))
     # No progress lines: one that a loaded machine's slower run prints says "(0 dead letters)".
-    return run_quietly(evaluate, ["--task", "vos", davis_url, output, "--run-id", "v1", *FLAGS, "--progress-every", "0"])
+    return run_quietly(evaluate,
+                       ["--task", "vos", davis_url, output, "--run-id", "v1", *FLAGS, "--progress-every", "0"])
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ def test_user_file_merges_over_defaults(tmp_path):
 
 @pytest.mark.parametrize(
     "text, match",
-    [("io: [1, 2\n", "not valid YAML"), ("- 1\n- 2\n", "mapping at the top level"), ("nope: 1\n", "unknown config key")],
+    [("io: [1, 2\n", "not valid YAML"), ("- 1\n- 2\n", "mapping at the top level"),
+     ("nope: 1\n", "unknown config key")],
 )
 def test_bad_files_fail_early(tmp_path, text, match):
     path = tmp_path / "bad.yaml"

@@ -65,10 +65,12 @@ def test_many_finished_videos_are_counted_from_a_sample_of_footers(running, monk
 
 def test_status_prints_a_line_per_run_or_one_for_a_run_folder(running, capsys):
     runs.claim_run(str(running), "s", {"inputs": 1, "started_at": START.isoformat()})
-    runs.update_manifest(str(running), "s", status=runs.COMPLETE, ended_at=(START + dt.timedelta(seconds=3)).isoformat())
+    runs.update_manifest(str(running), "s", status=runs.COMPLETE,
+                         ended_at=(START + dt.timedelta(seconds=3)).isoformat())
     assert main(["status", str(running)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["run r", "run s"] and lines[1].startswith("run s: complete, 0 of 1")
+    assert ([line.split(":")[0] for line in lines] == ["run r", "run s"]
+            and lines[1].startswith("run s: complete, 0 of 1"))
     assert main(["status", str(running / "r")]) == 0
     assert capsys.readouterr().out.startswith("run r: running, 5 of 10 inputs done")
     assert main(["status", str(running / "nothing")]) == 2

@@ -9,7 +9,8 @@ from tubelets.errors import ConfigError
 
 
 def _tubelet_row(run_id="run-a", tubelet_id=0):
-    frame = {"frame": 2, "source_frame": 4, "height": 4, "width": 4, "rle": "0g0", "box": [0.0, 0.0, 2.0, 2.0], "score": 0.5}
+    frame = {"frame": 2, "source_frame": 4, "height": 4, "width": 4, "rle": "0g0", "box": [0.0, 0.0, 2.0, 2.0],
+             "score": 0.5}
     return {
         "run_id": run_id, "video": "v.mp4", "video_id": 3, "tubelet_id": tubelet_id, "category_id": 1,
         "category_name": "disc", "score": 0.9, "first_frame": 2, "last_frame": 2, "frame_count": 1,
@@ -18,7 +19,8 @@ def _tubelet_row(run_id="run-a", tubelet_id=0):
 
 
 def test_write_rows_reads_back_with_schema_and_provenance(tmp_path):
-    url = tables.write_rows([_tubelet_row()], str(tmp_path), "run-a", "tubelets", config_hash="c0ffee", checkpoint_id="ck1")
+    url = tables.write_rows([_tubelet_row()], str(tmp_path), "run-a", "tubelets", config_hash="c0ffee",
+                            checkpoint_id="ck1")
     assert url.endswith("run-a/tubelets/part-00000-of-00001.parquet")
     table = pq.read_table(url)
     assert table.schema.equals(tables.TUBELETS)

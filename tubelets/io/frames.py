@@ -61,7 +61,9 @@ class VideoFrames:
         keep = set(wanted)
         frames = {
             index: frame
-            for index, frame in iter_frames(self._meta.url, max_size=self._max_size, start=wanted[0], end=wanted[-1] + 1)
+            for index, frame in iter_frames(
+                self._meta.url, max_size=self._max_size, start=wanted[0], end=wanted[-1] + 1
+            )
             if index in keep
         }
         return [frames[index] for index in wanted]

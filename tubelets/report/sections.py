@@ -26,7 +26,8 @@ def percent(value: float | None) -> str:
 def no_vis_reason(run: data.RunData) -> str:
     """Why a run has no VIS numbers, in a few words."""
     if run.manifest.get("command") != "evaluate":
-        return f"A {run.manifest.get('command', 'segment')} run scores nothing: tubelets evaluate scores a labelled data set."
+        return (f"A {run.manifest.get('command', 'segment')} run scores nothing: "
+                "tubelets evaluate scores a labelled data set.")
     return f"A {run.task} run has no VIS metrics: its J&F numbers are in the metrics table."
 
 
@@ -168,7 +169,8 @@ def videos_section(run: data.RunData, baseline: data.RunData | None, rows: list[
     chart = figures.video_bars([video_label(row.video, dead) for row in shown], [row.ap for row in shown],
                                [row.baseline_ap for row in shown] if baseline else None) if shown else None
     header = ["video", "AP", *(["baseline AP", "change"] if baseline else []), "ground truth", "predictions"]
-    body = [[video_label(row.video, dead), percent(row.ap), *([percent(row.baseline_ap), signed(row.change)] if baseline else []),
+    body = [[video_label(row.video, dead), percent(row.ap),
+             *([percent(row.baseline_ap), signed(row.change)] if baseline else []),
              row.num_gt, row.num_predictions] for row in rows]
     numeric = range(1, len(header))
     more = f" (the chart shows the first {MAX_VIDEO_BARS})" if len(rows) > MAX_VIDEO_BARS else ""

@@ -107,7 +107,9 @@ def test_local_matching_is_the_minimum_over_every_offset_and_instance():
                 near = [(v, u) for v in range(max(0, y - radius), min(height, y + radius + 1))
                         for u in range(max(0, x - radius), min(width, x + radius + 1)) if masks[n, v, u] > 0.5]
                 if near:
-                    squared = min(float((current[pair, :, y, x] - previous[pair, :, v, u]).pow(2).sum()) for v, u in near)
+                    squared = min(
+                        float((current[pair, :, y, x] - previous[pair, :, v, u]).pow(2).sum()) for v, u in near
+                    )
                     expected[n, y, x] = feelvos_distance(torch.tensor(squared))
     assert torch.allclose(local, expected, atol=1e-5)
 

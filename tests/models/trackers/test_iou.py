@@ -137,7 +137,8 @@ def test_frames_out_of_order_are_rejected(make_video):
 
 @pytest.mark.parametrize(
     "settings",
-    [{"max_age": -1}, {"min_length": 0}, {"max_age": 1.5}, {"min_similarity": 0}, {"mask_weight": 2}, {"class_mismatch_scale": "x"}],
+    [{"max_age": -1}, {"min_length": 0}, {"max_age": 1.5}, {"min_similarity": 0}, {"mask_weight": 2},
+     {"class_mismatch_scale": "x"}],
 )
 def test_bad_settings_are_config_errors(settings):
     with pytest.raises(ConfigError, match=f"tracker.iou.{next(iter(settings))} must be"):

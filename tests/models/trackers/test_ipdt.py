@@ -279,7 +279,9 @@ def test_each_frame_runs_the_heads_once_whatever_the_number_of_instances(models,
     detector, heads = models
     calls: dict[str, int] = {}
     hooks = [
-        getattr(heads, name).register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+        getattr(heads, name).register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls.get(name, 0) + 1)
+        )
         for name in ("embedding", "discriminator", "correlator", "segmentation")
     ]
     counts = []

@@ -141,7 +141,7 @@ class _Evaluation:
         T, R, K, A, M = len(IOU_THRS), len(REC_THRS), len(self.cat_ids), len(AREA_RNG), len(MAX_DETS)
         self.precision = -np.ones((T, R, K, A, M))
         self.recall = -np.ones((T, K, A, M))
-        I = len(self.vid_ids)
+        I = len(self.vid_ids)  # noqa: E741 (the official accumulate()'s name)
         for k in range(K):
             for a in range(A):
                 for m, max_det in enumerate(MAX_DETS):

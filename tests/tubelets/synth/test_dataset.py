@@ -11,7 +11,7 @@ from PIL import Image
 from tubelets import masks as rle
 from tubelets.io.ffmpeg_binary import ffmpeg_binary
 from tubelets.io.video_writer import encode_mp4
-from tubelets.synth import CATEGORIES, generate_dataset, generate_video, video_rng, writer
+from tubelets.synth import CATEGORIES, generate_dataset, generate_video, video_rng
 
 WIDTH, HEIGHT = 96, 64
 VIDEO_KEYS = {"id", "name", "width", "height", "length", "file_names"}
@@ -110,6 +110,7 @@ def test_same_seed_gives_identical_output_and_video_k_ignores_the_count(tmp_path
     first_video = [a for a in two["annotations"] if a["video_id"] == 1]
     assert one["annotations"] == first_video
     again = generate_dataset(str(tmp_path / "c"), videos=1, seed=3, width=WIDTH, height=HEIGHT, write_videos=False)
+    assert again == one
     assert (tmp_path / "a" / "instances.json").read_bytes() == (tmp_path / "c" / "instances.json").read_bytes()
     for name in ("00000.jpg", "00005.jpg"):
         path = "JPEGImages/video_0000/" + name
