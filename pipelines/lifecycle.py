@@ -26,6 +26,7 @@ import threading
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
+import fsspec
 
 import tubelets
 from tubelets import logs, runs
@@ -114,17 +115,11 @@ def choose_run_id(output_url: str, config: Mapping[str, Any], resume: bool) -> s
         check_resumable(output_url, run_id, config)
         return run_id
     run_id = runs.check_run_id(requested) if requested else runs.new_run_id()
-    fs, path = _fs(runs.run_url(output_url, run_id))
+    fs, path = fsspec.core.url_to_fs(runs.run_url(output_url, run_id))
     if fs.exists(path):
         raise ConfigError(f"run folder {runs.run_url(output_url, run_id)} exists already: choose another --run-id"
                           + (", or --resume it" if _resumable(output_url, run_id) else ""))
     return run_id
-
-
-def _fs(url: str):
-    import fsspec
-
-    return fsspec.core.url_to_fs(url)
 
 
 def _resumable(output_url: str, run_id: str) -> bool:

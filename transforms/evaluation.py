@@ -11,7 +11,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import apache_beam as beam
 
-from tubelets.metrics.vis import VisMetrics, accumulate, load_json, summarize
+from tubelets.metrics.vis import VisMetrics, accumulate, category_stats, load_json
 from tubelets.metrics.vis_data import index_ground_truth
 from tubelets.metrics.vis_match import VideoMatches, match_video
 from tubelets.metrics.vis_store import matches_to_row
@@ -51,11 +51,6 @@ class MatchVideo(beam.DoFn):
 def metric_values(stats: Mapping[str, float]) -> dict[str, Optional[float]]:
     """The 12 numbers with the protocol's -1 (nothing to score) as null."""
     return {name: (None if stats[name] < 0 else float(stats[name])) for name in METRIC_NAMES}
-
-
-def category_stats(metrics: VisMetrics, index: int) -> dict[str, float]:
-    """All 12 numbers of one category (the summary over its slice of the arrays)."""
-    return summarize(metrics.precision[:, :, index : index + 1], metrics.recall[:, index : index + 1])
 
 
 def metric_rows(

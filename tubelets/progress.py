@@ -105,14 +105,15 @@ def _frames(fs: fsspec.AbstractFileSystem, paths: list[str], cache: dict) -> int
     sample = paths if len(paths) <= FOOTERS_READ else random.Random(0).sample(paths, FOOTERS_READ)
     for path in sample:
         if path not in cache:
-            cache[path] = _footer_frames(fs, path)
+            cache[path] = _footer(fs, path)[0]
     return round(sum(cache[path] for path in sample) * len(paths) / len(sample))
 
 
-def _footer_frames(fs, path: str) -> int:
+def _footer(fs, path: str) -> tuple[int, int]:
+    """``(decoded frames, tubelets)`` of one per-video file, from its footer alone."""
     with fs.open(path, "rb") as handle:
-        metadata = pq.read_schema(handle).metadata or {}
-    return int(metadata.get(b"tubelets.video_frames", b"0"))
+        metadata = pq.ParquetFile(handle).metadata
+    return int((metadata.metadata or {}).get(b"tubelets.video_frames", b"0")), metadata.num_rows
 
 
 def _time(text: Optional[str]) -> Optional[dt.datetime]:
@@ -145,12 +146,8 @@ def count_files(output_url: str, run_id: str, skip: frozenset = frozenset()) -> 
     run's inputs finished before, so that the counts are this attempt's, as a runner's counters are)."""
     fs, paths = _tubelet_files(output_url, run_id)
     paths = [path for path in paths if runs.stem_of_file(path) not in skip]
-    frames = tubelets = 0
-    for path in paths:
-        with fs.open(path, "rb") as handle:
-            metadata = pq.ParquetFile(handle).metadata
-        tubelets += metadata.num_rows
-        frames += int((metadata.metadata or {}).get(b"tubelets.video_frames", b"0"))
+    footers = [_footer(fs, path) for path in paths]
+    frames, tubelets = sum(f for f, _ in footers), sum(n for _, n in footers)
     dead_fs, dead_path = fsspec.core.url_to_fs(f"{runs.run_url(output_url, run_id)}/dead_letters")
     dead = [path for path in dead_fs.glob(f"{dead_path}/*.parquet") if runs.stem_of_file(path) not in skip]
     return FileCounts(videos=len(paths), frames=frames, tubelets=tubelets, dead_letters=len(dead))

@@ -192,6 +192,11 @@ def summarize(precision: np.ndarray, recall: np.ndarray) -> dict:
     return stats
 
 
+def category_stats(metrics: VisMetrics, index: int) -> dict[str, float]:
+    """All 12 numbers of one category (the summary over its slice of the arrays)."""
+    return summarize(metrics.precision[:, :, index : index + 1], metrics.recall[:, index : index + 1])
+
+
 def _per_category(precision: np.ndarray, cats: np.ndarray) -> tuple[dict, dict]:
     """AP and AP50 (area 'all', 100 detections) of each category that has a defined AP."""
     t50 = np.where(IOU_THRESHOLDS == 0.5)[0]

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tubelets.metrics.vis import METRIC_NAMES, VideoMatches, VisMetrics, accumulate, match_videos, summarize
+from tubelets.metrics.vis import METRIC_NAMES, VideoMatches, VisMetrics, accumulate, category_stats, match_videos
 
 # The VideoMatches arrays a resample gathers: one entry per kept prediction along the last axis, and one per
 # ground-truth category along the first.
@@ -100,8 +100,7 @@ def score_rows(metrics: VisMetrics, categories: Sequence[int] = ()) -> np.ndarra
     summary over its slice of the arrays, as the ``metrics`` table's category rows.
     """
     index = {category: k for k, category in enumerate(metrics.category_ids)}
-    rows = [metrics.stats] + [summarize(metrics.precision[:, :, index[c]:index[c] + 1],
-                                        metrics.recall[:, index[c]:index[c] + 1]) for c in categories]
+    rows = [metrics.stats] + [category_stats(metrics, index[c]) for c in categories]
     return np.array([[row[name] for name in METRIC_NAMES] for row in rows], np.float64)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import math
 import posixpath
 from collections import defaultdict
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from typing import Any
 
 from tubelets import runs, tables
 from tubelets.errors import TubeletsError
+from tubelets.metrics import vis_bootstrap
 from tubelets.metrics.vis import VideoMatches, VisMetrics, accumulate
 from tubelets.metrics.vis_store import row_to_matches
 
@@ -104,8 +106,8 @@ class VideoRow:
 
 def video_ap(matches: VideoMatches) -> float | None:
     """AP of one video's matches accumulated alone; None where the video has no ground truth to score."""
-    value = accumulate([matches]).stats["AP"]
-    return None if value < 0 else float(value)
+    value = vis_bootstrap.video_ap(matches)
+    return None if math.isnan(value) else value
 
 
 def video_rows(run: RunData, baseline: RunData | None = None) -> list[VideoRow]:
