@@ -2,7 +2,7 @@
 
 Generates a small Shapes-VIS set (unless one with the same parameters is
 there already), runs ``tubelets evaluate`` on it with the committed detector
-checkpoint, prints the metrics and shows a ``tubelets query`` on the output.
+checkpoint and the ``shapes-vis`` preset, prints the metrics and shows a ``tubelets query`` on the output.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import fsspec
 
 from tubelets.query import print_query
 
+# The sample is Shapes-VIS data, so the demo runs with the preset made for it (configs/shapes-vis.yaml).
+PRESET = "shapes-vis"
 SAMPLE = {"videos": 6, "seed": 7, "width": 256, "height": 192, "hard": False}
 EXAMPLE_SQL = (
     "SELECT t.video, t.tubelet_id, t.category_name, round(t.score, 3) AS score, t.first_frame, t.last_frame "
@@ -41,7 +43,7 @@ def run_demo(data_url: str, output_url: str, extra_args: tuple[str, ...] = ()) -
     from tubelets.pipelines import evaluate
 
     ensure_sample(data_url)
-    spec = evaluate.run([data_url, output_url, *extra_args])
+    spec = evaluate.run([data_url, output_url, "--config", PRESET, *extra_args])
     print(f"\nmetrics of run {spec.run_id}:")
     print_query(output_url, f"SELECT scope, category_name, round(AP, 3) AS AP, round(AP50, 3) AS AP50, "
                 f"round(AP75, 3) AS AP75, round(AR1, 3) AS AR1, round(AR10, 3) AS AR10 FROM metrics "
