@@ -5,19 +5,16 @@ ground-truth object; the detector's masks (soft masks thresholded at 0.5) are
 scored with ``COCOeval(iouType="segm")``. This measures the proposal model
 alone, frame by frame, not the video AP of the full tracker.
 
-Command line: ``python -m tubelets.models.evaluate_detector DATASET [--checkpoint URL]`` (see
-:func:`add_evaluate_detector_arguments`).
+Command line: ``tubelets evaluate-detector DATASET [--checkpoint URL]`` (its
+arguments are parsed in :mod:`tubelets.cli_models`, which calls :func:`evaluate_checkpoint`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
-import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
@@ -26,7 +23,6 @@ from pycocotools.cocoeval import COCOeval
 from tqdm.auto import tqdm
 
 from tubelets import masks as rle
-from tubelets.config import load_config
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.models.inference import detect
 from tubelets.models.loading import load_detector
@@ -60,6 +56,24 @@ def evaluate_detector(
         truths.extend(truth_records(dataset, video.id, frame_ids, first_id=len(truths) + 1))
     stats = coco_mask_ap(images, truths, results, dataset.categories)
     return {**stats, "frames": len(images), "instances": len(truths)}
+
+
+def evaluate_checkpoint(
+    cfg: Mapping[str, Any], dataset_url: str, source: str = "jpeg", stride: int = 1,
+    threads: Optional[int] = None, progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_detector` of the detector ``cfg["detector"]`` names, with the checkpoint it loaded.
+
+    Returns ``{"checkpoint": URL, "checkpoint_id": ID, **stats, "seconds": evaluation time}``;
+    ``threads``: torch's CPU threads for this process (None: torch's choice).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    model, info = load_detector(cfg)
+    started = time.monotonic()
+    stats = evaluate_detector(model, dataset_url, source, stride, progress=progress)
+    return {"checkpoint": info.url, "checkpoint_id": info.checkpoint_id, **stats,
+            "seconds": round(time.monotonic() - started, 1)}
 
 
 def detection_records(image_id: int, detections: Mapping[str, np.ndarray]) -> list[dict]:
@@ -138,38 +152,3 @@ def _chunks(iterable, size: int):
             chunk = []
     if chunk:
         yield chunk
-
-
-def add_evaluate_detector_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``tubelets eval detector`` (per-frame mask AP of a checkpoint on a data set)."""
-    parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL)")
-    parser.add_argument("--checkpoint", default=None, help="detector.checkpoint (default: the config's)")
-    parser.add_argument("--config", default=None, help="config preset name or YAML file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--source", default="jpeg", choices=("jpeg", "video"), help="where frames are read")
-    parser.add_argument("--stride", type=int, default=1, help="evaluate every n-th frame")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    return parser
-
-
-def run_evaluate_detector(args: argparse.Namespace) -> dict[str, Any]:
-    """Evaluate from parsed arguments: the stats as JSON on stdout, a one-line summary on stderr."""
-    overrides = args.overrides + ([f"detector.checkpoint={args.checkpoint}"] if args.checkpoint else [])
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, info = load_detector(load_config(args.config, overrides))
-    started = time.monotonic()
-    stats = evaluate_detector(model, args.dataset, args.source, args.stride, progress=True)
-    report = {"checkpoint": info.url, "checkpoint_id": info.checkpoint_id, **stats}
-    print(json.dumps({**report, "seconds": round(time.monotonic() - started, 1)}, indent=2))
-    print(f"mask AP {stats['AP']:.3f}, AP50 {stats['AP50']:.3f} on {stats['frames']} frames", file=sys.stderr)
-    return stats
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tubelets.models.evaluate_detector")
-    run_evaluate_detector(add_evaluate_detector_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

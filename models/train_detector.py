@@ -9,18 +9,16 @@ step, so a run resumed from a checkpoint continues as the uninterrupted run
 would. Checkpoints go to ``out_url`` (any fsspec URL) every
 ``checkpoint_every`` steps and at the end, atomically.
 
-Command line: ``tubelets train detector DATASET OUT.pt`` (or
-``python -m tubelets.models.train_detector DATASET OUT.pt``), see
-:func:`add_train_detector_arguments`.
+Command line: ``tubelets train detector DATASET OUT.pt`` (its arguments are
+parsed in :mod:`tubelets.cli_models`, which calls :func:`train_detector`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 
@@ -40,7 +38,6 @@ from tubelets.models.detection_data import (
 from tubelets.models.detector import build_detector
 from tubelets.models.loading import apply_checkpoint, resolve_device
 from tubelets.models import training_loop
-from tubelets.models.training_cli import add_training_arguments, training_config
 from tubelets.models.training_loop import make_optimizer
 
 SECTION = "train_detector"
@@ -87,9 +84,15 @@ def train_detector(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    threads: Optional[int] = None,
 ) -> TrainResult:
-    """Train ``cfg["detector"]`` on the data set at ``dataset_url`` (or several, as one); checkpoints to ``out_url``."""
+    """Train ``cfg["detector"]`` on the data set at ``dataset_url`` (or several, as one); checkpoints to ``out_url``.
+
+    ``threads``: torch's CPU threads for this process (None: torch's choice).
+    """
     started = time.monotonic()
+    if threads:
+        torch.set_num_threads(threads)
     detector_cfg, train_cfg = cfg["detector"], cfg[SECTION]
     frames = open_frames(dataset_url, source=train_cfg["source"], frame_stride=train_cfg["frame_stride"])
     check_categories(frames.categories, detector_cfg, dataset_url)
@@ -183,30 +186,3 @@ def check_categories(categories: list[dict], detector_cfg: Mapping, dataset_url:
 
 def _as_is(batch):
     return batch
-
-
-def add_train_detector_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``tubelets train detector``."""
-    return add_training_arguments(parser, SECTION, "detector.pt", several_datasets=True)
-
-
-def run_train_detector(args: argparse.Namespace) -> TrainResult:
-    """Run ``tubelets train detector`` from parsed arguments; prints a summary to stderr."""
-    cfg = training_config(args, SECTION)
-    result = train_detector(args.dataset, args.out, cfg, args.resume, args.device, progress=not args.no_progress)
-    print(
-        f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
-        f"{result.frames} frames in {result.wall_seconds:.0f} s on {result.device}; final loss {result.loss:.3f}; "
-        f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}",
-        file=sys.stderr,
-    )
-    return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = add_train_detector_arguments(argparse.ArgumentParser(prog="python -m tubelets.models.train_detector"))
-    run_train_detector(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -21,12 +21,21 @@ from tubelets.compare import (Gate, check_run, check_same_dataset, compare_runs,
                               to_text, unchecked_gates)
 from tubelets.errors import ConfigError, DatasetError, RegressionError
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.pipelines.segment import RunSpec, build_pipeline as build_segment, prepare_run
+from tubelets.pipelines.arguments import parse_run_arguments
+from tubelets.pipelines.lifecycle import execute
+from tubelets.pipelines.run_setup import RunSpec, check_native_frames, prepare_run
+from tubelets.pipelines.segment import build_pipeline as build_segment
+from tubelets.pipelines.vos import run_vos
 from tubelets.runs import inputs_with_files, stem_of_file, update_manifest
 from tubelets.tables import METRICS, read_table, table_folder, to_arrow, with_provenance, write_parquet
 from tubelets.transforms.evaluation import ScoreVideos, headline
 from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
 from tubelets.transforms.outputs import WriteResultsFile, WriteRunFiles, WriteTable
+from tubelets.tubelet_rows import results_from_rows
+
+# Scoring compares masks with the ground truth frame by frame, at the data set's frame size: a strided,
+# resampled or resized run would be scored against the wrong frames or sizes (and silently get about zero).
+EVERY_FRAME = "evaluate scores every frame at the data set's size (use `segment` to subsample)"
 
 
 def check_dataset(dataset_url: str) -> YouTubeVISDataset:
@@ -39,25 +48,9 @@ def check_dataset(dataset_url: str) -> YouTubeVISDataset:
     return dataset
 
 
-def check_every_frame(config: Mapping[str, Any]) -> None:
-    """Scoring compares masks with the ground truth frame by frame, at the data set's frame size.
-
-    A strided, resampled or resized run would be scored against the wrong
-    frames or sizes (and silently get about zero), so it is refused.
-    """
-    io = config["io"]
-    if io["stride"] != 1 or io["fps"] is not None or io["max_size"] is not None:
-        raise ConfigError(
-            f"evaluate scores every frame at the data set's size, so it needs io.stride=1, io.fps=null and "
-            f"io.max_size=null (got {io['stride']}, {io['fps']}, {io['max_size']}); use `segment` to subsample"
-        )
-
-
 def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
     """The segment graph plus results.json and the metrics table. Graph only."""
-    from tubelets.models.tubelet_ops import results_from_rows
-
-    check_every_frame(spec.config)
+    check_native_frames(spec.config, EVERY_FRAME)
     dataset = check_dataset(spec.input_url)
     outputs = build_segment(p, spec)
     video_rows = outputs["rows"]
@@ -161,17 +154,12 @@ def finish(spec: RunSpec, outcome, baseline: Optional[str], gates: Sequence[Gate
 
 def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipeline] = None):
     """Parse ``evaluate`` arguments, run the pipeline, print the headline metrics; returns the run's spec."""
-    from tubelets.pipelines.lifecycle import execute
-    from tubelets.pipelines.runner import parse_run_arguments
-
     args, config, options = parse_run_arguments("evaluate", argv, extend=_add_flags)
     if config["run"]["task"] != "vis":
-        from tubelets.pipelines.vos import run_vos
-
         if args.baseline or args.fail_on_drop:
             raise ConfigError("--baseline and --fail-on-drop compare VIS runs; a VOS evaluation stores no matches")
         return run_vos(args, config, options, evaluate=True, test_pipeline=test_pipeline)
-    check_every_frame(config)
+    check_native_frames(config, EVERY_FRAME)
     check_dataset(args.input)
     extra = {"dataset_digest": dataset_digest(args.input), "baseline_run_id": args.baseline}  # for the manifest
     gates = check_baseline(args, config, extra["dataset_digest"])

@@ -32,6 +32,7 @@ import tubelets
 from tubelets import logs, runs
 from tubelets.config import config_hash
 from tubelets.errors import EXIT_COMPLETE, ConfigError, RunFailedError, TooManyFailedInputs
+from tubelets.pipelines.runner import run_to_end
 from tubelets.progress import run_progress
 from tubelets.tables import utc_now
 
@@ -311,8 +312,6 @@ def execute(spec, options, build: Callable, command: str, argv: Sequence[str], m
     ``extra``: more for the manifest (an evaluation's data set digest); ``progress_every``: seconds
     between progress lines (0: none).
     """
-    from tubelets.pipelines.runner import run_to_end
-
     spec = open_run(spec, command, argv, resume, extra)
     with interrupts_end_the_run(spec, command, argv), progress_lines(spec, progress_every):
         try:

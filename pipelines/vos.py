@@ -28,7 +28,9 @@ from tubelets.errors import ConfigError, DatasetError
 from tubelets.io.davis import DavisDataset
 from tubelets.io.prompts import (Prompts, farthest_interior_point, prompts_from_annotations, read_prompts,
                                  video_name_from_url)
-from tubelets.pipelines.segment import RunSpec, check_output, list_inputs, skip_finished, with_run_id, write_video_rows
+from tubelets.pipelines.lifecycle import execute
+from tubelets.pipelines.run_setup import (RunSpec, check_native_frames, list_inputs, run_config, skip_finished,
+                                         write_video_rows)
 from tubelets.records import ObjectPrompt
 from tubelets.runs import video_file_stem
 from tubelets.tables import read_table
@@ -40,6 +42,8 @@ from tubelets.transforms.portable import SplitOutputs
 from tubelets.transforms.vos import (
     OBJECT_CATEGORY, PairPrompts, SegmentObjects, WriteAnnotations, build_segmenter, video_name,
 )
+from tubelets.transforms.vos_evaluation import ScoreSequences
+from tubelets.tubelet_rows import tubelet_rows
 
 VOS_TASKS = ("vos", "point")
 TRACKER_NAME = "ipdt"  # the pixel level with the instance-level check, on the tracker checkpoint
@@ -59,16 +63,6 @@ class VosRunSpec(RunSpec):
     @property
     def provenance(self) -> dict[str, str]:
         return {**super().provenance, "tracker": TRACKER_NAME}
-
-
-def check_vos_config(config: Mapping[str, Any]) -> None:
-    """Prompts name frames of the video as it is, so frames are neither skipped, resampled nor resized."""
-    io = config["io"]
-    if io["stride"] != 1 or io["fps"] is not None or io["max_size"] is not None:
-        raise ConfigError(
-            f"--task {config['run']['task']} follows prompts given on the video's own frames, so it needs "
-            f"io.stride=1, io.fps=null and io.max_size=null (got {io['stride']}, {io['fps']}, {io['max_size']})"
-        )
 
 
 def load_prompts(input_url: str, config: Mapping[str, Any]) -> Prompts:
@@ -102,32 +96,25 @@ def as_point(prompt: ObjectPrompt) -> ObjectPrompt:
 def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], evaluate: bool = False,
                     resume: bool = False) -> VosRunSpec:
     """Check the config, OUTPUT, the run id, INPUT, the tracker checkpoint and the prompts before any video is read."""
-    from tubelets.models.loading import check_devices
-    from tubelets.pipelines.lifecycle import choose_run_id
-
-    check_vos_config(config)
+    # Prompts name frames of the video as it is, so frames are neither skipped, resampled nor resized.
+    check_native_frames(config, f"--task {config['run']['task']} follows prompts given on the video's own frames")
     if evaluate and resume:
         # The DAVIS scores need every sequence's tracked objects in one pass; a VOS evaluation is small: rerun it.
         raise ConfigError(f"--resume is not available for evaluate --task {config['run']['task']}: start a new run")
-    check_output(output_url)
-    run_id = choose_run_id(output_url, config, resume)
-    config = with_run_id(config, run_id)
-    check_devices(config)
+    config = run_config(output_url, config, resume)
     segmenter = build_segmenter({**config["vos"], "device": "cpu"})
     if evaluate and not is_davis(input_url):
         raise DatasetError(f"evaluate --task {config['run']['task']} scores a DAVIS folder "
                            f"(JPEGImages/480p/, Annotations/480p/); {input_url!r} is not one")
     inputs = list_inputs(input_url, config["io"]["source"])
     prompts = load_prompts(input_url, config)
-    return VosRunSpec(input_url, output_url, run_id, config, segmenter.info.checkpoint_id, OBJECT_CATEGORY,
-                      frozenset(item.key for item in inputs), inputs=inputs, prompts=prompts, evaluate=evaluate)
+    return VosRunSpec(input_url, output_url, config["run"]["run_id"], config, segmenter.info.checkpoint_id,
+                      OBJECT_CATEGORY, frozenset(item.key for item in inputs), inputs=inputs, prompts=prompts,
+                      evaluate=evaluate)
 
 
 def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollection]:
     """The VOS graph (see the module docstring). Graph only, runs nothing."""
-    from tubelets.models.tubelet_ops import tubelet_rows
-    from tubelets.transforms.vos_evaluation import ScoreSequences
-
     listed = MatchInputs(spec.input_url, source=spec.config["io"]["source"], inputs=spec.inputs or None)
     videos = skip_finished(p | "MatchInputs" >> listed, spec.done)
     decoded = videos | "Decode" >> SplitOutputs(DecodeVideo(emit_frames=False), META, DEAD_LETTERS, main="frames")
@@ -166,8 +153,6 @@ def vos_headline(rows: list[dict]) -> str:
 def run_vos(args, config: Mapping[str, Any], options, evaluate: bool = False,
             test_pipeline: Optional[beam.Pipeline] = None) -> VosRunSpec:
     """Run a parsed ``segment``/``evaluate`` command whose ``run.task`` is ``vos`` or ``point``."""
-    from tubelets.pipelines.lifecycle import execute
-
     resume = args.resume is not None
     spec = prepare_vos_run(args.input, args.output, config, evaluate, resume=resume)
     command = "evaluate" if evaluate else "segment"

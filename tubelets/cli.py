@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from tubelets.cli_models import add_evaluate_detector, add_train
 from tubelets.errors import EXIT_RUN_FAILED, TubeletsError
 
 Command = Callable[[argparse.Namespace], int]
@@ -100,26 +101,6 @@ def _report(args: argparse.Namespace) -> int:
     summary = write_report(args.run_folder, args.out, baseline=args.baseline, worst=args.worst)
     print(f"wrote the report of run {summary.run_id} to {summary.out_url} ({summary.bytes / 1e6:.1f} MB, "
           f"{summary.seconds:.1f} s)", file=sys.stderr)
-    return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    # Parsed here, not in build_parser: the training modules import torch, which
-    # every other command would otherwise pay for at start-up.
-    parser = argparse.ArgumentParser(prog="tubelets train")
-    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
-    detector = models.add_parser("detector", help="the Mask R-CNN proposal model")
-    tracker = models.add_parser("tracker", help="the IPDT tracker heads, on a frozen detector")
-    if args.args[:1] == ["tracker"]:
-        from tubelets.models.ipdt.train import add_train_tracker_arguments, run_train_tracker
-
-        add_train_tracker_arguments(tracker).set_defaults(run=run_train_tracker)
-    else:
-        from tubelets.models.train_detector import add_train_detector_arguments, run_train_detector
-
-        add_train_detector_arguments(detector).set_defaults(run=run_train_detector)
-    parsed = parser.parse_args(args.args)
-    parsed.run(parsed)
     return 0
 
 
@@ -220,11 +201,6 @@ def _add_report(commands) -> None:
     parser.set_defaults(handler=_report)
 
 
-def _add_train(commands) -> None:
-    _add_pipeline(commands, "train", _train, "train a model on a YouTube-VIS style data set",
-                  "tubelets train {detector,tracker} DATASET OUT.pt [--config CFG] [--steps N] [--resume] ...")
-
-
 def _status(args: argparse.Namespace) -> int:
     from tubelets.progress import folder_progress
 
@@ -249,8 +225,8 @@ def _add_demo(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_report, _add_train, _add_score, _add_query,
-                _add_compare, _add_status, _add_demo):
+    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_report, add_train, add_evaluate_detector,
+                _add_score, _add_query, _add_compare, _add_status, _add_demo):
         add(commands)
     return parser
 

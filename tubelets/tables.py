@@ -52,6 +52,7 @@ OTHER_CLASS_TYPE = pa.struct(
     ]
 )
 
+# A tubelet's rows are made, and read back, by tubelets.tubelet_rows (tubelet_rows, tubelet_from_row).
 TUBELETS = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),

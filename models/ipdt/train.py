@@ -14,18 +14,16 @@ The frozen backbone runs once over every frame of the data set
 (:mod:`.data`, augmented in feature space) through one batched forward of
 the heads.
 
-Command line: ``python -m tubelets.models.ipdt.train DATASET OUT.pt`` (to be
-wired as ``tubelets train tracker``), see :func:`add_train_tracker_arguments`.
+Command line: ``tubelets train tracker DATASET OUT.pt`` (its arguments are
+parsed in :mod:`tubelets.cli_models`, which calls :func:`train_tracker`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
-import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
@@ -44,7 +42,6 @@ from tubelets.models.ipdt.pixel import reference_vectors
 from tubelets.models.loading import CheckpointInfo, load_detector, load_matching, resolve_device
 from tubelets.models import training_loop
 from tubelets.models.training_loop import make_optimizer
-from tubelets.models.training_cli import add_training_arguments, training_config
 
 SECTION = "train_tracker"
 
@@ -130,9 +127,14 @@ def train_step(model, bank, samples, optimizer, step: int, train_cfg: Mapping, d
 
 
 def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume: bool = False,
-                  device: str = "auto", progress: bool = True) -> TrackerTrainResult:
-    """Train the IPDT heads on the data set at ``dataset_url``; checkpoints to ``out_url``."""
+                  device: str = "auto", progress: bool = True, threads: Optional[int] = None) -> TrackerTrainResult:
+    """Train the IPDT heads on the data set at ``dataset_url``; checkpoints to ``out_url``.
+
+    ``threads``: torch's CPU threads for this process (None: torch's choice).
+    """
     started = time.monotonic()
+    if threads:
+        torch.set_num_threads(threads)
     train_cfg = cfg[SECTION]
     torch_device = resolve_device(device)
     detector_section = {**cfg["detector"], "device": str(torch_device)}
@@ -180,31 +182,3 @@ def load_training_checkpoint(model: IPDT, out_url: str, detector: CheckpointInfo
     check_detector(tracker_info(checkpoint, out_url), detector)
     load_matching(model, checkpoint["model"], out_url)
     return checkpoint
-
-
-def add_train_tracker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``tubelets train tracker``."""
-    return add_training_arguments(parser, SECTION, "tracker.pt")
-
-
-def run_train_tracker(args: argparse.Namespace) -> TrackerTrainResult:
-    """Run ``tubelets train tracker`` from parsed arguments; prints a summary to stderr."""
-    cfg = training_config(args, SECTION)
-    result = train_tracker(args.dataset, args.out, cfg, args.resume, args.device, progress=not args.no_progress)
-    print(
-        f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
-        f"{result.instances} instance frames in {result.wall_seconds:.0f} s on {result.device} against detector "
-        f"{result.detector_checkpoint_id}; final loss {result.loss:.3f}; "
-        f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}",
-        file=sys.stderr,
-    )
-    return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = add_train_tracker_arguments(argparse.ArgumentParser(prog="python -m tubelets.models.ipdt.train"))
-    run_train_tracker(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

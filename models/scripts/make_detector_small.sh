@@ -16,28 +16,29 @@ set -euo pipefail
 
 WORK="${1:-/tmp/detector-small}"
 PY="${PY:-.venv/bin/python}"
+TUBELETS="${TUBELETS:-.venv/bin/tubelets}"
 THREADS="${THREADS:-1}"  # one thread: faster than two on a shared 2-core machine
 
 # JPEG frames only (the mp4 copies `tubelets synth` also writes are not needed here);
 # the frames are the same as `tubelets synth OUT --videos N --seed S` writes.
 "$PY" -c "from tubelets.synth import generate_dataset as g; g('$WORK/shapes-train', videos=1000, seed=1, write_videos=False)"
 "$PY" -c "from tubelets.synth import generate_dataset as g; g('$WORK/shapes-eval', videos=20, seed=1234, write_videos=False)"
-time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train" "$WORK/detector-small-stage1.pt" \
+time "$TUBELETS" train detector "$WORK/shapes-train" "$WORK/detector-small-stage1.pt" \
     --config detector_small --threads "$THREADS"
-"$PY" -m tubelets.cli synth "$WORK/shapes-train-mp4" --videos 400 --seed 1
-"$PY" -m tubelets.cli synth "$WORK/shapes-eval-mp4" --videos 20 --seed 1234
-time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train-mp4" "$WORK/detector-small-stage2.pt" \
+"$TUBELETS" synth "$WORK/shapes-train-mp4" --videos 400 --seed 1
+"$TUBELETS" synth "$WORK/shapes-eval-mp4" --videos 20 --seed 1234
+time "$TUBELETS" train detector "$WORK/shapes-train-mp4" "$WORK/detector-small-stage2.pt" \
     --config detector_small --threads "$THREADS" --steps 2500 \
     --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage1.pt" \
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
-"$PY" -m tubelets.cli synth "$WORK/shapes-train-hard" --videos 400 --seed 6 --hard
-"$PY" -m tubelets.cli synth "$WORK/shapes-eval-hard-mp4" --videos 20 --seed 1234 --hard
-time "$PY" -m tubelets.models.train_detector "$WORK/shapes-train-hard" "$WORK/detector-small.pt" \
+"$TUBELETS" synth "$WORK/shapes-train-hard" --videos 400 --seed 6 --hard
+"$TUBELETS" synth "$WORK/shapes-eval-hard-mp4" --videos 20 --seed 1234 --hard
+time "$TUBELETS" train detector "$WORK/shapes-train-hard" "$WORK/detector-small.pt" \
     --config detector_small --threads "$THREADS" --steps 2500 \
     --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage2.pt" \
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
 for set in shapes-eval-mp4 shapes-eval-hard-mp4; do
-    "$PY" -m tubelets.models.evaluate_detector "$WORK/$set" --config detector_small --source video \
+    "$TUBELETS" evaluate-detector "$WORK/$set" --config detector_small --source video \
         --checkpoint "$WORK/detector-small.pt" --threads "$THREADS" | tee "$WORK/eval-$set.json"
 done
 cp "$WORK/detector-small.pt" models/checkpoints/detector-small.pt

@@ -1,17 +1,10 @@
-import argparse
-
 import pytest
 import torch
 
 from tubelets.errors import ConfigError
 from tubelets.models import train_detector as training
 from tubelets.models.checkpoints import read_checkpoint
-from tubelets.models.detection_data import FrameDetectionDataset
-from tubelets.models.train_detector import (
-    add_train_detector_arguments,
-    run_train_detector,
-    train_detector,
-)
+from tubelets.models.train_detector import train_detector
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -66,27 +59,3 @@ def test_too_few_classes_for_the_data_set(tiny_shapes_url, small_cfg, tmp_path):
     small_cfg["detector"]["num_classes"] = 4
     with pytest.raises(ConfigError, match="category ids \\[4, 5, 6\\].*num_classes to at least 7"):
         train_detector(tiny_shapes_url, str(tmp_path / "x.pt"), small_cfg, device="cpu", progress=False)
-
-
-def test_cli_arguments_become_config_overrides(tiny_shapes_url, tmp_path, capsys):
-    parser = add_train_detector_arguments(argparse.ArgumentParser())
-    out = str(tmp_path / "cli.pt")
-    overrides = ["detector.min_size=48", "detector.max_size=64", "train_detector.batch_size=1"]
-    argv = [tiny_shapes_url, out, "--steps", "1", "--seed", "5", "--no-progress", "--device", "cpu"]
-    args = parser.parse_args(argv + [arg for pair in overrides for arg in ("--set", pair)])
-    result = run_train_detector(args)
-    config = read_checkpoint(out)["config"]
-    assert result.steps == 1 and config["train_detector"]["seed"] == 5 and config["train_detector"]["batch_size"] == 1
-    assert "trained 1 steps" in capsys.readouterr().err
-
-
-def test_cli_trains_on_several_data_sets_as_one(tiny_shapes_url, tmp_path, capsys):
-    parser = add_train_detector_arguments(argparse.ArgumentParser())
-    out = str(tmp_path / "both.pt")
-    overrides = ["detector.min_size=48", "detector.max_size=64", "train_detector.batch_size=1"]
-    argv = [tiny_shapes_url, tiny_shapes_url, out, "--steps", "1", "--no-progress", "--device", "cpu"]
-    args = parser.parse_args(argv + [arg for pair in overrides for arg in ("--set", pair)])
-    assert args.dataset == [tiny_shapes_url, tiny_shapes_url] and args.out == out
-    single = parser.parse_args([tiny_shapes_url, out, "--steps", "1"])
-    result = run_train_detector(args)
-    assert result.frames == 2 * len(FrameDetectionDataset(tiny_shapes_url)) and single.dataset == [tiny_shapes_url]

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from apache_beam.ml.inference.base import ModelHandler
 
+from tubelets.config import load_config
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.io.video import iter_frames
 from tubelets.pipelines import segment
@@ -74,6 +75,21 @@ def shapes_url(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("pipeline-shapes") / "shapes"
     generate_dataset(str(root), videos=3, seed=3, width=128, height=96)
     return str(root)
+
+
+@pytest.fixture
+def vis_config() -> dict:
+    """The default config with an untrained detector on the CPU (no checkpoint to load), named as Shapes-VIS."""
+    names = [c["name"] for c in CATEGORIES]
+    return load_config(None, ["detector.checkpoint=null", "detector.device=cpu", f"detector.categories={names}"])
+
+
+@pytest.fixture
+def listed_input(tmp_path_factory) -> str:
+    """A glob that matches one (empty) file: a run's set-up lists INPUT but reads no video."""
+    folder = tmp_path_factory.mktemp("in")
+    (folder / "a.mp4").write_bytes(b"")
+    return str(folder / "*.mp4")
 
 
 @pytest.fixture(scope="session")

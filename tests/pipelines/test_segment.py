@@ -10,10 +10,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 
 from tubelets import masks, tables
-from tubelets.config import config_hash, load_config
-from tubelets.errors import CheckpointError, ConfigError
+from tubelets.errors import ConfigError
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.pipelines import segment
+from tubelets.pipelines.run_setup import prepare_run
 from tubelets.query import run_query
 from tubelets.synth import CATEGORIES
 from tubelets.transforms.proposals import DetectorModelHandler
@@ -21,90 +21,15 @@ from tubelets.transforms.proposals import DetectorModelHandler
 NAMES = [c["name"] for c in CATEGORIES]
 
 
-@pytest.fixture
-def config() -> dict:
-    return load_config(None, ["detector.checkpoint=null", "detector.device=cpu", f"detector.categories={NAMES}"])
-
-
-# ---- prepare_run: everything that can be checked before a video is read ----------------------------
-
-
-def test_a_missing_checkpoint_fails_before_any_video_is_read(config, tmp_path):
-    config["detector"]["checkpoint"] = str(tmp_path / "nope.pt")
-    with pytest.raises(CheckpointError, match="nope.pt"):
-        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
-    assert not (tmp_path / "out").exists()
-
-
-def test_a_corrupt_checkpoint_fails_before_any_video_is_read(config, tmp_path):
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 2048, dtype=np.uint8).tobytes())
-    config["detector"]["checkpoint"] = str(corrupt)
-    with pytest.raises(CheckpointError, match="corrupt.pt"):
-        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
-
-
-def test_a_missing_tracker_checkpoint_fails_before_any_video_is_read(config, tmp_path):
-    config["tracker"]["ipdt"]["checkpoint"] = str(tmp_path / "no-tracker.pt")
-    with pytest.raises(CheckpointError, match="no-tracker.pt"):
-        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
-    assert not (tmp_path / "out").exists()
-
-
-def test_bad_tracker_settings_fail_before_any_video_is_read(config, tmp_path):
-    config["tracker"]["ipdt"]["min_confidence"] = 3
-    with pytest.raises(ConfigError, match="min_confidence"):
-        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
-
-
-@pytest.mark.parametrize("every", [0, -2, 1.5, "3", True])
-def test_a_bad_detect_every_fails_before_any_video_is_read(config, tmp_path, every):
-    config["proposals"]["detect_every"] = every
-    with pytest.raises(ConfigError, match="proposals.detect_every must be a whole number"):
-        segment.prepare_run(str(tmp_path / "no-videos-here/*.mp4"), str(tmp_path / "out"), config)
-
-
-def test_an_existing_run_folder_is_a_config_error(config, tmp_path):
-    (tmp_path / "taken").mkdir()
-    config["run"]["run_id"] = "taken"
-    with pytest.raises(ConfigError, match="taken"):
-        segment.prepare_run("in/*.mp4", str(tmp_path), config)
-
-
-def test_an_output_beam_cannot_write_is_a_config_error(config):
-    with pytest.raises(ConfigError, match="memory://nowhere"):
-        segment.prepare_run("in/*.mp4", "memory://nowhere", config)
-
-
-@pytest.fixture
-def listed_input(tmp_path_factory):
-    """A glob that matches one file: prepare_run lists INPUT but reads no video."""
-    folder = tmp_path_factory.mktemp("in")
-    (folder / "a.mp4").write_bytes(b"")
-    return str(folder / "*.mp4")
-
-
-def test_the_run_spec_names_the_run_and_its_provenance(config, tmp_path, listed_input):
-    spec = segment.prepare_run(listed_input, str(tmp_path) + "/", config)
-    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", spec.run_id)  # the default: UTC time and a random suffix
-    assert spec.run_url == f"{tmp_path}/{spec.run_id}" and spec.checkpoint_id == "untrained"
-    assert spec.category_names == {index: name for index, name in enumerate(NAMES, start=1)}
-    assert spec.config["run"]["run_id"] == spec.run_id  # the manifest records the id a resume must match
-    assert spec.provenance == {"config_hash": config_hash(spec.config), "checkpoint_id": "untrained",
-                               "tracker": "ipdt", "task": "vis", "input": listed_input}
-    assert spec.input_keys == {listed_input.replace("*.mp4", "a.mp4")}
-    assert not os.listdir(tmp_path)  # checked, nothing written yet
-
-
-def test_the_detector_handler_follows_the_proposals_config(config):
-    config["proposals"]["batch_size"] = 3
-    handler = segment.detector_handler(config)
+def test_the_detector_handler_follows_the_proposals_config(vis_config):
+    vis_config["proposals"]["batch_size"] = 3
+    handler = segment.detector_handler(vis_config)
     assert isinstance(handler, DetectorModelHandler)
     assert handler.batch_elements_kwargs()["max_batch_size"] == 3
 
 
-def test_the_graph_has_stable_labels(config, tmp_path, listed_input):
-    spec = segment.prepare_run(listed_input, str(tmp_path), config)
+def test_the_graph_has_stable_labels(vis_config, tmp_path, listed_input):
+    spec = prepare_run(listed_input, str(tmp_path), vis_config)
     pipeline = test_pipeline.TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]))
     outputs = segment.build_pipeline(pipeline, spec)  # built, never run
     assert set(outputs) == {"videos", "tracked", "dead_letters", "rows"}
@@ -222,16 +147,3 @@ def test_the_multi_process_runner_works_with_the_real_detector(mixed_folder, run
     assert dead["input"].endswith("notes.mp4") and dead["error_type"] == "not_a_video"
     tubelets = tables.read_table(str(tmp_path / "out"), "tubelets", "mp")
     assert set(tubelets.column("video").to_pylist()) <= {str(inputs / "video_0000.mp4")}
-
-
-def test_an_input_that_matches_nothing_fails_before_a_run_folder_exists(tmp_path):
-    from tubelets.config import load_config
-    from tubelets.errors import DatasetError
-    from tubelets.pipelines.segment import prepare_run
-
-    config = load_config(None, ["detector.checkpoint=null"])
-    with pytest.raises(DatasetError, match="matches no video files"):
-        prepare_run(str(tmp_path / "nothing" / "*.mp4"), str(tmp_path / "out"), config)
-    with pytest.raises(DatasetError):
-        prepare_run(str(tmp_path / "missing-folder"), str(tmp_path / "out"), config)
-    assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ from apache_beam import Create
 
 import tubelets
 from tubelets import masks, tables
-from tubelets.models.tubelet_ops import tubelet_rows
+from tubelets.tubelet_rows import tubelet_rows
 from tubelets.records import Tubelet, TubeletFrame, VideoMeta
 from tubelets.transforms.outputs import WriteResultsFile, WriteTable, results_order
 

@@ -10,7 +10,7 @@ from tubelets.errors import CheckpointError
 from tubelets.models.checkpoints import make_checkpoint, read_checkpoint, write_checkpoint
 from tubelets.models.detector import build_detector
 from tubelets.models.ipdt.checkpoint import FORMAT
-from tubelets.models.ipdt.train import add_train_tracker_arguments, run_train_tracker, train_tracker
+from tubelets.models.ipdt.train import train_tracker
 
 CATEGORIES = [{"id": 1, "name": "c1"}, {"id": 2, "name": "c2"}]
 
@@ -75,19 +75,3 @@ def test_resume_against_another_detector_fails_naming_both_ids(tiny_shapes_url, 
         train_tracker(tiny_shapes_url, out, train_cfg, resume=True, device="cpu", progress=False)
     other_id = read_checkpoint(other_url)["checkpoint_id"]
     assert first.detector_checkpoint_id in str(error.value) and other_id in str(error.value)
-
-
-def test_command_line_arguments(tiny_shapes_url, detector_url, tmp_path, capsys):
-    import argparse
-
-    parser = add_train_tracker_arguments(argparse.ArgumentParser())
-    heads = "{embedding_dim: 8, siamese_channels: 16, segmentation_channels: 8, local_radius: 2}"
-    args = parser.parse_args([
-        tiny_shapes_url, str(tmp_path / "cli.pt"), "--steps", "1", "--no-progress", "--device", "cpu",
-        "--set", f"detector.checkpoint={detector_url}", "--set", "detector.num_classes=3",
-        "--set", "detector.min_size=48", "--set", "detector.max_size=64",
-        "--set", "train_tracker.batch_size=2", "--set", f"train_tracker.model={heads}",
-        "--set", "train_tracker.source=jpeg",
-    ])
-    result = run_train_tracker(args)
-    assert result.steps == 1 and "trained 1 steps" in capsys.readouterr().err
