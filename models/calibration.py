@@ -14,16 +14,18 @@ video as a whole is the better judge, so, per video:
    Mask R-CNN suppresses duplicates per class only, so one object may still
    carry two masks of two classes, and the re-weighted score picks the class.
 
-Defaults, and why:
+The settings are the ``calibration:`` config section, with no defaults here
+(``configs/default.yaml`` holds them: ``tubelets.config.defaults("calibration")``).
+The values, and why:
 
 * ``score_threshold=0.2``: low enough to keep the recall VIS AP rewards,
   high enough to drop the flood of near-zero Mask R-CNN candidates.
-* ``th_cc=0.5`` (the paper's): a true class is usually detected with
-  confidence in most frames, so its mean sits well above 0.5, while spurious
-  classes live between the 0.2 floor and about 0.4. The threshold belongs to
-  the detector: the shipped ``detector-small`` scores true classes lower, and
-  the config uses ``th_cc: 0.3``, chosen on validation sets (see
-  ``configs/default.yaml``).
+* ``th_cc=0.5`` (the paper's, ``--config paper``): a true class is usually
+  detected with confidence in most frames, so its mean sits well above 0.5,
+  while spurious classes live between the 0.2 floor and about 0.4. The
+  threshold belongs to the detector: the shipped ``detector-small`` scores
+  true classes lower, and the defaults use ``th_cc: 0.3``, chosen on
+  validation sets (see ``configs/default.yaml``).
 * ``beta=0.1``: a re-weighted candidate (score <= ``th_cc``, so <= 0.05
   after) ranks below every candidate of a reliable class, yet it is kept,
   so a real object of a rare class still yields a low-ranked tubelet.
@@ -60,7 +62,7 @@ from tubelets.errors import ConfigError
 from tubelets.records import FrameDetections, Tubelet, VideoProposals
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class CalibratedProposals(VideoProposals):
     """Calibrated proposals of one video, with what calibration decided (for logging)."""
 
@@ -69,19 +71,19 @@ class CalibratedProposals(VideoProposals):
     dropped_low_score: int = 0  # candidates below the score threshold
     dropped_duplicates: int = 0  # candidates removed by the per-frame mask IoU test
     candidates: list[FrameDetections] = dataclasses.field(default_factory=list)  # per frame, after step 3 (not 4)
-    th_iou: float = 0.5  # the overlap that makes two masks one object
-    other_classes: int = 0  # see add_other_classes
+    th_iou: float  # the overlap that makes two masks one object (calibration.th_iou)
+    other_classes: int  # see add_other_classes (calibration.other_classes)
 
 
 def calibrate_classes(
     proposals: VideoProposals,
     *,
-    enabled: bool = True,
-    score_threshold: float = 0.2,
-    th_cc: float = 0.5,
-    beta: float = 0.1,
-    th_iou: float = 0.5,
-    other_classes: int = 0,
+    enabled: bool,
+    score_threshold: float,
+    th_cc: float,
+    beta: float,
+    th_iou: float,
+    other_classes: int,
 ) -> CalibratedProposals:
     """Calibrate one video's proposals (see the module docstring); the input is not changed.
 

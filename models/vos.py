@@ -62,27 +62,32 @@ from tubelets.models.vos_redetect import ProposalSource, snap_to_proposals
 from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, kw_only=True)
 class VosSegmenter(UsesTrackingModels):
-    """Follows prompted objects through a video (the ``vos:`` config keys); see the module docstring."""
+    """Follows prompted objects through a video (the ``vos:`` config keys); see the module docstring.
 
-    checkpoint: Optional[str] = "builtin:tracker-vos-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
-    detector_checkpoint: Optional[str] = None  # null: the detector recorded in the tracker checkpoint
-    device: str = "auto"  # auto (GPU when present) | cpu | cuda[:N]
-    mask_threshold: float = 0.5  # on mask probabilities, and the floor of the one-object-per-pixel rule
-    min_confidence: float = 0.5  # an object below is lost in that frame (no mask), still searched for
-    max_lost: int = 6  # lost frames over which the search follows the motion extrapolation; then it stays put
-    # The mask is cut to the refined box grown by this factor. Wider than the trackers' 1.15: the Siamese box
+    No setting has a default here: ``configs/default.yaml`` holds them. The
+    shipped segmenter takes ``tubelets.config.defaults("vos")`` but ``prompts``
+    (the pipeline's: which objects to follow, not how).
+    """
+
+    checkpoint: Optional[str]  # tracker checkpoint (fsspec URL or builtin:NAME)
+    detector_checkpoint: Optional[str]  # null: the detector recorded in the tracker checkpoint
+    device: str  # auto (GPU when present) | cpu | cuda[:N]
+    mask_threshold: float  # on mask probabilities, and the floor of the one-object-per-pixel rule
+    min_confidence: float  # an object below is lost in that frame (no mask), still searched for
+    max_lost: int  # lost frames over which the search follows the motion extrapolation; then it stays put
+    # The mask is cut to the refined box grown by this factor. Wider than the trackers' (1.15): the Siamese box
     # lags a moving object and a tight cut removes its leading edge (Shapes-VIS J 0.56 at 1.15, 0.60 at 3).
-    box_margin: float = 3.0
-    window_influence: float = 0.4  # Siamese cosine-window weight (motion prior)
+    box_margin: float
+    window_influence: float  # Siamese cosine-window weight (motion prior)
     # FEELVOS embedding distance within which a click's seed region grows (little effect with tracker-vos-small,
     # whose distances saturate: see tubelets.models.ipdt.point).
-    point_threshold: float = 0.5
-    feature_window: int = 32  # frames whose features are kept
+    point_threshold: float
+    feature_window: int  # frames whose features are kept
     # re-detection: a proposal overlapping an object's mask more replaces it (None: off)
-    snap_iou: Optional[float] = 0.5
-    proposal_score: float = 0.3  # re-detection: proposals scoring below are ignored
+    snap_iou: Optional[float]
+    proposal_score: float  # re-detection: proposals scoring below are ignored
 
     def __post_init__(self) -> None:
         self._check_settings()
@@ -96,11 +101,22 @@ class VosSegmenter(UsesTrackingModels):
     @property
     def settings(self) -> PropagationSettings:
         return PropagationSettings(
+            use_instance=True,
+            use_pixel=True,
             min_confidence=self.min_confidence,
             max_lost=self.max_lost,
             mask_threshold=self.mask_threshold,
             box_margin=self.box_margin,
             window_influence=self.window_influence,
+            # VOS steps the objects itself (_Sweeps) and re-detects its own way (vos_redetect): the trackers'
+            # sweeps, their snaps, guard and identity rules never run here.
+            snap_iou=None,
+            cover_iou=None,
+            max_unconfirmed=None,
+            switch_iou=None,
+            max_colour_distance=None,
+            relink_frames=None,
+            check_fill_colour=False,
             # VOS never stops following an object, so it is cut off (no pixel) as soon as either level doubts it.
             either_level_loses=True,
         )

@@ -6,23 +6,28 @@ A config is named either by a packaged preset (``default``, ``demo``: files in
 Every key must exist in ``configs/default.yaml``: a typo fails early with the
 list of keys that do exist, instead of being silently ignored, and every value
 is checked against :mod:`tubelets.settings` (types, ranges, choices).
+
+``configs/default.yaml`` is the one home of every default: no model class or
+function keeps defaults of its own, and Python code that builds one outside a
+run takes its settings from :func:`defaults`.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.resources
 import inspect
 import json
 import re
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 import fsspec
 import yaml
 
 from tubelets.errors import ConfigError
-from tubelets.settings import validate_config
+from tubelets.settings import not_read, validate_config
 
 DEFAULT_PRESET = "default"
 Built = TypeVar("Built")
@@ -83,7 +88,7 @@ def merge(base: Mapping, override: Mapping, path: str = "") -> dict:
         dotted = f"{path}{key}"
         if key not in base:
             known = ", ".join(sorted(base)) or "(none)"
-            raise ConfigError(f"unknown config key {dotted!r}; known keys here: {known}")
+            raise ConfigError(not_read(dotted) or f"unknown config key {dotted!r}; known keys here: {known}")
         if isinstance(base[key], Mapping) and isinstance(value, Mapping):
             merged[key] = merge(base[key], value, f"{dotted}.")
         else:
@@ -116,6 +121,34 @@ def load_config(name_or_url: str | None = None, overrides: Iterable[str] = ()) -
     return config
 
 
+def defaults(section: str, preset: Optional[str] = None) -> dict:
+    """The shipped settings of one dotted config section, e.g. ``defaults("tracker.ipdt")``: a deep copy.
+
+    ``preset`` (a packaged preset such as ``"shapes-vis"``, or a YAML file's
+    URL) is merged over the defaults first, as ``--config`` is. Models keep
+    no defaults of their own, so this is how Python code and tests build the
+    model a run would: ``IpdtTracker(**defaults("tracker.ipdt"))``.
+    """
+    node: Any = _packaged_config(preset) if preset in (None, *packaged_presets()) else load_config(preset)
+    walked = []
+    for part in section.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            where = ".".join(walked) or "the top level"
+            known = ", ".join(sorted(node)) if isinstance(node, Mapping) else "(none: a setting)"
+            raise ConfigError(f"config section {section!r} does not exist; known keys at {where}: {known}")
+        node = node[part]
+        walked.append(part)
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"config {section} is a setting, not a section")
+    return copy.deepcopy(dict(node))
+
+
+@functools.lru_cache(maxsize=None)
+def _packaged_config(preset: Optional[str]) -> dict:
+    """A packaged preset merged over the defaults, read once a process (tests build many models); do not change it."""
+    return load_config(preset)
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """A short stable digest of a config, for provenance in output metadata."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
@@ -125,10 +158,20 @@ def config_hash(config: Mapping[str, Any]) -> str:
 def build_from_section(factory: Callable[..., Built], settings: Mapping[str, Any], what: str) -> Built:
     """``factory(**settings)`` for a config sub-section; a key ``factory`` does not take is a ConfigError.
 
-    The message names ``what`` the section configures and the keys it does take, so a typo fails before any work.
+    So is a key it needs (no default) that ``settings`` lacks: the defaults
+    live in the YAML, so a section must come whole. The message names
+    ``what`` the section configures and the keys it takes, so a typo fails
+    before any work.
     """
-    known = sorted(inspect.signature(factory).parameters)
+    parameters = inspect.signature(factory).parameters
+    known = sorted(parameters)
     unknown = sorted(set(settings) - set(known))
     if unknown:
         raise ConfigError(f"unknown setting(s) {unknown} for {what}; known: {known}")
+    missing = sorted(name for name, parameter in parameters.items()
+                     if parameter.default is inspect.Parameter.empty and name not in settings
+                     and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD))
+    if missing:
+        raise ConfigError(f"missing setting(s) {missing} for {what}: give its whole config section "
+                          "(tubelets.config.defaults gives the shipped one)")
     return factory(**settings)

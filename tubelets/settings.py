@@ -6,11 +6,15 @@ integer, ``true`` is not a number; an integer is a fine number) and ranges
 follow what the code that reads each key accepts. :func:`validate_config`
 turns pydantic's report into one line naming the dotted key, e.g.
 ``config proposals.batch_size must be an integer >= 1, got 'abc'``.
+
+A section that one reader takes whole (a tracker's) holds exactly the keys it
+reads: any other key is refused in one line that says so and lists the ones
+it reads (:func:`not_read`), instead of being accepted and ignored.
 """
 
 import dataclasses
 import datetime
-from typing import Annotated, Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -77,6 +81,8 @@ TrackerName = one_of(*TRACKER_NAMES)
 class Section(BaseModel):
     # strict: YAML already gives typed values, so a string where a number belongs is a mistake, not a conversion.
     model_config = ConfigDict(strict=True, extra="forbid")
+    # Who reads this section's keys, for a section one reader takes whole ("the pixel tracker"); see not_read.
+    READER: ClassVar[Optional[str]] = None
 
 
 class Run(Section):
@@ -170,6 +176,8 @@ class Calibration(Section):
 
 
 class IouTracker(Section):
+    READER = "the iou tracker"
+
     max_age: NonNegativeInt
     min_length: Count
     min_similarity: Annotated[float, Field(gt=0, le=1), Expect("a number in (0, 1]")]  # 0 links disjoint pairs
@@ -177,34 +185,57 @@ class IouTracker(Section):
     class_mismatch_scale: Fraction
 
 
-class DualTracker(Section):
-    """``tracker.ipdt``, ``tracker.pixel`` and ``tracker.instance``: one YAML anchor, one set of keys."""
+class PropagatingTracker(Section):
+    """Keys ``tracker.ipdt``, ``tracker.pixel`` and ``tracker.instance`` all read (tubelets.models.trackers.ipdt)."""
 
     checkpoint: Url
     detector_checkpoint: Url
     device: Device
     min_confidence: Fraction
     max_lost: NonNegativeInt
-    mask_threshold: Fraction
-    box_margin: Margin
-    window_influence: Fraction
     snap_iou: Fraction
     cover_iou: Fraction
     max_unconfirmed: OptionalNonNegativeInt
     switch_iou: OptionalFraction
+    th_seq: Fraction
+    feature_window: Window
+
+
+class PixelLevel(Section):
+    """The key only the pixel level reads."""
+
+    mask_threshold: Fraction
+
+
+class InstanceLevel(Section):
+    """The keys only the instance level reads."""
+
+    window_influence: Fraction
     max_colour_distance: OptionalPositive
     relink_frames: OptionalNonNegativeInt
     check_fill_colour: Switch
-    th_seq: Fraction
-    feature_window: Window
+
+
+class IpdtTracker(PropagatingTracker, PixelLevel, InstanceLevel):
+    READER = "the ipdt tracker"
+
+    box_margin: Margin  # the two levels together only
+
+
+class PixelTracker(PropagatingTracker, PixelLevel):
+    READER = "the pixel tracker"
+
+
+class InstanceTracker(PropagatingTracker, InstanceLevel):
+    READER = "the instance tracker"
 
 
 class Tracker(Section):
     name: TrackerName
     iou: IouTracker
-    ipdt: DualTracker
-    pixel: DualTracker
-    instance: DualTracker
+    ipdt: IpdtTracker
+    pixel: PixelTracker
+    instance: InstanceTracker
 
 
 class Vos(Section):
@@ -263,6 +294,24 @@ class Settings(Section):
     train_tracker: TrainTracker
 
 
+def not_read(dotted: str) -> Optional[str]:
+    """The one-line refusal of a key that a section's one reader does not read, e.g. ``tracker.pixel.box_margin``.
+
+    None when the key's section has no single reader (the caller says "unknown key" its own way).
+    """
+    *parents, key = dotted.split(".")
+    model: Any = Settings
+    for part in parents:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = field.annotation
+    reader = getattr(model, "READER", None) if isinstance(model, type) and issubclass(model, BaseModel) else None
+    if reader is None or key in model.model_fields:
+        return None
+    return f"config {dotted} is not read by {reader}; it reads: {', '.join(sorted(model.model_fields))}"
+
+
 def validate_config(config: Mapping[str, Any]) -> None:
     """Check every value of a merged config; the first problem raises a one-line ``ConfigError``."""
     try:
@@ -307,7 +356,7 @@ def _problem(item: Mapping[str, Any], key: str, field: Any, value: Any) -> str:
     if kind == "missing":
         return f"config {key} is missing"
     if kind == "extra_forbidden":
-        return f"config {key} is not a known key"
+        return not_read(key) or f"config {key} is not a known key"
     if kind == "value_error":  # our own validators say what is wrong themselves
         return f"config {key} {item['ctx']['error']}, got {value!r}"
     expected = [meta.text for meta in (field.metadata if field else []) if isinstance(meta, Expect)]

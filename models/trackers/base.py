@@ -19,6 +19,9 @@ Trackers register under a name and read their own sub-section of the
 A new tracker subclasses :class:`Tracker`, takes its settings as keyword
 arguments of ``__init__`` (a dataclass is the easy way), decorates itself
 with ``@register_tracker("name")`` and is imported in ``trackers/__init__.py``.
+Its settings have no defaults in Python: ``configs/default.yaml`` is their
+one home (a ``tracker.<name>`` section), and ``tubelets.config.defaults``
+gives them to code that builds a tracker outside a run.
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ from tubelets.registry import Registry
 # RGB uint8 frames [H, W, 3] of the decoded video, by 0-based frame number.
 FrameSource = Union[Callable[[int], np.ndarray], Sequence[np.ndarray]]
 
+
 def _must_be_tracker(name: str, cls) -> None:
     if not (isinstance(cls, type) and issubclass(cls, Tracker)):
         raise TypeError(f"tracker {name!r} must be a Tracker subclass, got {cls!r}")
+
+
 TrackerType = TypeVar("TrackerType", bound=type["Tracker"])
 
 
@@ -54,9 +60,12 @@ class Tracker(abc.ABC):
         """
 
     @classmethod
-    def from_config(cls, settings: Mapping[str, Any]) -> "Tracker":
-        """An instance from this tracker's config sub-section; unknown keys are a ConfigError."""
-        return build_from_section(cls, settings, f"tracker {cls.__name__}")
+    def from_config(cls, settings: Mapping[str, Any], section: Optional[str] = None) -> "Tracker":
+        """An instance from this tracker's config sub-section (named ``section`` in errors).
+
+        A key the tracker does not take, or one it needs and ``settings`` lacks, is a ConfigError.
+        """
+        return build_from_section(cls, settings, section or f"tracker {cls.__name__}")
 
 
 TRACKERS: Registry[type[Tracker]] = Registry("tracker", check=_must_be_tracker)
@@ -75,15 +84,15 @@ def known_trackers() -> list[str]:
 def build_tracker(name: Optional[str], tracker_cfg: Mapping[str, Any]) -> Tracker:
     """The tracker ``name`` (None: ``tracker_cfg["name"]``) with its settings from ``tracker_cfg[name]``.
 
-    ``tracker_cfg`` is the whole ``tracker:`` config section; a tracker with
-    no sub-section there gets its own defaults.
+    ``tracker_cfg`` is the whole ``tracker:`` config section; a setting the
+    tracker does not take, or one it needs and is not there, is a ConfigError.
     """
     name = name if name is not None else tracker_cfg.get("name")
     tracker_class = TRACKERS.get(name)
-    settings = tracker_cfg.get(name) or {}
+    settings = tracker_cfg.get(name, {})
     if not isinstance(settings, Mapping):
         raise ConfigError(f"tracker.{name} must be a mapping of settings, got {type(settings).__name__}")
-    return tracker_class.from_config(settings)
+    return tracker_class.from_config(settings, f"tracker.{name}")
 
 
 def frame_getter(frames: Optional[FrameSource]) -> Callable[[int], np.ndarray]:

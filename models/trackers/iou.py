@@ -95,15 +95,19 @@ def _centre(box: np.ndarray) -> np.ndarray:
 
 
 @register_tracker("iou")
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class IouTracker(Tracker):
-    """Mask/box IoU linking with a motion prior; see the module docstring for the rule."""
+    """Mask/box IoU linking with a motion prior; see the module docstring for the rule.
 
-    max_age: int = 5  # consecutive missed frames a track survives (frames the detector ran on)
-    min_length: int = 1  # tracks with fewer masked frames are dropped (1 keeps all: AP rewards recall)
-    min_similarity: float = 0.3  # pairs below never link
-    mask_weight: float = 0.5  # share of mask IoU in the similarity, the rest is box IoU
-    class_mismatch_scale: float = 0.7  # similarity factor when the classes differ
+    The settings are the ``tracker.iou`` config keys, with no defaults here:
+    ``IouTracker(**tubelets.config.defaults("tracker.iou"))`` is the shipped one.
+    """
+
+    max_age: int  # consecutive missed frames a track survives (frames the detector ran on)
+    min_length: int  # tracks with fewer masked frames are dropped (1 keeps all: AP rewards recall)
+    min_similarity: float  # pairs below never link
+    mask_weight: float  # share of mask IoU in the similarity, the rest is box IoU
+    class_mismatch_scale: float  # similarity factor when the classes differ
 
     def __post_init__(self) -> None:
         _require_int("max_age", self.max_age, minimum=0)

@@ -9,6 +9,12 @@
 * ``instance``: the Siamese level alone: the box and its confidence; the mask
   is the last one moved and rescaled into the new box.
 
+Each takes exactly the settings its levels read (a key it would ignore is an
+error): all three the checkpoint, the sweeps' and the merge's; the pixel
+level ``mask_threshold``; the instance level ``window_influence`` and the
+colour rules; ``ipdt`` alone ``box_margin``, the cut of one level's mask to
+the other's box.
+
 With ``max_colour_distance`` set, the instance level (``ipdt``, ``instance``)
 also checks a proposal's colour against the seed's before it takes it
 (:mod:`tubelets.models.ipdt.appearance`), and with ``relink_frames`` it
@@ -27,7 +33,7 @@ so a missing or mismatched checkpoint fails before any video is read.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 from tubelets.errors import ConfigError
 from tubelets.models.ipdt.checkpoint import UsesTrackingModels
@@ -38,33 +44,29 @@ from tubelets.models.tubelet_merge import merge_tubelets
 from tubelets.records import Tubelet, VideoProposals
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, kw_only=True)
 class DualTracker(UsesTrackingModels, Tracker):
-    """Settings shared by ``ipdt``, ``pixel`` and ``instance`` (the ``tracker.<name>`` config keys)."""
+    """The settings all three trackers read (``tracker.<name>`` config keys); each level's own are in a mixin.
 
-    checkpoint: Optional[str] = "builtin:tracker-small"  # tracker checkpoint (fsspec URL or builtin:NAME)
-    detector_checkpoint: Optional[str] = None  # null: the detector recorded in the tracker checkpoint
-    device: str = "auto"  # auto (GPU when present) | cpu | cuda[:N]
-    min_confidence: float = 0.5  # an instance below is lost in that frame
-    max_lost: int = 6  # consecutive lost frames before a direction stops
-    mask_threshold: float = 0.5
-    box_margin: float = 1.15  # ipdt: the mask is cut to the box grown by this factor
-    window_influence: float = 0.2  # Siamese cosine-window weight (motion prior)
-    snap_iou: float = 0.3  # a prediction overlapping a proposal more takes the proposal's mask and score
-    cover_iou: float = 0.5  # a proposal overlapping a prediction more starts no new instance
-    max_unconfirmed: Optional[int] = None  # steps with no proposal confirming before a direction stops (tail dropped)
-    switch_iou: Optional[float] = None  # backward: a held proposal stops an extension apart from its holder (None: off)
-    # Instance level (ipdt, instance): a proposal further in colour from the seed confirms nothing (None: off).
-    max_colour_distance: Optional[float] = None
-    # With the colour check: a forward extension that stopped continues as a new instance of its colour started
-    # in its search window up to this many frames after its last kept frame (None: off; above max_unconfirmed + 1
-    # to relink extensions that the guard stopped).
-    relink_frames: Optional[int] = None
-    check_fill_colour: bool = False  # with the colour check: a filled frame of another colour is lost there
-    th_seq: float = 0.5  # tubelets with a higher temporal mask IoU are merged
-    feature_window: int = 32  # frames whose features are kept
+    No setting has a default: ``configs/default.yaml`` holds them, so
+    ``IpdtTracker(**tubelets.config.defaults("tracker.ipdt"))`` is the
+    tracker a run gets. A tracker takes exactly the keys its levels read
+    (``PropagationSettings.unread_by``), so a key it would ignore is an error.
+    """
 
-    LEVELS: ClassVar[tuple[bool, bool]] = (True, True)  # (instance level, pixel level)
+    checkpoint: Optional[str]  # tracker checkpoint (fsspec URL or builtin:NAME)
+    detector_checkpoint: Optional[str]  # null: the detector recorded in the tracker checkpoint
+    device: str  # auto (GPU when present) | cpu | cuda[:N]
+    min_confidence: float  # an instance below is lost in that frame
+    max_lost: int  # consecutive lost frames before a direction stops
+    snap_iou: float  # a prediction overlapping a proposal more takes the proposal's mask and score
+    cover_iou: float  # a proposal overlapping a prediction more starts no new instance
+    max_unconfirmed: Optional[int]  # steps with no proposal confirming before a direction stops (tail dropped)
+    switch_iou: Optional[float]  # backward: a held proposal stops an extension apart from its holder (None: off)
+    th_seq: float  # tubelets with a higher temporal mask IoU are merged
+    feature_window: int  # frames whose features are kept
+
+    LEVELS: ClassVar[tuple[bool, bool]]  # (instance level, pixel level)
 
     def __post_init__(self) -> None:
         self._check_settings()
@@ -73,21 +75,11 @@ class DualTracker(UsesTrackingModels, Tracker):
     @property
     def settings(self) -> PropagationSettings:
         use_instance, use_pixel = self.LEVELS
-        return PropagationSettings(
+        propagated = {field.name for field in dataclasses.fields(PropagationSettings)}
+        return PropagationSettings.of_levels(
             use_instance=use_instance,
             use_pixel=use_pixel,
-            min_confidence=self.min_confidence,
-            max_lost=self.max_lost,
-            mask_threshold=self.mask_threshold,
-            box_margin=self.box_margin,
-            window_influence=self.window_influence,
-            snap_iou=self.snap_iou,
-            cover_iou=self.cover_iou,
-            max_unconfirmed=self.max_unconfirmed,
-            switch_iou=self.switch_iou,
-            max_colour_distance=self.max_colour_distance,
-            relink_frames=self.relink_frames,
-            check_fill_colour=self.check_fill_colour,
+            **{field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name in propagated},
         )
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
@@ -103,52 +95,95 @@ class DualTracker(UsesTrackingModels, Tracker):
         return merge_tubelets(candidates, self.th_seq)
 
     def _check_settings(self) -> None:
-        for name in ("min_confidence", "mask_threshold", "window_influence", "snap_iou", "cover_iou", "th_seq",
-                     "switch_iou"):
-            value = getattr(self, name)
-            if name == "switch_iou" and value is None:
+        for field in dataclasses.fields(self):
+            if field.name not in _RULES:  # the checkpoints and the device: checked where they load
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ConfigError(f"tracker setting {name} must be a number in [0, 1], got {value!r}")
-        for name, minimum in (("max_lost", 0), ("feature_window", 2), ("max_unconfirmed", 0), ("relink_frames", 0)):
-            value = getattr(self, name)
-            if name in ("max_unconfirmed", "relink_frames") and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"tracker setting {name} must be an integer >= {minimum}, got {value!r}")
-        if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
-            raise ConfigError(f"tracker setting box_margin must be a number >= 1, got {self.box_margin!r}")
-        if not isinstance(self.check_fill_colour, bool):
-            raise ConfigError(
-                f"tracker setting check_fill_colour must be true or false, got {self.check_fill_colour!r}")
-        distance = self.max_colour_distance
-        if distance is not None and (isinstance(distance, bool) or not isinstance(distance, (int, float))
-                                     or not distance > 0):
-            raise ConfigError(f"tracker setting max_colour_distance must be a number > 0 or null, got {distance!r}")
+            value = getattr(self, field.name)
+            expected, accepts = _RULES[field.name]
+            if not accepts(value):
+                raise ConfigError(f"tracker setting {field.name} must be {expected}, got {value!r}")
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class PixelLevel:
+    """The setting only the pixel level reads (``ipdt``, ``pixel``)."""
+
+    mask_threshold: float  # on mask probabilities
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class InstanceLevel:
+    """The settings only the instance level reads (``ipdt``, ``instance``)."""
+
+    window_influence: float  # Siamese cosine-window weight (motion prior)
+    # A proposal further in colour from the seed confirms nothing (None: off).
+    max_colour_distance: Optional[float]
+    # With the colour check: a forward extension that stopped continues as a new instance of its colour started
+    # in its search window up to this many frames after its last kept frame (None: off; above max_unconfirmed + 1
+    # to relink extensions that the guard stopped).
+    relink_frames: Optional[int]
+    check_fill_colour: bool  # with the colour check: a filled frame of another colour is lost there
 
 
 @register_tracker("ipdt")
-@dataclasses.dataclass(eq=False)
-class IpdtTracker(DualTracker):
+@dataclasses.dataclass(eq=False, kw_only=True)
+class IpdtTracker(DualTracker, PixelLevel, InstanceLevel):
     """Instance and pixel level together (the method)."""
+
+    box_margin: float  # the pixel level's mask is cut to the instance level's box grown by this factor
 
     LEVELS: ClassVar[tuple[bool, bool]] = (True, True)
 
 
 @register_tracker("pixel")
-@dataclasses.dataclass(eq=False)
-class PixelTracker(DualTracker):
+@dataclasses.dataclass(eq=False, kw_only=True)
+class PixelTracker(DualTracker, PixelLevel):
     """Pixel level only (FEELVOS-style mask propagation)."""
 
     LEVELS: ClassVar[tuple[bool, bool]] = (False, True)
 
 
 @register_tracker("instance")
-@dataclasses.dataclass(eq=False)
-class InstanceTracker(DualTracker):
+@dataclasses.dataclass(eq=False, kw_only=True)
+class InstanceTracker(DualTracker, InstanceLevel):
     """Instance level only (Siamese box tracking, the mask carried along)."""
 
     LEVELS: ClassVar[tuple[bool, bool]] = (True, False)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _or_none(accepts: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or accepts(value)
+
+
+def _fraction(value: Any) -> bool:
+    return _number(value) and 0 <= value <= 1
+
+
+def _count_from(minimum: int) -> Callable[[Any], bool]:
+    return lambda value: _integer(value) and value >= minimum
+
+
+# Setting -> (what it must be, in words; whether a value is that): checked for the settings a tracker has.
+_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **{name: ("a number in [0, 1]", _fraction)
+       for name in ("min_confidence", "mask_threshold", "window_influence", "snap_iou", "cover_iou", "th_seq")},
+    "switch_iou": ("a number in [0, 1] or null", _or_none(_fraction)),
+    "max_lost": ("an integer >= 0", _count_from(0)),
+    "feature_window": ("an integer >= 2", _count_from(2)),
+    "max_unconfirmed": ("an integer >= 0 or null", _or_none(_count_from(0))),
+    "relink_frames": ("an integer >= 0 or null", _or_none(_count_from(0))),
+    "box_margin": ("a number >= 1", lambda value: _number(value) and value >= 1),
+    "check_fill_colour": ("true or false", lambda value: isinstance(value, bool)),
+    "max_colour_distance": ("a number > 0 or null", _or_none(lambda value: _number(value) and value > 0)),
+}
 
 
 def _check_frame_order(proposals: VideoProposals) -> None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tubelets import masks
+from tubelets.config import defaults
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.metrics.davis import region_similarity
 from tubelets.models.checkpoints import builtin_checkpoints
@@ -20,6 +21,20 @@ from tubelets.records import ObjectPrompt
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 H, W, SIDE = 48, 64, 12
+
+
+def vos_settings(**changes) -> dict:
+    """The shipped ``vos:`` settings a segmenter takes (``prompts`` is the pipeline's) with ``changes``."""
+    settings = {**defaults("vos"), **changes}
+    del settings["prompts"]
+    return settings
+
+
+def on_models(models, **changes) -> VosSegmenter:
+    """A segmenter with the shipped settings and ``changes`` on the given (untrained) detector and heads."""
+    settings = vos_settings(**changes)
+    del settings["checkpoint"]  # with_models gives the models instead
+    return VosSegmenter.with_models(*models, **settings)
 
 
 def square_frames(corners, length, seed=0):
@@ -62,18 +77,20 @@ def test_settings_are_checked_and_a_missing_checkpoint_fails_on_construction(tmp
     for settings in ({"min_confidence": 2}, {"max_lost": -1}, {"box_margin": 0.5}, {"point_threshold": 1.5},
                      {"feature_window": 1}, {"mask_threshold": True}):
         with pytest.raises(ConfigError, match=next(iter(settings))):
-            VosSegmenter(checkpoint=None, **settings)
+            VosSegmenter(**vos_settings(checkpoint=None, **settings))
     with pytest.raises(CheckpointError, match="nope.pt"):
-        VosSegmenter(checkpoint=str(tmp_path / "nope.pt"))
+        VosSegmenter(**vos_settings(checkpoint=str(tmp_path / "nope.pt")))
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['snap'\] for vos"):
-        VosSegmenter.from_config({"checkpoint": None, "snap": 0.3})
-    assert VosSegmenter.from_config({"checkpoint": None, "max_lost": 2}).max_lost == 2
+        VosSegmenter.from_config(vos_settings(checkpoint=None, snap=0.3))
+    with pytest.raises(ConfigError, match=r"missing setting\(s\) \['box_margin', .*\] for vos"):
+        VosSegmenter.from_config({"checkpoint": None, "max_lost": 2})  # the YAML holds the defaults, not the class
+    assert VosSegmenter.from_config(vos_settings(checkpoint=None, max_lost=2)).max_lost == 2
     with pytest.raises(ConfigError, match="no checkpoint"):
-        VosSegmenter(checkpoint=None).segment([], 1, [square_prompt(1, 0, 5, 5)])
+        VosSegmenter(**vos_settings(checkpoint=None)).segment([], 1, [square_prompt(1, 0, 5, 5)])
 
 
 def test_a_zero_length_video_gives_nothing_and_reads_no_frame(models):
-    assert VosSegmenter.with_models(*models).segment(None, 0, [square_prompt(1, 0, 5, 5)]) == {}
+    assert on_models(models).segment(None, 0, [square_prompt(1, 0, 5, 5)]) == {}
 
 
 @pytest.mark.parametrize("prompts, message", [
@@ -96,14 +113,14 @@ def test_a_zero_length_video_gives_nothing_and_reads_no_frame(models):
 def test_bad_prompts_are_refused_with_the_cause(models, prompts, message):
     frames = square_frames(lambda t: [(5, 5)], 3)
     with pytest.raises(ValueError, match=message):
-        VosSegmenter.with_models(*models).segment(frames, 3, prompts)
+        on_models(models).segment(frames, 3, prompts)
 
 
 # ---- mechanics (untrained models) ----
 
 def test_objects_are_followed_both_ways_from_a_middle_prompt_frame(models):
     # No confidence floor: the untrained heads are followed in every frame.
-    segmenter = VosSegmenter.with_models(*models, min_confidence=0.0, mask_threshold=0.1)
+    segmenter = on_models(models, min_confidence=0.0, mask_threshold=0.1)
     prompt = square_prompt(1, 3, 17, 10)
     result = segmenter.segment(square_frames(lambda t: [(5 + 4 * t, 10)], 6), 6, [prompt])
     assert list(result) == [1] and [i.frame for i in result[1]] == [0, 1, 2, 3, 4, 5]
@@ -113,7 +130,7 @@ def test_objects_are_followed_both_ways_from_a_middle_prompt_frame(models):
 
 
 def test_an_object_prompted_later_joins_both_sweeps_and_takes_its_prompt_pixels(models):
-    segmenter = VosSegmenter.with_models(*models, min_confidence=0.0, mask_threshold=0.0)
+    segmenter = on_models(models, min_confidence=0.0, mask_threshold=0.0)
     early, late = square_prompt(7, 0, 5, 5), square_prompt(3, 4, 20, 20)
     result = segmenter.segment(square_frames(lambda t: [(5, 5), (20, 20)], 6), 6, [early, late])
     assert sorted(result) == [3, 7]
@@ -126,7 +143,7 @@ def test_an_object_prompted_later_joins_both_sweeps_and_takes_its_prompt_pixels(
 
 
 def test_a_point_prompt_starts_from_its_grown_mask(models):
-    segmenter = VosSegmenter.with_models(*models, min_confidence=0.0)
+    segmenter = on_models(models, min_confidence=0.0)
     result = segmenter.segment(square_frames(lambda t: [(5, 5)], 3), 3,
                                [ObjectPrompt("squares", 4, 1, point=(10.5, 9.5)), square_prompt(2, 1, 30, 20)])
     first = decoded(result[4])[1]
@@ -147,7 +164,7 @@ def test_each_frame_runs_the_heads_once_whatever_the_number_of_objects(models):
             calls.clear()
             corners = [(2 + 15 * i, 5 + 20 * (i % 2)) for i in range(count)]
             prompts = [square_prompt(i + 1, 2, x, y) for i, (x, y) in enumerate(corners)]
-            VosSegmenter.with_models(detector, heads, min_confidence=0.0).segment(
+            on_models(models, min_confidence=0.0).segment(
                 square_frames(lambda t: corners, 5), 5, prompts)
             counts.append(dict(calls))
     finally:
@@ -166,7 +183,7 @@ needs_checkpoints = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def shipped():
-    return VosSegmenter(device="cpu")
+    return VosSegmenter(**vos_settings(device="cpu"))
 
 
 def disc_video(length, paths, hidden=range(0), radius=22, seed=0):
@@ -263,6 +280,6 @@ def test_the_gpu_follows_the_objects_as_the_cpu_does(shipped):
     frames, visible = disc_video(10, [lambda t: (60 + 5 * t, 80 + 2 * t)])
     prompts = [mask_prompt(1, 5, visible[0, 5])]
     on_cpu = decoded(shipped.segment(frames, 10, prompts)[1])
-    on_gpu = decoded(VosSegmenter(device="cuda").segment(frames, 10, prompts)[1])
+    on_gpu = decoded(VosSegmenter(**vos_settings(device="cuda")).segment(frames, 10, prompts)[1])
     assert sorted(on_gpu) == sorted(on_cpu)
     assert all((on_gpu[t] & on_cpu[t]).sum() > 0.95 * (on_gpu[t] | on_cpu[t]).sum() for t in on_cpu)

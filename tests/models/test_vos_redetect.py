@@ -45,8 +45,11 @@ def test_the_inputs_are_not_changed():
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, True, "x"])
 def test_snap_iou_is_checked(bad):
+    from tubelets.config import defaults
     from tubelets.errors import ConfigError
     from tubelets.models.vos import VosSegmenter
 
+    settings = {**defaults("vos"), "checkpoint": None, "snap_iou": bad}
+    del settings["prompts"]  # the pipeline's, not the segmenter's
     with pytest.raises(ConfigError, match="snap_iou"):
-        VosSegmenter(checkpoint=None, snap_iou=bad)
+        VosSegmenter(**settings)

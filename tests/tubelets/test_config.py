@@ -1,6 +1,14 @@
 import pytest
 
-from tubelets.config import build_from_section, config_hash, load_config, merge, packaged_presets, parse_overrides
+from tubelets.config import (
+    build_from_section,
+    config_hash,
+    defaults,
+    load_config,
+    merge,
+    packaged_presets,
+    parse_overrides,
+)
 from tubelets.errors import ConfigError
 
 
@@ -61,6 +69,57 @@ def test_build_from_section_passes_known_keys_and_names_the_unknown_ones():
     assert build_from_section(make_thing, {"size": 3}, "thing") == (3, "red")
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['sise'\] for thing; known: \['colour', 'size'\]"):
         build_from_section(make_thing, {"sise": 3}, "thing")
+
+
+def test_build_from_section_names_the_settings_a_section_lacks():
+    # Models keep no defaults: a section comes whole, so a missing key is named rather than a TypeError.
+    def make_thing(*, size, colour, note=None):
+        return size, colour
+
+    with pytest.raises(ConfigError, match=r"missing setting\(s\) \['colour'\] for thing: .*tubelets.config.defaults"):
+        build_from_section(make_thing, {"size": 3}, "thing")
+
+
+def test_defaults_give_a_section_of_the_merged_config_as_a_copy():
+    shipped = defaults("tracker.ipdt")
+    assert shipped == load_config()["tracker"]["ipdt"]
+    shipped["th_seq"] = 0.9
+    assert defaults("tracker.ipdt")["th_seq"] == 0.5  # a copy: changing it changes nothing else
+    assert defaults("tracker.ipdt", preset="shapes-vis")["max_colour_distance"] == 1.0
+    assert defaults("tracker.ipdt")["max_colour_distance"] is None
+    assert defaults("calibration", preset="paper")["th_cc"] == 0.5
+
+
+def test_defaults_of_a_file_preset(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("tracker:\n  iou:\n    max_age: 9\n")
+    assert defaults("tracker.iou", preset=str(path))["max_age"] == 9
+
+
+@pytest.mark.parametrize("section, match", [
+    ("tracker.ipd", r"config section 'tracker.ipd' does not exist; known keys at tracker: .*ipdt"),
+    ("nope", r"known keys at the top level: .*calibration"),
+    ("io.stride", r"config io.stride is a setting, not a section"),
+])
+def test_defaults_of_a_section_that_is_not_one(section, match):
+    with pytest.raises(ConfigError, match=match):
+        defaults(section)
+
+
+@pytest.mark.parametrize("override, reader", [
+    ("tracker.pixel.box_margin=2", "pixel"),  # ipdt's alone: the box of the instance level cuts the pixel mask
+    ("tracker.pixel.window_influence=0.3", "pixel"),
+    ("tracker.pixel.max_colour_distance=1.0", "pixel"),
+    ("tracker.instance.mask_threshold=0.4", "instance"),
+    ("tracker.instance.box_margin=2", "instance"),
+])
+def test_a_key_a_tracker_does_not_read_is_refused_naming_the_keys_it_reads(override, reader):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, [override])
+    key = override.partition("=")[0]
+    first, _, read = str(raised.value).partition("; it reads: ")
+    assert first == f"config {key} is not read by the {reader} tracker"
+    assert read.split(", ") == sorted(defaults(f"tracker.{reader}"))
 
 
 def test_exponent_floats_parse_as_numbers():

@@ -53,7 +53,9 @@ def test_a_bad_value_is_one_line_naming_the_key_and_the_value(override, message)
         ("calibration.enabled", 1),
         ("tracker.ipdt.device", "cuda:x"),
         ("tracker.pixel.feature_window", 1),
-        ("tracker.instance.box_margin", 0.5),
+        ("tracker.ipdt.box_margin", 0.5),
+        ("tracker.instance.window_influence", 1.5),
+        ("tracker.pixel.mask_threshold", -0.1),
         ("tracker.iou.min_similarity", 0),
         ("vos.device", "gpu"),
         ("vos.snap_iou", 1.5),
@@ -123,9 +125,32 @@ def test_missing_and_unknown_keys_are_named(defaults):
         validate_config(with_value(defaults, "tracker.iou", 3))
 
 
+def test_a_tracker_section_holding_a_key_its_tracker_does_not_read_is_refused(defaults):
+    # A whole config (a file validated as it is, not merged over the defaults) says the same as --set.
+    with pytest.raises(ConfigError, match=r"^config tracker.pixel.box_margin is not read by the pixel tracker; "
+                                          r"it reads: checkpoint, cover_iou, .*$"):
+        validate_config(with_value(defaults, "tracker.pixel.box_margin", 1.15))
+    with pytest.raises(ConfigError, match=r"^config tracker.iou.max_lost is not read by the iou tracker; "
+                                          r"it reads: class_mismatch_scale, mask_weight, .*$"):
+        validate_config(with_value(defaults, "tracker.iou.max_lost", 6))
+
+
 @pytest.mark.parametrize("preset", packaged_presets())
 def test_every_packaged_preset_loads(preset):
-    assert load_config(preset)["run"]["task"] in TASKS
+    config = load_config(preset)  # merged over the defaults and validated
+    assert config["run"]["task"] in TASKS
+    validate_config(config)
+
+
+def test_the_paper_preset_turns_this_project_s_rules_off():
+    paper = load_config("paper")
+    assert (paper["calibration"]["th_cc"], paper["calibration"]["other_classes"], paper["calibration"]["beta"]) == (
+        0.5, 0, 0.1)
+    for name in ("ipdt", "pixel", "instance"):
+        tracker = paper["tracker"][name]
+        assert tracker["max_unconfirmed"] is None and tracker["switch_iou"] is None, name
+        assert tracker.get("max_colour_distance") is None and tracker.get("relink_frames") is None, name
+        assert not tracker.get("check_fill_colour"), name
 
 
 def test_the_defaults_set_every_key_and_the_model_defaults_none():

@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from tubelets.config import defaults
 from tubelets.errors import ConfigError
 from tubelets.models.trackers import base, build_tracker, frame_getter, known_trackers, register_tracker
 from tubelets.models.trackers.iou import IouTracker
@@ -16,8 +17,9 @@ def registry(monkeypatch):
 
 def test_iou_is_registered_and_selected_by_name():
     assert "iou" in known_trackers()
-    assert isinstance(build_tracker("iou", {"name": "something-else"}), IouTracker)
-    assert isinstance(build_tracker(None, {"name": "iou"}), IouTracker)
+    shipped = defaults("tracker")
+    assert isinstance(build_tracker("iou", {**shipped, "name": "something-else"}), IouTracker)
+    assert isinstance(build_tracker(None, {**shipped, "name": "iou"}), IouTracker)
 
 
 def test_unknown_or_missing_name_lists_the_known_trackers():
@@ -27,9 +29,15 @@ def test_unknown_or_missing_name_lists_the_known_trackers():
         build_tracker(None, {})
 
 
-def test_unknown_settings_and_a_non_mapping_section_are_config_errors():
-    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['max_agee'\].*max_age"):
-        build_tracker("iou", {"iou": {"max_agee": 3}})
+def test_unknown_missing_settings_and_a_non_mapping_section_are_config_errors():
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['max_agee'\] for tracker.iou; .*max_age"):
+        build_tracker("iou", {"iou": {**defaults("tracker.iou"), "max_agee": 3}})
+    # No tracker keeps defaults of its own: a partial section is refused, naming what it lacks.
+    lacking = r"missing setting\(s\) \['class_mismatch_scale', 'mask_weight', .*\] for tracker.iou"
+    with pytest.raises(ConfigError, match=lacking):
+        build_tracker("iou", {"iou": {"max_age": 3}})
+    with pytest.raises(ConfigError, match=lacking):
+        build_tracker("iou", {"name": "iou"})
     with pytest.raises(ConfigError, match="tracker.iou must be a mapping"):
         build_tracker("iou", {"iou": [1, 2]})
 
@@ -38,7 +46,7 @@ def test_a_new_tracker_registers_and_builds_from_its_own_section(registry):
     @register_tracker("constant")
     @dataclasses.dataclass
     class ConstantTracker(base.Tracker):
-        answer: int = 0
+        answer: int
 
         def track(self, proposals, frames=None):
             return [self.answer]
