@@ -10,88 +10,110 @@ sweep for every instance being followed, instead of once per instance):
 2. **backward** (T-1 -> 0): each instance started after frame 0 is extended
    from its reference frame towards the start, again batched per frame.
 
-A step (:meth:`Propagator.step`) predicts each instance's box (instance
-level), mask (pixel level) and a confidence. Below ``min_confidence`` the
-instance is *lost* in that frame (no mask there); it keeps being searched for
-around its motion-extrapolated position and resumes when found, and its
-direction stops after ``max_lost`` consecutive lost frames. A prediction that
-overlaps a proposal of the frame (mask IoU > ``snap_iou``) takes the
-proposal's mask, box and score and votes with its class: the detector's mask
-is sharper than the stride-4 one, and the snap re-anchors the instance (see
-:meth:`Propagator._snap` for the matching rule). A direction that no proposal
-has confirmed for ``max_unconfirmed`` steps stops, and the frames it filled
-since the last confirmation are dropped: the heads stay confident on a
-look-alike they drifted onto, so the detector is the check against drift.
-With ``proposals.detect_every`` it stops at the next frame the detector ran
-on, which may yet confirm it.
-With ``max_colour_distance`` set, the instance level also checks a
-proposal's identity by colour before a snap (:mod:`.appearance`): the
-discriminator cannot tell an instance from a neighbour it touches; a frame
-the heads fill is checked the same way with ``check_fill_colour``, and
-lost when its mask is of another colour. With
-``relink_frames`` too, a forward extension that stopped continues as a new
-instance of its colour started in its search window soon after (one
-tubelet candidate). These identity checks are :mod:`.identity`'s.
-In the backward sweep the tubelets that already hold a frame take no part in
-its assignment, so an extension whose object is hidden there would take the
-proposal of the object hiding it; a proposal another tubelet holds, when the
-two tubelets were apart from the extension's seed on, stops the direction
-instead (see :meth:`.identity.IdentityCheck.taken_from_another_object`).
+Propagating the active instances into a frame (:meth:`Propagator._advance`) is
+the paper's step (:meth:`Propagator.step`: the instance level's box and
+confidence, the pixel level's mask, the mask cut to the box; an instance
+below ``min_confidence`` is lost in that frame, searched for around its
+motion-extrapolated position), then this project's rules, each a named gate
+of :mod:`.gates` applied in the order its docstring gives: snapping to a
+proposal, the holder check (backward), the remnant and colour checks of a
+fill, the unconfirmed guard, ``max_lost``. In the forward sweep a stopped
+extension may then be relinked to a new instance of its object
+(:mod:`.relinking`). A benchmark may take the guard's, the fills' and the
+relinks' decisions from the truth (:mod:`.oracle`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from tubelets import masks
-from tubelets.models.ipdt import geometry
-from tubelets.models.ipdt.identity import IdentityCheck, ImageSource
+from tubelets.models.ipdt import gates, geometry
+from tubelets.models.ipdt import oracle as oracles
+from tubelets.models.ipdt.appearance import ImageSource, VideoColours
 from tubelets.models.ipdt.model import IPDT, FrameEncoding
 from tubelets.models.ipdt.pixel import reference_vectors
+from tubelets.models.ipdt.relinking import Relinker, RelinkRule
 from tubelets.models.ipdt.siamese import best_proposals
 from tubelets.models.tubelet_merge import TubeletCandidate
 from tubelets.records import FrameDetections, TubeletFrame, VideoProposals
 
 EncodingSource = Callable[[int], FrameEncoding]
 
-# A predicted mask smaller than this share of the instance's last mask is an occluded remnant, not the object
-# (objects shrink by leaving the frame or the camera, a few per cent a frame, never to a tenth in one step).
-MIN_AREA_RATIO = 0.1
 
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PropagationSettings:
-    """How the tracker uses the heads; ``levels`` picks the tracker variant."""
+    """How the propagation uses the heads: the levels it runs and the settings they read.
 
-    use_instance: bool = True  # Siamese box + discriminator
-    use_pixel: bool = True  # FEELVOS mask
-    min_confidence: float = 0.5  # below: lost in this frame
-    max_lost: int = 6  # consecutive lost frames before a direction stops
-    mask_threshold: float = 0.5  # on mask probabilities
-    box_margin: float = 1.15  # the mask is cut to the refined box grown by this factor
-    window_influence: float = 0.2  # Siamese cosine window (motion prior)
-    snap_iou: float = 0.3  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
-    cover_iou: float = 0.5  # a proposal overlapping a prediction more starts nothing
+    No setting has a default here: ``configs/default.yaml`` is their one home
+    (the ``tracker.<name>`` sections; VOS gives its own). A setting that only
+    one level reads (``PIXEL_LEVEL``, ``INSTANCE_LEVEL``, ``BOTH_LEVELS``) is
+    None when that level is off, which :meth:`of_levels` fills in; the
+    trackers take exactly the settings their levels read.
+    """
+
+    use_instance: bool  # Siamese box + discriminator
+    use_pixel: bool  # FEELVOS mask
+    min_confidence: float  # below: lost in this frame
+    max_lost: int  # consecutive lost frames before a direction stops
+    # The sweeps of run read these four; None for a caller that steps instances itself (VOS) and, for the last
+    # two, where the rule is off.
+    snap_iou: float | None  # a prediction (or motion-moved last mask) overlapping a proposal more takes it
+    cover_iou: float | None  # a proposal overlapping a prediction more starts nothing
     # Steps with no proposal confirming before a direction stops, at the next frame the detector ran on (None: off).
-    max_unconfirmed: int | None = None
+    max_unconfirmed: int | None
     # Backward: a held proposal is another object's when the two tubelets' mean mask IoU since the seed is below.
-    switch_iou: float | None = None  # (None: backward extensions may take any proposal)
-    # Both levels: confidence = their geometric mean (lost when either is low), not the larger of the two.
-    either_level_loses: bool = False
-    # Instance level: a proposal whose mean colour is further than this from the seed's (in the standardised
-    # frames of appearance.py) is another object and confirms nothing (None: no colour check).
-    max_colour_distance: float | None = None
-    # Instance level, with the colour check: a forward extension that stopped at most this many frames before a
-    # new instance's proposal continues as that instance when the two are one object (None: off; Propagator._relink).
-    relink_frames: int | None = None
+    switch_iou: float | None  # (None: backward extensions may take any proposal)
+    # Pixel level.
+    mask_threshold: float | None  # on mask probabilities
+    # Instance level.
+    window_influence: float | None  # Siamese cosine window (motion prior)
+    # A proposal whose mean colour is further than this from the seed's (in the standardised frames of
+    # appearance.py) is another object and confirms nothing (None: no colour check).
+    max_colour_distance: float | None
+    # With the colour check: a forward extension that stopped at most this many frames before a new instance's
+    # proposal continues as that instance when the two are one object (None: off; relinking.RelinkRule).
+    relink_frames: int | None
     # With the colour check: a frame the heads fill whose mask is further than max_colour_distance from the seed's
     # colour is lost there (off: the colour check is at snaps and relinks only).
-    check_fill_colour: bool = False
+    check_fill_colour: bool | None
+    # Both levels.
+    box_margin: float | None  # the pixel level's mask is cut to the refined box grown by this factor
+    # Confidence = the levels' geometric mean (lost when either is low), not the larger of the two. Not a config
+    # key: VOS sets it, the trackers do not.
+    either_level_loses: bool = False
+
+    # The settings only one level reads, or only the two together (no annotation: not fields).
+    PIXEL_LEVEL = ("mask_threshold",)
+    INSTANCE_LEVEL = ("window_influence", "max_colour_distance", "relink_frames", "check_fill_colour")
+    BOTH_LEVELS = ("box_margin",)
+    OFF_WHEN_NONE = ("max_colour_distance", "relink_frames")  # the others a level runs with must be given
+
+    def __post_init__(self) -> None:
+        unread = self.unread_by(self.use_instance, self.use_pixel)
+        given = [name for name in unread if getattr(self, name) is not None]
+        if given:
+            raise ValueError(f"{given} are read by a level this propagation does not run: give None")
+        levels = self.PIXEL_LEVEL + self.INSTANCE_LEVEL + self.BOTH_LEVELS
+        needed = [name for name in levels if name not in unread + self.OFF_WHEN_NONE and getattr(self, name) is None]
+        if needed:
+            raise ValueError(f"{needed} are read by the levels this propagation runs: give them")
+
+    @classmethod
+    def unread_by(cls, use_instance: bool, use_pixel: bool) -> tuple[str, ...]:
+        """The settings that a propagation running only these levels does not read."""
+        return ((() if use_pixel else cls.PIXEL_LEVEL) + (() if use_instance else cls.INSTANCE_LEVEL)
+                + (() if use_instance and use_pixel else cls.BOTH_LEVELS))
+
+    @classmethod
+    def of_levels(cls, *, use_instance: bool, use_pixel: bool, **settings) -> "PropagationSettings":
+        """The settings of a propagation running these levels: ``settings`` holds what they read, the rest is None."""
+        unread = dict.fromkeys(cls.unread_by(use_instance, use_pixel))
+        return cls(use_instance=use_instance, use_pixel=use_pixel, **{**unread, **settings})
 
     @property
     def checks_colour(self) -> bool:
@@ -146,37 +168,57 @@ class StepResult:
         return self.rles
 
 
-class Propagator:
-    """Runs the two sweeps of one video (see the module docstring)."""
+class Snap(NamedTuple):
+    """A proposal that confirms an instance's prediction (gate 1): the frame it records and its class vote."""
 
-    def __init__(self, model: IPDT, settings: PropagationSettings):
+    item: TubeletFrame
+    label: int
+
+
+class Propagator:
+    """Runs the two sweeps of one video (see the module docstring).
+
+    ``oracle`` takes the decisions :mod:`.oracle` lets a benchmark take; None:
+    the oracle of the enclosing :func:`.oracle.deciding` block, which outside
+    any is the tracker's own rules.
+    """
+
+    def __init__(self, model: IPDT, settings: PropagationSettings, oracle: oracles.Oracle | None = None):
         if not (settings.use_instance or settings.use_pixel):
             raise ValueError("a tracker needs the instance level, the pixel level or both")
         self.model, self.settings = model, settings
-        self.identity = IdentityCheck(settings, model.config)
+        self.oracle = oracle if oracle is not None else oracles.current()
+        self.colours = VideoColours()  # the colour checks' (gates 1 and 3, relinking)
+        self.holders = gates.HolderCheck(settings.switch_iou, settings.cover_iou)  # gate 2
         # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
     def run(self, proposals: VideoProposals, encodings: EncodingSource,
             images: ImageSource | None = None) -> list[TubeletCandidate]:
-        """Every instance's tubelet candidate (before merging), in creation order.
+        """Every instance's tubelet candidate (before merging), relinked instances chained into one, in creation order.
 
         ``images`` (the RGB frames) is needed with the colour check only.
         """
+        self.colours.start_video(images)
+        self.holders.start_video()
+        self.oracle.start_video(proposals)
         instances: list[Instance] = []
-        self.identity.start_video(images)
-        links: dict[int, int] = {}  # serial of a relinked instance -> serial of the one it continues
-        self._sweep_forward(proposals, encodings, instances, links)
+        relinker = Relinker(self._relink_rule(), self.oracle)
+        self._sweep_forward(proposals, encodings, instances, relinker)
         self._sweep_backward(proposals, encodings, instances)
-        return chained_candidates(instances, links)
+        return chained_candidates(instances, relinker.links)
+
+    def _relink_rule(self) -> RelinkRule | None:
+        """Relinking's rule; None where it is off (no ``relink_frames``, or no colour check to re-identify by)."""
+        settings = self.settings
+        if settings.relink_frames is None or not settings.checks_colour:
+            return None
+        return RelinkRule(settings.relink_frames, settings.max_colour_distance, self.model.config)
 
     def _sweep_forward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance],
-                       links: dict[int, int]) -> None:
+                       relinker: Relinker) -> None:
         active: list[Instance] = []
-        stopped: list[Instance] = []  # forward extensions that stopped, while a relink may still continue them
-        recent: list[Instance] = []  # instances started up to relink_frames ago that continue none yet
-        relink = self.settings.relink_frames if self.settings.checks_colour else None
         for detections in proposals.frames:
             frame = detections.frame
             halted: list[Instance] = []
@@ -187,16 +229,7 @@ class Propagator:
             started = self._start(detections, [i for i in instances if frame in i.frames], encodings, len(instances))
             instances.extend(started)
             active.extend(started)
-            if relink is None or not (started or halted):
-                continue
-            # An extension that drifted stops only after its unconfirmed tail, so its object's next instance may
-            # have started before it stopped: pair the instances started up to relink_frames ago with the
-            # extensions whose last kept frame is close enough before one of them.
-            recent = [i for i in recent + started if frame - i.seed_frame <= relink]
-            stopped = [i for i in stopped + halted if max(i.frames) + 1 + relink >= frame - relink]
-            links.update(self.identity.relinks(recent, stopped))
-            recent = [i for i in recent if i.serial not in links]
-            stopped = [i for i in stopped if i.serial not in links.values()]
+            relinker.after_frame(frame, started, halted)
 
     def _sweep_backward(self, proposals: VideoProposals, encodings: EncodingSource, instances: list[Instance]) -> None:
         by_seed: dict[int, list[Instance]] = {}
@@ -215,70 +248,109 @@ class Propagator:
 
     def _advance(self, active: list[Instance], frame: int, previous: int, detections: FrameDetections,
                  encodings: EncodingSource, holders: Sequence[Instance] = ()) -> list[Instance]:
-        """Propagate ``active`` into ``frame``; returns the instances still followed.
+        """Propagate ``active`` into ``frame``: the paper's step, then the gates of :mod:`.gates` in their order.
 
-        ``holders``: instances that already hold ``frame`` (backward sweep).
+        Returns the instances whose direction goes on. ``holders``: instances
+        that already hold ``frame`` (backward sweep).
         """
-        result = self.step(active, encodings(frame), encodings(previous))
-        colours = np.stack([instance.colour for instance in active]) if self.settings.checks_colour else None
-        snapped = self._snap(result, detections, colours)
+        predictions = self.step(active, encodings(frame), encodings(previous))
+        snaps = self._snaps(active, predictions, detections)
         alive = []
         for n, instance in enumerate(active):
-            instance.since_confirmed += 1
-            if n in snapped and self.identity.taken_from_another_object(instance, snapped[n][0], holders):
-                self._drop_unconfirmed(instance)
-                continue
-            if n in snapped:
-                item, label = snapped[n]
-                instance.labels.append(label)
-                instance.scores.append(item.score)
-                self.found(instance, frame, item, torch.from_numpy(masks.decode(item.mask).astype(np.float32)))
-                instance.unconfirmed, instance.since_confirmed = [], 0
-            elif (self._found_by_heads(result, n, instance)
-                  and self.identity.keeps_seed_colour(result, n, instance, frame)):
-                score = instance.seed.score * float(result.confidence[n])
-                item = TubeletFrame(frame, result.encoded_masks()[n], result.boxes[n].numpy().astype(np.float32), score)
-                self.found(instance, frame, item, result.masks[n].float())
-                instance.unconfirmed.append(frame)
-            else:
-                instance.lost += 1  # the search goes on around the extrapolated position (see step)
-            # The guard judges where the detector looked: a frame it skipped could not have confirmed anything.
-            if detections.detected and self._unconfirmed_too_long(instance):
-                continue
-            if instance.lost <= self.settings.max_lost:
+            if self._passes_gates(instance, predictions, n, snaps.get(n), detections, holders):
                 alive.append(instance)
         return alive
 
-    def _found_by_heads(self, result: StepResult, n: int, instance: Instance) -> bool:
-        """Whether prediction ``n`` (no proposal confirming it) is the object: confident, and not a sliver of it.
+    def _passes_gates(self, instance: Instance, predictions: StepResult, n: int, snap: Snap | None,
+                      detections: FrameDetections, holders: Sequence[Instance]) -> bool:
+        """Record what gates 1-3 make of prediction ``n`` in this frame; whether gates 2, 4 and 5 let it go on.
 
-        An object going behind an occluder leaves a few pixels at the
-        occluder's edge that the pixel level still holds confidently; a mask
-        that shrank in one step below ``MIN_AREA_RATIO`` of the last one is
-        such a remnant, so the instance is lost there rather than found. (The
-        instance level's mask is the last one moved into the box, so it
-        cannot be a remnant.)
+        ``snap``: the proposal gate 1 gave the instance, if any.
         """
-        area = int(result.masks[n].sum())
-        smallest = MIN_AREA_RATIO * float(instance.mask.sum()) if self.settings.use_pixel else 0.0
-        return float(result.confidence[n]) >= self.settings.min_confidence and area > 0 and area >= smallest
-
-    def _unconfirmed_too_long(self, instance: Instance) -> bool:
-        """Stop a direction no proposal has confirmed for ``max_unconfirmed`` steps, dropping its unconfirmed tail.
-
-        The heads' confidence stays high on a look-alike the search drifted
-        onto, so the detector is the check: a tail it never confirmed is
-        more likely drift than an object the detector missed that long.
-        """
-        limit = self.settings.max_unconfirmed
-        if limit is None or instance.since_confirmed <= limit:
+        settings, frame = self.settings, detections.frame
+        instance.since_confirmed += 1
+        # Gate 2 (backward): a snap to a proposal that another object's tubelet holds stops the direction instead.
+        if snap is not None and self.holders.taken_from_another_object(instance, snap.item, holders):
+            self._stop(instance, instance.unconfirmed)
             return False
-        self._drop_unconfirmed(instance)
-        return True
+        filled = False
+        if snap is not None:  # gate 1: a proposal confirms the prediction
+            self._confirm(instance, snap, frame)
+        elif self._found_by_heads(predictions, n, instance) and self._of_seed_colour(predictions, n, instance, frame):
+            self._fill(instance, predictions, n, frame)  # gate 3 passed: the heads fill the frame
+            filled = True
+        else:
+            instance.lost += 1  # lost in this frame; the search goes on around the extrapolated position (see step)
+        # Gate 4 judges where the detector looked: a frame it skipped could not have confirmed anything.
+        if detections.detected and gates.unconfirmed_too_long(instance.since_confirmed, settings.max_unconfirmed):
+            decision = self.oracle.guard(instance)
+            if decision.stops:
+                self._stop(instance, decision.dropped)
+                return False
+        if filled:  # kept: the guard let the direction go on, and gate 5 passes a found instance
+            instance.frames[frame] = self.oracle.kept_fill(instance, instance.frames[frame])
+        return not gates.lost_too_long(instance.lost, settings.max_lost)  # gate 5
+
+    def _snaps(self, active: list[Instance], predictions: StepResult, detections: FrameDetections) -> dict[int, Snap]:
+        """Gate 1: ``{instance index: Snap}`` for the instances a proposal of the frame confirms.
+
+        With the colour check, a proposal of another colour than an instance's
+        seed cannot confirm it.
+        """
+        if not len(detections) or not active:
+            return {}
+        settings = self.settings
+        overlaps = gates.snap_overlaps(predictions.encoded_masks(), encode_masks(predictions.moved), detections.masks)
+        if settings.checks_colour:
+            seeds = np.stack([instance.colour for instance in active])
+            proposals = self.colours.of_proposals(detections)
+            overlaps[gates.other_colour(seeds, proposals, settings.max_colour_distance)] = 0.0
+        return {n: proposal_snap(detections, d) for n, d in gates.snap_pairs(overlaps, settings.snap_iou).items()}
+
+    def _found_by_heads(self, result: StepResult, n: int, instance: Instance) -> bool:
+        """Gate 3, without colour: prediction ``n`` is confident enough (the paper's rule) and no remnant.
+
+        Only the pixel level's mask can be an occluded remnant: the instance
+        level's is the last one moved into the box (:func:`.gates.is_remnant`).
+        """
+        last_area = float(instance.mask.sum()) if self.settings.use_pixel else None
+        return (float(result.confidence[n]) >= self.settings.min_confidence
+                and not gates.is_remnant(int(result.masks[n].sum()), last_area))
+
+    def _of_seed_colour(self, result: StepResult, n: int, instance: Instance, frame: int) -> bool:
+        """Gate 3's colour check: prediction ``n`` in ``frame`` is not of another colour than the seed.
+
+        Only with ``check_fill_colour``: a prediction that slid onto the
+        background or onto an object of another colour is lost there rather
+        than kept until the guard drops it.
+        """
+        settings = self.settings
+        if not (settings.checks_colour and settings.check_fill_colour):
+            return True
+        if result.colours is None:  # every prediction's colour at once, the first time a fill needs one
+            result.colours = self.colours.of_masks(frame, result.encoded_masks())
+        seed, colour = instance.colour[None], result.colours[n][None]
+        return not gates.other_colour(seed, colour, settings.max_colour_distance)[0, 0]
+
+    def _confirm(self, instance: Instance, snap: Snap, frame: int) -> None:
+        """The snapped proposal is the instance's frame: it votes with its class and score, and re-anchors the state."""
+        instance.labels.append(snap.label)
+        instance.scores.append(snap.item.score)
+        self.found(instance, frame, snap.item, torch.from_numpy(masks.decode(snap.item.mask).astype(np.float32)))
+        instance.unconfirmed, instance.since_confirmed = [], 0
+
+    def _fill(self, instance: Instance, predictions: StepResult, n: int, frame: int) -> None:
+        """The heads' prediction ``n`` fills the frame, scored as the seed's score times its confidence."""
+        score = instance.seed.score * float(predictions.confidence[n])
+        box = predictions.boxes[n].numpy().astype(np.float32)
+        self.found(instance, frame, TubeletFrame(frame, predictions.encoded_masks()[n], box, score),
+                   predictions.masks[n].float())
+        instance.unconfirmed.append(frame)
 
     @staticmethod
-    def _drop_unconfirmed(instance: Instance) -> None:
-        for frame in instance.unconfirmed:
+    def _stop(instance: Instance, dropped: Sequence[int]) -> None:
+        """End the instance's direction at this frame, taking the frames ``dropped`` out of its tubelet."""
+        for frame in dropped:
             del instance.frames[frame]
         instance.unconfirmed = []
 
@@ -292,35 +364,6 @@ class Propagator:
         instance.velocity = 0.5 * instance.velocity + 0.5 * shift / (instance.lost + 1)
         instance.box, instance.mask, instance.lost = box, mask, 0
         instance.frames[frame] = item
-
-    def _snap(self, result: StepResult, detections: FrameDetections,
-              colours: np.ndarray | None = None) -> dict[int, tuple[TubeletFrame, int]]:
-        """``{instance index: (proposal as a TubeletFrame, its label)}`` for instances a proposal confirms.
-
-        An instance and a proposal match when the proposal overlaps (mask IoU >
-        ``snap_iou``) the instance's prediction or its motion-moved last mask
-        (the ``iou`` linker's cue: it keeps a fast-moving instance on its
-        proposals when a prediction drifts) and, given the instances' seed
-        ``colours`` ``[N, 3]``, its colour is within ``max_colour_distance``
-        of the instance's; pairs are assigned one to one, by the Hungarian
-        method on that overlap.
-        """
-        if not len(detections) or result.masks.shape[0] == 0:
-            return {}
-        overlaps = np.maximum(masks.iou_matrix(result.encoded_masks(), detections.masks),
-                              masks.iou_matrix(encode_masks(result.moved), detections.masks))
-        if colours is not None:
-            candidates = self.identity.proposal_colours(detections)
-            overlaps[self.identity.other_colour(colours, candidates)] = 0.0
-        gated = np.where(overlaps > self.settings.snap_iou, overlaps, 0.0)
-        rows, cols = linear_sum_assignment(gated, maximize=True)
-        snapped = {}
-        for n, best in zip(rows.tolist(), cols.tolist()):
-            if overlaps[n, best] > self.settings.snap_iou:
-                item = TubeletFrame(detections.frame, detections.masks[best],
-                                    np.asarray(detections.boxes[best], np.float32), float(detections.scores[best]))
-                snapped[n] = (item, int(detections.labels[best]))
-        return snapped
 
     def _start(self, detections: FrameDetections, present: list[Instance], encodings: EncodingSource,
                first_serial: int) -> list[Instance]:
@@ -336,7 +379,7 @@ class Propagator:
             taken.append(detections.masks[index])
         if not chosen:
             return []
-        colours = self.identity.proposal_colours(detections)[chosen] if self.settings.checks_colour else None
+        colours = self.colours.of_proposals(detections)[chosen] if self.settings.checks_colour else None
         return self.make_instances(detections.select(np.asarray(chosen)), encodings(frame), first_serial, colours)
 
     def make_instances(self, detections: FrameDetections, encoding: FrameEncoding, first_serial: int,
@@ -354,7 +397,7 @@ class Propagator:
         vectors, valid = reference_vectors(encoding.embedding.expand(count, -1, -1, -1), coverage,
                                            self.model.config.reference_pixels)
         if self.settings.checks_colour and colours is None:
-            colours = self.identity.colours(detections.frame, detections.masks)
+            colours = self.colours.of_masks(detections.frame, detections.masks)
         instances = []
         for n in range(count):
             seed = TubeletFrame(detections.frame, detections.masks[n], boxes[n].numpy(), float(detections.scores[n]))
@@ -366,35 +409,37 @@ class Propagator:
         return instances
 
     def step(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding) -> StepResult:
-        """One batched step of every instance into ``current`` (``previous``: one frame back in this direction)."""
-        settings, count = self.settings, len(instances)
-        zeros = torch.zeros(count, dtype=torch.long, device=self.device)
+        """The paper's tracking step: every instance into ``current`` in one batch (``previous``: one frame back).
+
+        IPDT (*Dual Embedding Learning for Video Instance Segmentation*): the
+        instance level (Siamese, searching around the box the instance's
+        velocity predicts) gives each instance's box and the discriminator's
+        confidence; the pixel level (FEELVOS-style global matching against the
+        seed's reference pixels, local matching against the last mask) its
+        mask; the mask is cut to the box grown by ``box_margin`` (mask x box),
+        and the confidence is the larger of the two levels' (their geometric
+        mean with ``either_level_loses``). One level alone gives its own: the
+        pixel level boxes its mask; the instance level moves the last mask into
+        its box. The caller loses an instance below ``min_confidence``.
+        """
+        settings = self.settings
         last_boxes = torch.stack([i.box for i in instances])
         last_masks = [i.mask for i in instances]
         # Constant-velocity prediction from the last frame the instance was found in.
         steps = torch.tensor([i.lost + 1 for i in instances], dtype=torch.float32)[:, None]
         predicted = geometry.shift_boxes(last_boxes, torch.stack([i.velocity for i in instances]) * steps)
-        boxes, confidence = predicted, torch.ones(count)
+        boxes, confidence = predicted, torch.ones(len(instances))
         if settings.use_instance:
-            templates = torch.stack([i.template for i in instances])
-            logits, deltas, anchors = self.model.track_instances(current, zeros, templates, predicted.to(self.device))
-            boxes, confidence = best_proposals(logits, deltas, anchors, settings.window_influence)
-            boxes, confidence = geometry.clip_boxes(boxes, *current.frame_size).cpu(), confidence.cpu()
+            boxes, confidence = self._instance_level(instances, current, predicted)
         # The last mask moved with the motion prediction: after a few lost frames the object is no longer
         # where it was last seen, and local matching only looks a few cells around the previous mask.
         moved = geometry.warp_masks(last_masks, last_boxes, predicted, stride=1.0)
         probs = None
         if settings.use_pixel:
-            probs, mask_confidence = self._segment(instances, current, previous, moved)
+            probs, mask_confidence = self._pixel_level(instances, current, previous, moved)
             frame_masks = probs > settings.mask_threshold
             if settings.use_instance:
-                geometry.cut_to_boxes(frame_masks, geometry.scale_boxes(boxes, settings.box_margin))
-                if settings.either_level_loses:
-                    confidence = torch.sqrt(confidence * mask_confidence)
-                else:
-                    # Lost only when both levels lose it: the discriminator doubts a blurred or turning object
-                    # the mask still holds, and the mask fades on an occluded one the box still finds.
-                    confidence = torch.maximum(confidence, mask_confidence)
+                confidence = self._mask_times_box(frame_masks, boxes, confidence, mask_confidence)
             else:
                 boxes, _ = geometry.mask_boxes(frame_masks)
                 confidence = mask_confidence
@@ -402,9 +447,22 @@ class Propagator:
             frame_masks = geometry.warp_masks(last_masks, last_boxes, boxes, stride=1.0) > 0.5
         return StepResult(boxes, frame_masks, confidence, moved > 0.5, probs)
 
-    def _segment(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding,
-                 last_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask probabilities ``[N, H, W]`` and mask confidences ``[N]`` (mean probability of the predicted mask)."""
+    def _instance_level(self, instances: list[Instance], current: FrameEncoding,
+                        predicted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Siamese level: boxes ``[N, 4]`` (clipped to the frame) and discriminator confidences ``[N]``.
+
+        The search is around the ``predicted`` boxes ``[N, 4]``.
+        """
+        zeros = torch.zeros(len(instances), dtype=torch.long, device=self.device)
+        templates = torch.stack([i.template for i in instances])
+        logits, deltas, anchors = self.model.track_instances(current, zeros, templates, predicted.to(self.device))
+        boxes, confidence = best_proposals(logits, deltas, anchors, self.settings.window_influence)
+        return geometry.clip_boxes(boxes, *current.frame_size).cpu(), confidence.cpu()
+
+    def _pixel_level(self, instances: list[Instance], current: FrameEncoding, previous: FrameEncoding,
+                     last_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The FEELVOS level: mask probabilities ``[N, H, W]`` and mask confidences ``[N]`` (mean probability of the
+        predicted mask)."""
         count = len(instances)
         zeros = torch.zeros(count, dtype=torch.long, device=self.device)
         previous_masks = geometry.masks_to_p2(last_masks.to(self.device), current.scale, current.p2_size)
@@ -416,6 +474,24 @@ class Propagator:
         mask_confidence = (p2_probs * foreground).flatten(1).sum(1) / foreground.flatten(1).sum(1).clamp(min=1)
         probs = torch.sigmoid(geometry.p2_to_frame(logits, current.scale, current.frame_size))
         return probs.cpu(), mask_confidence.cpu()
+
+    def _mask_times_box(self, frame_masks: torch.Tensor, boxes: torch.Tensor, box_confidence: torch.Tensor,
+                        mask_confidence: torch.Tensor) -> torch.Tensor:
+        """Both levels: cut ``frame_masks`` to ``boxes`` grown by ``box_margin`` (in place); the instances'
+        confidences ``[N]``."""
+        geometry.cut_to_boxes(frame_masks, geometry.scale_boxes(boxes, self.settings.box_margin))
+        if self.settings.either_level_loses:
+            return torch.sqrt(box_confidence * mask_confidence)
+        # Lost only when both levels lose it: the discriminator doubts a blurred or turning object
+        # the mask still holds, and the mask fades on an occluded one the box still finds.
+        return torch.maximum(box_confidence, mask_confidence)
+
+
+def proposal_snap(detections: FrameDetections, index: int) -> Snap:
+    """Proposal ``index`` of a frame as the frame it gives the instance it snaps to, and its class."""
+    item = TubeletFrame(detections.frame, detections.masks[index], np.asarray(detections.boxes[index], np.float32),
+                        float(detections.scores[index]))
+    return Snap(item, int(detections.labels[index]))
 
 
 def chained_candidates(instances: list[Instance], links: dict[int, int]) -> list[TubeletCandidate]:

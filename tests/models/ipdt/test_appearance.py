@@ -1,9 +1,11 @@
-"""The instance level's colour check: standardised mean colours of mask interiors."""
+"""The instance level's colour check: standardised mean colours of mask interiors, read per video."""
 
 import numpy as np
+import pytest
 
 from tubelets import masks
 from tubelets.models.ipdt import appearance
+from tubelets.records import FrameDetections
 
 
 def square(frame_size, top, left, side):
@@ -48,3 +50,25 @@ def test_an_empty_mask_has_no_colour():
     colours = appearance.mask_colours(frame, [empty, square(frame.shape[:2], 5, 5, 12)])
     assert np.isnan(colours[0]).all() and not np.isnan(colours[1]).any()
     assert appearance.mask_colours(frame, []).shape == (0, 3)
+
+
+def test_a_video_s_proposal_colours_are_read_once_per_frame_and_need_the_frames():
+    frame, reads = scene(), []
+
+    def images(number):
+        reads.append(number)
+        return frame.astype(np.uint8)
+
+    rles = [square(frame.shape[:2], 5, 5, 12), square(frame.shape[:2], 20, 30, 12)]
+    detections = FrameDetections(3, np.zeros((2, 4), np.float32), np.ones(2, np.float32), np.ones(2, np.int64), rles)
+    colours = appearance.VideoColours()
+    with pytest.raises(ValueError, match="needs the video's frames"):
+        colours.of_proposals(detections)
+    colours.start_video(images)
+    first = colours.of_proposals(detections)
+    again = colours.of_proposals(detections)
+    assert reads == [3] and first is again
+    assert np.array_equal(first, appearance.mask_colours(frame.astype(np.uint8), rles))
+    colours.start_video(images)  # another video: its frame 3 is another frame
+    colours.of_proposals(detections)
+    assert reads == [3, 3]

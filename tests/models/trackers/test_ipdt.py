@@ -17,7 +17,8 @@ from tubelets import masks
 from tubelets.config import defaults, load_config
 from tubelets.errors import CheckpointError, ConfigError
 from tubelets.models.checkpoints import builtin_checkpoints
-from tubelets.models.ipdt.propagation import MIN_AREA_RATIO, Instance, PropagationSettings, Propagator, StepResult
+from tubelets.models.ipdt.gates import MIN_AREA_RATIO
+from tubelets.models.ipdt.propagation import Instance, PropagationSettings, Propagator, StepResult
 from tubelets.models.trackers import build_tracker, known_trackers
 from tubelets.models.trackers.ipdt import InstanceTracker, IpdtTracker, PixelTracker
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
