@@ -152,7 +152,7 @@ class UsesTrackingModels:
 
     @classmethod
     def with_models(cls, detector: torch.nn.Module, model: IPDT, **settings):
-        """One on given models, no checkpoint read."""
-        made = cls(checkpoint=None, **settings)
+        """One on given models, no checkpoint read (``settings`` may hold a ``checkpoint``: it is not read)."""
+        made = cls(**{**settings, "checkpoint": None})
         made.detector, made.model = detector.eval(), model.eval()
         return made

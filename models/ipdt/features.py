@@ -63,7 +63,7 @@ class FeatureWindow:
     maps); asking for an evicted frame's proposals runs its pass again.
     """
 
-    def __init__(self, detector: MaskRCNN, model: IPDT, frames: Callable[[int], np.ndarray], capacity: int = 32,
+    def __init__(self, detector: MaskRCNN, model: IPDT, frames: Callable[[int], np.ndarray], capacity: int,
                  proposal_score: Optional[float] = None, proposal_capacity: int = 4):
         self._detector, self._model, self._frames = detector, model, frames
         self._capacity = max(2, int(capacity))  # the current and the previous frame at least

@@ -32,7 +32,8 @@ def test_proposals_come_from_the_encoding_pass_and_recent_frames_are_kept(models
         assert 0 < first.shape[0] < len(plain["scores"]) and first.shape[1:] == (H, W) and first.dtype == torch.float32
         assert torch.allclose(first, plain["masks"][kept, 0])  # what a plain detector pass gives
         assert torch.equal(window.proposals(0), first) and len(calls) == 1  # one pass for encoding and proposals
-        assert torch.equal(FeatureWindow(detector, heads, lambda t: frames[t])[0].embedding, encoding.embedding)
+        fresh = FeatureWindow(detector, heads, lambda t: frames[t], capacity=32)
+        assert torch.equal(fresh[0].embedding, encoding.embedding)
         calls.clear()
         window.proposals(1), window.proposals(2)  # frame 0's proposals fall out; its encoding stays
         assert window[0] is encoding and len(calls) == 2
@@ -44,6 +45,6 @@ def test_proposals_come_from_the_encoding_pass_and_recent_frames_are_kept(models
 
 def test_a_window_without_proposal_score_keeps_no_proposals(models):
     detector, heads = models
-    window = FeatureWindow(detector, heads, lambda t: np.zeros((H, W, 3), np.uint8))
+    window = FeatureWindow(detector, heads, lambda t: np.zeros((H, W, 3), np.uint8), capacity=32)
     with pytest.raises(ValueError, match="proposal_score"):
         window.proposals(0)

@@ -27,7 +27,7 @@ def instance_level(models, **changes) -> PropagationSettings:
 
 
 def frames_per_candidate(models, oracle=None, **changes) -> list[list[int]]:
-    window = FeatureWindow(*models, lambda t: FRAMES[t])
+    window = FeatureWindow(*models, lambda t: FRAMES[t], capacity=32)
     candidates = Propagator(models[1], instance_level(models, **changes), oracle).run(PROPOSED, window.__getitem__)
     return [sorted(candidate.frames) for candidate in candidates]
 
@@ -58,7 +58,7 @@ def test_the_tracker_s_own_guard_stops_the_unconfirmed_direction_and_drops_its_t
 
 def test_an_oracle_s_guard_may_let_a_direction_go_on_and_rewrite_the_fills_it_keeps(models):
     oracle = GoesOn()
-    window = FeatureWindow(*models, lambda t: FRAMES[t])
+    window = FeatureWindow(*models, lambda t: FRAMES[t], capacity=32)
     (candidate,) = Propagator(models[1], instance_level(models), oracle).run(PROPOSED, window.__getitem__)
     assert sorted(candidate.frames) == [0, 1, 2, 3, 4]
     assert oracle.videos == ["squares"]

@@ -191,7 +191,7 @@ def test_the_instance_level_takes_no_proposal_of_another_colour(models):
         shipped(InstanceTracker, max_colour_distance=0)
     from tubelets.models.ipdt.features import FeatureWindow
 
-    window = FeatureWindow(*models, lambda t: frames[t])
+    window = FeatureWindow(*models, lambda t: frames[t], capacity=32)
     settings = shipped(IpdtTracker, max_colour_distance=1.0).settings
     with pytest.raises(ValueError, match="colour check"):
         Propagator(models[1], settings).run(video, window.__getitem__)
@@ -261,7 +261,7 @@ def test_an_extension_that_stops_after_its_object_s_next_instance_started_is_rel
     path = lambda t: [(4 + 2 * t, 10)]  # noqa: E731
     video = proposals_with([[(*path(t)[0], 1, 0.9)] if t not in (4, 5) else [] for t in range(10)])
     frames = frames_with(path, 10)
-    window = FeatureWindow(*models, lambda t: frames[t])
+    window = FeatureWindow(*models, lambda t: frames[t], capacity=32)
 
     def frames_per_candidate(relink_frames):
         tracker = shipped(IpdtTracker, max_unconfirmed=0, max_colour_distance=1.0, relink_frames=relink_frames)
@@ -277,7 +277,7 @@ def test_both_levels_lose_an_instance_only_together_and_vos_when_either_does(mod
 
     detector, heads = models
     frames = frames_with(lambda t: [(5 + 2 * t, 8), (40, 20)], 2)
-    window = FeatureWindow(detector, heads, lambda t: frames[t])
+    window = FeatureWindow(detector, heads, lambda t: frames[t], capacity=32)
     proposals = proposals_with([[(5, 8, 1, 0.9), (40, 20, 2, 0.6)]]).frames[0]
 
     def confidence(settings):
