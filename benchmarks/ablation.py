@@ -1,9 +1,10 @@
 """The IPDT ablation: iou linking vs. the instance level, the pixel level and both, through the real pipeline.
 
 Generates two Shapes-VIS evaluation sets (``tubelets synth --videos 20 --seed
-1234``, and the same with ``--hard``), runs ``tubelets evaluate`` once per
-(set, variant) with the same detector and calibration, reads each run's
-``metrics`` table and prints one markdown table (AP, AP50, AP75, AR1, AR10)::
+1234``, and the same with ``--hard``), runs ``tubelets evaluate --config
+shapes-vis`` once per (set, variant) with the same detector and calibration,
+reads each run's ``metrics`` table and prints one markdown table (AP, AP50,
+AP75, AR1, AR10)::
 
     .venv/bin/python benchmarks/ablation.py [--work /tmp/tubelets-ablation] [--set KEY=VALUE ...]
 
@@ -11,56 +12,80 @@ Generates two Shapes-VIS evaluation sets (``tubelets synth --videos 20 --seed
 see ``ablation_significance.py``); use one ``--work`` folder per choice.
 
 Variants: ``iou`` (overlap linking, the baseline), ``instance`` (Siamese
-only), ``pixel`` (FEELVOS only), ``ipdt`` (both), and ``ipdt`` with
-``calibration.enabled=false``. ``--set`` overrides go to every run (e.g. a
-detector or tracker checkpoint). Runs already present under ``--work`` are
-read, not rerun (delete the folder to start over).
+only), ``pixel`` (FEELVOS only), ``ipdt`` (both), and ``ipdt-no-calibration``
+(``ipdt`` with ``calibration.enabled=false``); ``--variants`` and ``--sets``
+run some of them only. ``--set`` overrides go to every run (e.g. a detector or
+tracker checkpoint). Runs already present under ``--work`` are read, not rerun
+(delete the folder to start over).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+from shapes_vis import PRESET, TUBELETS, runner_flags, synthesize
 
 from tubelets import runs
 from tubelets.tables import read_table
 
-VARIANTS = [  # (row label, tracker, extra overrides)
-    ("iou (linking baseline)", "iou", []),
-    ("instance (Siamese only)", "instance", []),
-    ("pixel (FEELVOS only)", "pixel", []),
-    ("ipdt", "ipdt", []),
-    ("ipdt, no class calibration", "ipdt", ["calibration.enabled=false"]),
+
+class Variant(NamedTuple):
+    name: str  # what --variants selects it by
+    label: str  # its row in the table (its runs are named after it)
+    tracker: str
+    overrides: list[str]  # config overrides of its runs, besides --set's
+
+
+VARIANTS = [
+    Variant("iou", "iou (linking baseline)", "iou", []),
+    Variant("instance", "instance (Siamese only)", "instance", []),
+    Variant("pixel", "pixel (FEELVOS only)", "pixel", []),
+    Variant("ipdt", "ipdt", "ipdt", []),
+    Variant("ipdt-no-calibration", "ipdt, no class calibration", "ipdt", ["calibration.enabled=false"]),
 ]
-SETS = [("default", []), ("hard", ["--hard"])]
+SETS = [("default", []), ("hard", ["--hard"])]  # (name, tubelets synth flags)
 COLUMNS = ("AP", "AP50", "AP75", "AR1", "AR10")
-TUBELETS = [sys.executable, "-m", "tubelets.cli"]
 
 
 def set_folder(work: Path, seed: int, set_name: str) -> Path:
     return work / f"shapes-{seed}-{set_name}"
 
 
-def generate(work: Path, seed: int = 1234, videos: int = 20) -> dict[str, Path]:
-    """Both evaluation sets (generated once; the generator is deterministic)."""
-    return {name: synthesize(set_folder(work, seed, name), videos, seed, flags) for name, flags in SETS}
+def generate(work: Path, seed: int = 1234, videos: int = 20, sets: list[str] | None = None) -> dict[str, Path]:
+    """The evaluation sets (all, or those named in ``sets``), each generated once (the generator is deterministic)."""
+    return {name: synthesize(set_folder(work, seed, name), videos, seed, flags) for name, flags in SETS
+            if sets is None or name in sets}
 
 
-def synthesize(folder: Path, videos: int, seed: int, flags: list[str]) -> Path:
-    """``tubelets synth FOLDER --videos --seed FLAGS`` unless the set is there; a set of another size is refused."""
-    if not (folder / "instances.json").exists():
-        subprocess.run([*TUBELETS, "synth", str(folder), "--videos", str(videos), "--seed", str(seed), *flags],
-                       check=True)
-    present = len(json.loads((folder / "instances.json").read_text())["videos"])
-    if present != videos:
-        raise SystemExit(f"{folder} holds {present} videos, not {videos}: use another --work folder")
-    return folder
+def names_in(known: list[str]):
+    """An argparse type: ``"a,b"`` -> ``["a", "b"]``, each one of ``known``, in ``known``'s order."""
+    def parse(text: str) -> list[str]:
+        given = [name for name in text.split(",") if name]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown}; known: {','.join(known)}")
+        return [name for name in known if name in given]
+    return parse
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--variants`` and ``--sets``: the rows and sets to run, or (diagnosis, significance) to read."""
+    variant_names, set_names = [v.name for v in VARIANTS], [name for name, _ in SETS]
+    parser.add_argument("--variants", type=names_in(variant_names), default=variant_names,
+                        help=f"comma-separated, of {','.join(variant_names)} (default: all)")
+    parser.add_argument("--sets", type=names_in(set_names), default=set_names,
+                        help=f"comma-separated, of {','.join(set_names)} (default: both)")
+
+
+def selected_variants(args: argparse.Namespace) -> list[Variant]:
+    return [variant for variant in VARIANTS if variant.name in args.variants]
 
 
 def results_path(work: Path, set_name: str, label: str) -> Path:
@@ -71,15 +96,15 @@ def results_path(work: Path, set_name: str, label: str) -> Path:
     return path
 
 
-def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str]) -> dict:
+def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: list[str], workers: int = 2) -> dict:
     """The overall metrics row of one ``tubelets evaluate`` run (run only if it is not complete; an
     interrupted one is resumed)."""
     status = (runs.read_manifest(str(output), run_id) or {}).get("status")
     if status != runs.COMPLETE:
         sets = [arg for override in overrides for arg in ("--set", override)]
         name = ["--resume", run_id] if status in (runs.FAILED, runs.INTERRUPTED) else ["--run-id", run_id]
-        command = [*TUBELETS, "evaluate", str(dataset), str(output), "--tracker", tracker, *name,
-                   *sets, "--direct_num_workers=2"]
+        command = [*TUBELETS, "evaluate", str(dataset), str(output), "--config", PRESET, "--tracker", tracker,
+                   *name, *sets, *runner_flags(workers)]
         started = time.monotonic()
         subprocess.run(command, check=True)
         print(f"{run_id}: {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -99,16 +124,16 @@ def separator(header: str) -> str:
     return "|" + "---|" * (header.count(" | ") + 1)
 
 
-def table(results: dict[tuple[str, str], dict]) -> str:
+def table(results: dict[tuple[str, str], dict], variants: list[Variant], sets: list[str]) -> str:
     """Markdown: one row per variant, AP..AR10 for each set (in %)."""
-    header = "| tracker | " + " | ".join(f"{s} {c}" for s, _ in SETS for c in COLUMNS) + " |"
+    header = "| tracker | " + " | ".join(f"{s} {c}" for s in sets for c in COLUMNS) + " |"
     lines = [header, separator(header)]
-    for label, _, _ in VARIANTS:
+    for variant in variants:
         cells = []
-        for set_name, _ in SETS:
-            row = results[(set_name, label)]
+        for set_name in sets:
+            row = results[(set_name, variant.label)]
             cells += ["-" if row[c] is None else f"{100 * row[c]:.1f}" for c in COLUMNS]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -119,15 +144,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--videos", type=int, default=20, help="videos per set")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (repeatable)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes a run (0: in memory)")
+    add_selection_arguments(parser)
     args = parser.parse_args(argv)
     work = Path(args.work)
-    datasets = generate(work, args.seed, args.videos)
+    datasets = generate(work, args.seed, args.videos, args.sets)
+    variants = selected_variants(args)
     results = {}
-    for set_name, _ in SETS:
-        for label, tracker, extra in VARIANTS:
-            results[(set_name, label)] = evaluate(datasets[set_name], work / "runs", run_id(set_name, label), tracker,
-                                                  [*args.overrides, *extra])
-    print(table(results))
+    for set_name in args.sets:
+        for variant in variants:
+            results[(set_name, variant.label)] = evaluate(datasets[set_name], work / "runs",
+                                                          run_id(set_name, variant.label), variant.tracker,
+                                                          [*args.overrides, *variant.overrides], args.workers)
+    print(table(results, variants, args.sets))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, results_path, separator, set_folder
+from ablation import add_selection_arguments, results_path, selected_variants, separator, set_folder
 
 from tubelets.metrics.vis_diagnosis import diagnose
 
@@ -45,14 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tubelets-ablation"))
     parser.add_argument("--seed", type=int, default=1234, help="the seed the runs' sets were generated with")
+    add_selection_arguments(parser)
     args = parser.parse_args(argv)
     work = Path(args.work)
     print(HEADER)
     print(separator(HEADER))
-    for set_name, _ in SETS:
+    for set_name in args.sets:
         gt = json.loads((set_folder(work, args.seed, set_name) / "instances.json").read_text())
-        for label, _, _ in VARIANTS:
-            print(row(set_name, label, gt, results_path(work, set_name, label)), flush=True)
+        for variant in selected_variants(args):
+            print(row(set_name, variant.label, gt, results_path(work, set_name, variant.label)), flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ablation import SETS, VARIANTS, results_path, separator, set_folder
+from ablation import Variant, add_selection_arguments, results_path, selected_variants, separator, set_folder
 
 from tubelets.metrics.vis_bootstrap import paired_bootstrap, video_contributions
 
@@ -65,13 +65,10 @@ def print_table(header: str, lines: list[str]) -> None:
     print("\n".join(lines), flush=True)
 
 
-def ablation_results(work: Path, set_name: str) -> dict[str, list]:
-    """``{tracker: results}`` of one set's calibrated runs (the rows the expected shape compares)."""
-    results = {}
-    for label, tracker, extra in VARIANTS:
-        if not extra:
-            results[tracker] = json.loads(results_path(work, set_name, label).read_text())
-    return results
+def ablation_results(work: Path, set_name: str, variants: list[Variant]) -> dict[str, list]:
+    """``{tracker: results}`` of one set's runs with the shared settings (the rows the expected shape compares)."""
+    return {variant.tracker: json.loads(results_path(work, set_name, variant.label).read_text())
+            for variant in variants if not variant.overrides}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gt", help="a set's instances.json: compare --results files instead of the ablation's runs")
     parser.add_argument("--results", action="append", default=[], metavar="NAME=PATH", help="with --gt (repeatable)")
     parser.add_argument("--videos", type=int, default=3, help="videos named per comparison in the second table")
+    add_selection_arguments(parser)
     args = parser.parse_args(argv)
     if args.gt:
         named = dict(item.split("=", 1) for item in args.results)
@@ -90,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         work = Path(args.work)
         sets = [(name, json.loads((set_folder(work, args.seed, name) / "instances.json").read_text()),
-                 ablation_results(work, name)) for name, _ in SETS]
+                 ablation_results(work, name, selected_variants(args))) for name in args.sets]
     print_table(HEADER, [line for name, gt, results in sets for line in rows(name, gt, results, args.samples)])
     print()
     print_table(VIDEOS_HEADER, [line for name, gt, results in sets

@@ -1,147 +1,325 @@
-"""Pipeline overhead against bare loops over the same frames, in one run.
+"""What the pipeline costs over the work it does: Beam runs against bare loops over the same frames, in one run.
 
-1. decode: bare ``ffmpeg -> rawvideo`` pipe, ``tubelets.io.video.iter_frames``,
-   and a Beam pipeline that only decodes (MatchInputs -> DecodeVideo -> count).
-2. proposals: a bare torch loop over the detector at the pipeline's batch size,
-   and the same frames through ``RunInference`` with our model handler.
-3. end to end: ``tubelets evaluate`` frames/s on a Shapes-VIS set, and with
-   ``--detect-every N`` also with the detector on every N-th frame only
-   (``proposals.detect_every``), its ratio against the run with every frame.
+1. proposals: decode -> proposals as one real Beam pipeline (the pipeline's own
+   ``MatchInputs -> Decode -> Proposals`` transforms, wired and configured as
+   ``tubelets segment`` wires them) against a bare loop over the same videos in
+   this process: the pipeline's decoder (``iter_frames`` with the ``io:``
+   settings) and the pipeline's model handler (its ``load_model``, so the same
+   model and torch threads, and its ``run_inference``: a forward pass a frame,
+   ``proposals.batch_size`` frames a call).
+2. end to end: ``tubelets segment INPUT OUTPUT --config shapes-vis`` as a user
+   runs it (a process of its own: start-up, launch checks, every stage, the
+   Parquet files) against the sum of the bare stages: decode, detect, track
+   (:func:`tubelets.models.video_tracking.track_video` with the configured
+   tracker, on the frames decoded once), write (each video's tubelet rows to a
+   Parquet file).
 
-Usage: python benchmarks/pipeline_bench.py [--videos 20] [--seed 1234] [--work /tmp/tubelets-bench] [--detect-every 3]
-Prints one table; ratios are pipeline time / bare time (1.00 = no overhead).
+Each Beam side runs in memory (``--direct_running_mode=in_memory``) and with
+``--workers`` worker processes (``multi_processing``); the bare stages run once
+and are shared by both comparisons. Each row has its wall time and its CPU time
+(this process's and its child processes'; on a shared machine the steadier
+number); the ratios are Beam / bare (1.00: no overhead). The proposals and
+tubelets columns check that both sides did the same work. Prints one markdown
+table::
+
+    .venv/bin/python benchmarks/pipeline_bench.py [INPUT] [--modes in_memory,multi_processing] [--workers 1]
+        [--work DIR] [--set KEY=VALUE ...]
+
+INPUT is a YouTube-VIS data set folder or a glob of video files (default: the
+repository's ``sample-data``, 6 Shapes-VIS videos, generated as ``tubelets
+demo`` does when missing). ``--set`` overrides go to both sides.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
+import resource
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Callable
 
 import apache_beam as beam
 import numpy as np
-import torch
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
+from shapes_vis import PRESET, TUBELETS
 
+from tubelets import tables
 from tubelets.config import load_config
-from tubelets.io.dataset import list_videos
-from tubelets.io.ffmpeg_binary import ffmpeg_binary
-from tubelets.io.video import iter_frames, probe
+from tubelets.io.video import iter_frames
 from tubelets.models.loading import load_detector
-from tubelets.pipelines import evaluate
+from tubelets.models.trackers import build_tracker
+from tubelets.models.tubelet_scoring import scorer_from_config
+from tubelets.models.video_tracking import track_video
+from tubelets.pipelines.options import pipeline_options
 from tubelets.pipelines.segment import detector_handler
-from tubelets.synth import generate_dataset
-from tubelets.transforms.decode import DecodeVideo
-from tubelets.transforms.inputs import MatchInputs
+from tubelets.records import FrameDetections, VideoMeta
+from tubelets.runs import video_file_stem
+from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
+from tubelets.transforms.decode import META, DecodeVideo
+from tubelets.transforms.inputs import MatchInputs, VideoInput, expand_input
+from tubelets.transforms.portable import SplitOutputs
+from tubelets.transforms.proposals import ProposeInstances, detects_frame
+from tubelets.transforms.tracking import assemble_video
+from tubelets.tubelet_rows import tubelet_rows
 
-IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
-
-
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
-
-
-def bare_ffmpeg(urls: list[str], sizes: dict[str, tuple[int, int]]) -> int:
-    """Frames decoded by ffmpeg alone (sizes probed beforehand, outside the timing)."""
-    frames = 0
-    for url in urls:
-        width, height = sizes[url]
-        raw = subprocess.run([ffmpeg_binary(), "-v", "error", "-i", url, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                             check=True, capture_output=True).stdout
-        frames += len(raw) // (width * height * 3)
-    return frames
+SAMPLE = Path(__file__).resolve().parents[1] / "sample-data"
+MODES = ("in_memory", "multi_processing")
+BENCH_RUN_ID = "pipeline-bench"  # the run id the bare write stage puts in its rows
 
 
-def library_decode(urls: list[str]) -> int:
-    return sum(1 for url in urls for _ in iter_frames(url))
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """Wall seconds, and CPU seconds of this process and of the child processes it waited for.
+
+    On a shared machine the wall time of either side grows with what else runs; CPU time is the
+    steadier number (a worker process's counts once the runner has ended it, a command's with its own).
+    """
+
+    wall: float
+    cpu: float
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.wall + other.wall, self.cpu + other.cpu)
 
 
-def beam_decode(dataset: str) -> None:
-    with beam.Pipeline(options=PipelineOptions(IN_MEMORY)) as p:
-        _ = (p | MatchInputs(dataset) | beam.ParDo(DecodeVideo()) | beam.combiners.Count.Globally())
+@dataclasses.dataclass
+class Row:
+    """One line of the table: what ran, on how many frames, what it gave, and what it cost."""
+
+    stage: str
+    frames: int
+    cost: Cost
+    proposals: int | None = None
+    tubelets: int | None = None
+    baseline: Cost | None = None  # the bare stages' cost this row is compared with
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        ratios = ["", ""]
+        if self.baseline:
+            ratios = [f"{self.cost.wall / self.baseline.wall:.2f}", f"{self.cost.cpu / self.baseline.cpu:.2f}"]
+        counts = ["" if value is None else str(value) for value in (self.proposals, self.tubelets)]
+        return [self.stage, str(self.frames), *counts, f"{self.cost.wall:.1f}", f"{self.cost.cpu:.1f}",
+                f"{self.frames / self.cost.wall:.1f}", *ratios, self.note]
 
 
-def bare_proposals(frames: list[np.ndarray], config: dict) -> None:
-    if config["proposals"]["torch_threads"]:
-        torch.set_num_threads(config["proposals"]["torch_threads"])  # as the model handler does
-    model, _ = load_detector(config)
+HEADER = ["stage", "frames", "proposals", "tubelets", "wall s", "CPU s", "frames/s", "ratio", "CPU ratio", ""]
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(run: Callable):
+    """``(Cost, run())``."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    value = run()
+    return Cost(time.perf_counter() - wall, cpu_seconds() - cpu), value
+
+
+# ---- the bare stages: the project's functions, no Beam ---------------------------------------------------
+
+
+@dataclasses.dataclass
+class Decoded:
+    """One video as the bare loop holds it: its VideoMeta (as DecodeVideo makes it) and every decoded frame."""
+
+    meta: VideoMeta
+    frames: list[np.ndarray]
+
+
+def decode(inputs: list[VideoInput], io: dict) -> list[Decoded]:
+    """Every video's frames, decoded as the pipeline's DecodeVideo decodes a video file."""
+    decoded = []
+    for item in inputs:
+        if item.source != "video":
+            raise SystemExit(f"{item.key}: pipeline_bench times video files (io.source video), not {item.source!r}")
+        pairs = list(iter_frames(item.url, stride=io["stride"], fps=io["fps"], max_size=io["max_size"]))
+        frames = [frame for _, frame in pairs]
+        meta = VideoMeta(item.key, frames[0].shape[1], frames[0].shape[0], len(frames), video_id=item.video_id,
+                         frame_indices=[index for index, _ in pairs], url=item.url, source=item.source)
+        decoded.append(Decoded(meta, frames))
+    return decoded
+
+
+def detect(videos: list[Decoded], config: dict) -> list[list[FrameDetections]]:
+    """Each video's detections of the frames the pipeline detects, by its model handler (model loading included)."""
+    handler, every = detector_handler(config), config["proposals"]["detect_every"]
     batch = config["proposals"]["batch_size"]
-    with torch.inference_mode():
-        for start in range(0, len(frames), batch):
-            model([torch.from_numpy(f).permute(2, 0, 1).float().div(255) for f in frames[start:start + batch]])
+    model = handler.load_model()
+    found = []
+    for video in videos:
+        numbers = [number for number in range(len(video.frames)) if detects_frame(number, every)]
+        detections = []
+        for start in range(0, len(numbers), batch):
+            chunk = numbers[start : start + batch]
+            for number, item in zip(chunk, handler.run_inference([video.frames[n] for n in chunk], model)):
+                item.frame = number
+                detections.append(item)
+        found.append(detections)
+    return found
 
 
-def beam_proposals(frames: list[np.ndarray], config: dict) -> None:
-    keyed = [((0, i), f) for i, f in enumerate(frames)]
-    with beam.Pipeline(options=PipelineOptions(IN_MEMORY)) as p:
-        _ = (p | beam.Create(keyed, reshuffle=False) | RunInference(KeyedModelHandler(detector_handler(config)))
-             | beam.combiners.Count.Globally())
+def track(videos: list[Decoded], detections: list[list[FrameDetections]], config: dict) -> list[list]:
+    """Each video's tubelets: assembled as GroupProposals does, tracked by track_video (tracker building included)."""
+    tracker, every = build_tracker(None, config["tracker"]), config["proposals"]["detect_every"]
+    scorer = scorer_from_config(config["scoring"])
+    tubelets = []
+    for video, found in zip(videos, detections):
+        (proposals,) = assemble_video((video.meta.key, {"meta": [video.meta], "frames": found}), every)
+        tubelets.append(track_video(proposals, video.frames, tracker, config["calibration"], scorer).tubelets)
+    return tubelets
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--work", default="/tmp/tubelets-bench")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--stages", default="decode,proposals,evaluate", help="comma-separated subset to run")
-    parser.add_argument("--detect-every", type=int, default=1,
-                        help="also time evaluate with proposals.detect_every=N (N > 1)")
+def write(videos: list[Decoded], tubelets: list[list], names: dict[int, str], folder: Path) -> None:
+    """Each video's tubelet rows to a Parquet file of its own, with the pipeline's schema."""
+    schema = tables.with_provenance(tables.TABLES["tubelets"], BENCH_RUN_ID)
+    for video, found in zip(videos, tubelets):
+        rows = tubelet_rows(found, video.meta, BENCH_RUN_ID, names)
+        tables.write_parquet(tables.to_arrow(rows, schema), str(folder / f"{video_file_stem(video.meta.key)}.parquet"))
+
+
+# ---- the Beam side ----------------------------------------------------------------------------------------
+
+
+def mode_flags(mode: str, workers: int) -> list[str]:
+    """The DirectRunner flags of a running mode."""
+    flags = ["--runner=DirectRunner", f"--direct_running_mode={mode}"]
+    return flags + ([f"--direct_num_workers={workers}"] if mode != "in_memory" else [])
+
+
+def mode_name(mode: str, workers: int) -> str:
+    return "in memory" if mode == "in_memory" else f"{workers} worker process{'es' if workers > 1 else ''}"
+
+
+def beam_proposals(input_url: str, inputs: list[VideoInput], config: dict, flags: list[str], folder: Path) -> int:
+    """MatchInputs -> Decode -> Proposals as ``tubelets segment`` builds them, run to the end; the proposals made."""
+    io, every = config["io"], config["proposals"]["detect_every"]
+    total = folder / "proposals.txt"
+    with beam.Pipeline(options=pipeline_options(flags)) as p:
+        videos = p | "MatchInputs" >> MatchInputs(input_url, source=io["source"], inputs=inputs)
+        decoded = videos | "Decode" >> SplitOutputs(
+            DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"]), META, DEAD_LETTERS,
+            main="frames")
+        detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(config), every)
+        # Lambdas: a worker process unpickles them by value, also when this module was imported by name.
+        _ = (detections | "Sizes" >> beam.Map(lambda keyed: len(keyed[1])) | "Total" >> beam.CombineGlobally(sum)
+             | "Keep" >> beam.Map(lambda count, path=str(total): Path(path).write_text(str(count))))
+    return int(total.read_text())
+
+
+SUMMARY = re.compile(r"run \S+: .* in ([0-9.]+)s")
+
+
+def segment(input_url: str, output: Path, run_id: str, overrides: list[str], flags: list[str]) -> tuple[int, str]:
+    """``tubelets segment`` in a process of its own; the tubelets it wrote and the run time it reported."""
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    command = [*TUBELETS, "segment", input_url, str(output), "--config", PRESET, "--run-id", run_id,
+               "--progress-every", "0", *sets, *flags]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"tubelets segment exited {done.returncode}")
+    reported = SUMMARY.search(done.stderr)
+    note = f"the run itself {float(reported.group(1)):.1f} s" if reported else ""
+    return tables.read_table(str(output), "tubelets", run_id).num_rows, note
+
+
+# ---- the run ----------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", nargs="?", default=None, help="a YouTube-VIS folder or a glob (default: sample-data)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {','.join(MODES)}")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of multi_processing (default 1, "
+                        "as the bare loop's one process)")
+    parser.add_argument("--work", default=None, help="folder for the outputs (default: a temporary one)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for both sides (repeatable)")
     args = parser.parse_args(argv)
-    dataset = f"{args.work}/shapes-{args.seed}-{args.videos}"
-    generate_dataset(dataset, videos=args.videos, seed=args.seed)
-    urls = list_videos(dataset)
-    config = load_config(args.config, ["detector.device=cpu"])
-
-    stages = set(args.stages.split(","))
-    rows = decode_rows(urls, dataset) if "decode" in stages else []
-    frames = [f for url in urls for _, f in iter_frames(url)]
-    if "proposals" in stages:
-        rows += proposal_rows(frames, config)
-    if "evaluate" in stages:
-        rows += evaluate_rows(dataset, args.work, len(frames), args.config, args.detect_every)
-    print_rows(rows)
+    args.modes = [mode for mode in args.modes.split(",") if mode]
+    unknown = sorted(set(args.modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown --modes {unknown}; known: {','.join(MODES)}")
+    return args
 
 
-def evaluate_rows(dataset: str, work: str, count: int, config_name: str | None, detect_every: int) -> list[tuple]:
-    """``tubelets evaluate`` end to end; with ``detect_every`` > 1 also with the detector on every N-th frame."""
-    extra = ["--config", config_name] if config_name else []
+def input_url(given: str | None) -> str:
+    """INPUT, or the sample data (generated as ``tubelets demo`` generates it, when missing)."""
+    if given:
+        return given
+    from tubelets.demo import ensure_sample
 
-    def seconds(every: int) -> float:
-        flags = ["--direct_num_workers=2", "--set", f"proposals.detect_every={every}", *extra]
-        return timed(lambda: evaluate.run([dataset, f"{work}/out", *flags]))[0]
-
-    t_every = seconds(1)
-    rows = [("evaluate end to end (2 workers)", count, t_every, 1.0)]
-    if detect_every > 1:
-        t_sparse = seconds(detect_every)
-        rows.append((f"evaluate, proposals.detect_every={detect_every}", count, t_sparse, t_sparse / t_every))
-    return rows
+    ensure_sample(str(SAMPLE))
+    return str(SAMPLE)
 
 
-def decode_rows(urls: list[str], dataset: str) -> list[tuple]:
-    sizes = {url: (probe(url).width, probe(url).height) for url in urls}
-    t_ffmpeg, n = timed(lambda: bare_ffmpeg(urls, sizes))
-    t_lib, _ = timed(lambda: library_decode(urls))
-    t_beam, _ = timed(lambda: beam_decode(dataset))
-    return [("decode: bare ffmpeg pipe", n, t_ffmpeg, 1.0), ("decode: iter_frames", n, t_lib, t_lib / t_ffmpeg),
-            ("decode: Beam MatchInputs+DecodeVideo", n, t_beam, t_beam / t_ffmpeg)]
+def warm_up(inputs: list[VideoInput], config: dict) -> None:
+    """The first video decoded and its first frame detected, untimed: the process's first-use costs (the file
+    cache, torch's first kernels) would otherwise fall on whichever side runs first."""
+    (video,) = decode(inputs[:1], config["io"])
+    detect([Decoded(video.meta, video.frames[:1])], config)
 
 
-def proposal_rows(frames: list[np.ndarray], config: dict) -> list[tuple]:
-    t_torch, _ = timed(lambda: bare_proposals(frames, config))
-    t_ri, _ = timed(lambda: beam_proposals(frames, config))
-    return [(f"proposals: bare torch loop (batch {config['proposals']['batch_size']})", len(frames), t_torch, 1.0),
-            ("proposals: Beam RunInference", len(frames), t_ri, t_ri / t_torch)]
+def bare_rows(inputs: list[VideoInput], config: dict, folder: Path) -> tuple[list[Row], Row, Row]:
+    """Each bare stage's row, and the two sums: decode + detect, and all four stages."""
+    warm_up(inputs, config)
+    cost_decode, videos = timed(lambda: decode(inputs, config["io"]))
+    cost_detect, detections = timed(lambda: detect(videos, config))
+    cost_track, tubelets = timed(lambda: track(videos, detections, config))
+    _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
+    names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
+    cost_write, _ = timed(lambda: write(videos, tubelets, names, folder))
+    frames = sum(video.meta.length for video in videos)
+    proposals, found = sum(len(d) for each in detections for d in each), sum(len(each) for each in tubelets)
+    tracker = config["tracker"]["name"]
+    stages = [Row("bare: decode (iter_frames)", frames, cost_decode),
+              Row("bare: detect (the model handler, model loading included)", frames, cost_detect, proposals),
+              Row(f"bare: track ({tracker}, track_video, tracker building included)", frames, cost_track,
+                  tubelets=found),
+              Row("bare: write (tubelet rows to Parquet)", frames, cost_write, tubelets=found)]
+    proposal_part = Row("bare: decode + detect", frames, cost_decode + cost_detect, proposals)
+    whole = Row("bare: decode + detect + track + write", frames, cost_decode + cost_detect + cost_track + cost_write,
+                tubelets=found)
+    proposal_part.baseline, whole.baseline = proposal_part.cost, whole.cost  # each the 1.00 of its Beam rows
+    return stages, proposal_part, whole
 
 
-def print_rows(rows: list[tuple]) -> None:
-    print(f"\n{'stage':48} {'frames':>7} {'seconds':>8} {'frames/s':>9} {'ratio':>6}")
-    for name, count, seconds, ratio in rows:
-        print(f"{name:48} {count:7d} {seconds:8.2f} {count / seconds:9.1f} {ratio:6.2f}")
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    url = input_url(args.input)
+    config = load_config(PRESET, args.overrides)
+    inputs = expand_input(url, config["io"]["source"])
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.work, prefix="pipeline-bench-") as work:
+        work = Path(work)
+        (work / "bare").mkdir()
+        stages, proposal_part, whole = bare_rows(inputs, config, work / "bare")
+        proposal_rows, segment_rows = [proposal_part], [whole]
+        for mode in args.modes:
+            flags, name = mode_flags(mode, args.workers), mode_name(mode, args.workers)
+            (work / mode).mkdir()
+            cost, proposals = timed(lambda: beam_proposals(url, inputs, config, flags, work / mode))
+            proposal_rows.append(Row(f"Beam: MatchInputs -> Decode -> Proposals, {name}", proposal_part.frames,
+                                     cost, proposals, baseline=proposal_part.cost))
+            cost, (found, note) = timed(lambda: segment(url, work / "out", mode, args.overrides, flags))
+            segment_rows.append(Row(f"tubelets segment, {name}", whole.frames, cost, tubelets=found,
+                                    baseline=whole.cost, note=note))
+    print(f"{url}: {len(inputs)} videos, tracker {config['tracker']['name']}, "
+          f"{config['proposals']['torch_threads']} torch thread(s) a process, config {PRESET}")
+    print(table([*stages, *proposal_rows, *segment_rows]))
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    return "\n".join(lines + ["| " + " | ".join(row.cells()) + " |" for row in rows])
 
 
 if __name__ == "__main__":

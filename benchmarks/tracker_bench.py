@@ -20,7 +20,8 @@ part adds the tracking call's peak GPU allocation (``max_memory_allocated``).
 
 Usage: python benchmarks/tracker_bench.py [--threads 2] [--device cpu|cuda] [--frames 600] [--no-memory]
        [--size 1280x720] [--set KEY=VALUE ...]
-(``--set`` overrides the config, e.g. ``tracker.ipdt.checkpoint=/tmp/t.pt``).
+(the ``shapes-vis`` preset, as for all Shapes-VIS data; ``--set`` overrides it, e.g.
+``tracker.ipdt.checkpoint=/tmp/t.pt``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import tracemalloc
 
 import numpy as np
 import torch
+from shapes_vis import PRESET
 
 from tubelets import masks
 from tubelets.config import load_config
@@ -47,10 +49,6 @@ from tubelets.models.inference import detect, model_device
 from tubelets.models.trackers import build_tracker
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
 from tubelets.synth import generate_video, spec, video_rng
-
-
-def _register() -> None:
-    import tubelets.models.trackers.ipdt  # noqa: F401  (until trackers/__init__.py imports it)
 
 
 def grid_proposals(length: int, count: int, height: int, width: int) -> VideoProposals:
@@ -209,8 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # "FOLDER:WINDOW"
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    _register()
-    cfg = load_config(None, [*args.overrides, f"tracker.ipdt.device={args.device}"])
+    cfg = load_config(PRESET, [*args.overrides, f"tracker.ipdt.device={args.device}"])
     if args.memory_child is not None:
         folder, window = args.memory_child.rsplit(":", 1)
         print(json.dumps(memory_child(cfg, folder, int(window))))

@@ -3,10 +3,13 @@
 The ablation (``benchmarks/ablation.py``) runs the whole pipeline once per
 tracker, which is right for the committed table but slow for 100-video sets.
 This script runs the same components outside Beam: the detector once per
-video (frames decoded from the mp4s, as the pipeline does; the proposals are
-cached under ``--work``), class calibration, each tracker, the VIS metrics.
-Each video is decoded and calibrated once for the detector and all trackers; the ``s`` column
-is the time spent tracking. It prints AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
+video (frames decoded from the mp4s, as the pipeline does, through the pipeline's
+model handler; the proposals are cached under ``--work``), then for each tracker
+the pipeline's own tracking step (:func:`tubelets.models.video_tracking.track_video`:
+class calibration, the tracker, the other classes), the VIS metrics, all with
+the ``shapes-vis`` preset. Each video is decoded once for the detector and all
+trackers; the ``s`` column is the time spent in the tracking step. It prints
+AP..AR10 with the diagnosis of :mod:`tubelets.metrics.vis_diagnosis`
 (AP with oracle scores and classes, missed and extra frames, the share of tracks split between
 tubelets) and the paired bootstrap intervals of ``ablation_significance.py``::
 
@@ -37,22 +40,24 @@ from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
 import torch
-from ablation import separator, synthesize
+from ablation import separator
 from ablation_significance import HEADER as SIGNIFICANCE_HEADER
 from ablation_significance import rows as significance_rows
+from shapes_vis import PRESET, synthesize
 
 from tubelets.config import load_config
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_diagnosis import diagnose
-from tubelets.models.calibration import add_other_classes, calibrate_classes
-from tubelets.models.inference import detect_each
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
-from tubelets.models.tubelet_ops import tubelets_to_results
-from tubelets.records import VideoMeta
-from tubelets.transforms.proposals import detects_frame, to_detections
+from tubelets.models.tubelet_scoring import scorer_from_config
+from tubelets.models.video_tracking import track_video
+from tubelets.pipelines.segment import detector_handler
+from tubelets.records import FrameDetections, VideoMeta
+from tubelets.transforms.proposals import DetectorModelHandler, detects_frame
 from tubelets.transforms.tracking import assemble_video
+from tubelets.tubelet_rows import tubelets_to_results
 
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
@@ -73,35 +78,35 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     detector's proposals are cached per detector checkpoint under ``folder``.
     """
     detector, info = load_detector(config)
+    handler = detector_handler(config)
     cache = folder / f"proposals-{info.checkpoint_id}-each.pkl"  # "-each": a forward pass a frame, as the pipeline
     proposals = pickle.loads(cache.read_bytes()) if cache.exists() else {}
     built = {name: build_tracker(name, config["tracker"]) for name in trackers}
+    scorer = scorer_from_config(config["scoring"])
     results, seconds = {name: [] for name in trackers}, dict.fromkeys(trackers, 0.0)
     for video in dataset.videos:
         frames = [frame for _, frame in dataset.iter_frames(video.id, source="video")]
         if video.id not in proposals:
-            proposals[video.id] = detect(detector, frames, config)
+            proposals[video.id] = detect(handler, detector, frames)
         meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
-        # The same calibrated proposals for every tracker (the trackers only read them), of the frames the
-        # pipeline would detect, assembled as its GroupProposals does.
+        # The proposals of the frames the pipeline would detect, assembled as its GroupProposals does, then
+        # tracked as its TrackVideo does (track_video does not change them, so every tracker gets the same).
         every = config["proposals"]["detect_every"]
         seen = [item for item in proposals[video.id] if detects_frame(item.frame, every)]
         (assembled,) = assemble_video((video.name, {"meta": [meta], "frames": seen}), every)
-        calibrated = calibrate_classes(assembled, **config["calibration"])
         for name, tracker in built.items():
             started = time.monotonic()
-            results[name] += tubelets_to_results(add_other_classes(tracker.track(calibrated, frames), calibrated), meta)
+            tracked = track_video(assembled, frames, tracker, config["calibration"], scorer)
+            results[name] += tubelets_to_results(tracked.tubelets, meta)
             seconds[name] += time.monotonic() - started
     if not cache.exists():
         cache.write_bytes(pickle.dumps(proposals))
     return SetRun(results, seconds, proposals)
 
 
-@torch.no_grad()
-def detect(detector, frames: list, config: dict) -> list:
-    """``[FrameDetections]`` of one video's frames, numbered from 0, as the pipeline's handler detects them."""
-    threshold = float(config["detector"]["score_threshold"])
-    detections = [to_detections(output, threshold) for output in detect_each(detector, frames)]
+def detect(handler: DetectorModelHandler, detector: torch.nn.Module, frames: list) -> list[FrameDetections]:
+    """``[FrameDetections]`` of one video's frames, numbered from 0, by the pipeline's model handler."""
+    detections = list(handler.run_inference(frames, detector))
     for number, item in enumerate(detections):
         item.frame = number
     return detections
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
                         "(for ablation_significance.py --gt SET/instances.json --results TRACKER=...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    compare_sets(args, load_config(None, args.overrides), args.results_dir)
+    compare_sets(args, load_config(PRESET, args.overrides), args.results_dir)
 
 
 def compare_sets(args: argparse.Namespace, config: dict, results_dir: Path | None = None,

@@ -1,7 +1,7 @@
 """VOS report: J&F of the `vos` and `point` tasks and of a VIS run's tracks matched to the same objects.
 
 Generates a Shapes-VIS set in DAVIS layout (``tubelets synth --layout davis``),
-then, through the real pipeline::
+then, through the real pipeline, each with ``--config shapes-vis``::
 
     tubelets evaluate --task vos   DAVIS OUT   (first-appearance masks as prompts)
     tubelets evaluate --task point DAVIS OUT   (the farthest interior point of each)
@@ -11,7 +11,7 @@ and scores the VIS run's tubelets as VOS output: each annotated object gets
 its best-overlapping tubelet, one to one (:mod:`tubelets.metrics.davis_matching`).
 Prints one markdown table::
 
-    .venv/bin/python benchmarks/vos_report.py [--work /tmp/tubelets-vos] [--videos 20] [--seed 1234]
+    .venv/bin/python benchmarks/vos_report.py [--work /tmp/tubelets-vos] [--videos 20] [--seed 1234] [--workers 2]
 
 Runs already present under ``--work`` are read, not rerun (delete the folder to start over).
 """
@@ -20,26 +20,25 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from shapes_vis import PRESET, TUBELETS, runner_flags
 
 from tubelets.io.davis import DavisDataset, object_ids_in
 from tubelets.metrics.davis import summarize
 from tubelets.metrics.davis_matching import evaluate_tubelets
-from tubelets.models.tubelet_ops import tubelet_from_row
+from tubelets.tubelet_rows import tubelet_from_row
 from tubelets.tables import read_table
 
-TUBELETS = [sys.executable, "-m", "tubelets.cli"]
-RUN_FLAGS = ["--direct_num_workers=2"]
 
 
-def run_once(output: Path, run_id: str, command: list[str]) -> float:
+def run_once(output: Path, run_id: str, command: list[str], workers: int) -> float:
     """Run a pipeline command unless its run folder exists; its wall time in seconds (0 when read)."""
     if (output / run_id).exists():
         return 0.0
     started = time.monotonic()
-    subprocess.run([*TUBELETS, *command, "--run-id", run_id, *RUN_FLAGS], check=True)
+    subprocess.run([*TUBELETS, *command, "--config", PRESET, "--run-id", run_id, *runner_flags(workers)], check=True)
     return time.monotonic() - started
 
 
@@ -61,21 +60,22 @@ def matched_vis_scores(davis: DavisDataset, output: Path, run_id: str) -> dict:
     return summarize(results)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/tubelets-vos")
     parser.add_argument("--videos", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1234)
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=int, default=2, help="worker processes a run (0: in memory)")
+    args = parser.parse_args(argv)
     work = Path(args.work)
     data, output = work / f"davis-{args.seed}", work / "runs"
     if not (data / "ImageSets").exists():
         subprocess.run([*TUBELETS, "synth", str(data), "--videos", str(args.videos), "--seed", str(args.seed),
                         "--layout", "davis"], check=True)
     seconds = {
-        "vos": run_once(output, "vos", ["evaluate", "--task", "vos", str(data), str(output)]),
-        "point": run_once(output, "point", ["evaluate", "--task", "point", str(data), str(output)]),
-        "vis": run_once(output, "vis", ["segment", str(data), str(output)]),
+        "vos": run_once(output, "vos", ["evaluate", "--task", "vos", str(data), str(output)], args.workers),
+        "point": run_once(output, "point", ["evaluate", "--task", "point", str(data), str(output)], args.workers),
+        "vis": run_once(output, "vis", ["segment", str(data), str(output)], args.workers),
     }
     vis = matched_vis_scores(DavisDataset(str(data)), output, "vis")
     rows = [

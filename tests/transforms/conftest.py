@@ -49,7 +49,8 @@ def config() -> dict:
 
     The tracker is ``iou``: its tubelets follow exactly from the given proposals.
     """
-    return copy.deepcopy(load_config(None, ["detector.checkpoint=null", "detector.device=cpu", "tracker.name=iou"]))
+    overrides = ["detector.checkpoint=null", "scoring.checkpoint=null", "detector.device=cpu", "tracker.name=iou"]
+    return copy.deepcopy(load_config(None, overrides))
 
 
 def _square_mask(height: int, width: int, x: int, y: int, side: int) -> np.ndarray:

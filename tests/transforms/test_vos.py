@@ -7,6 +7,7 @@ from apache_beam import pvalue
 from apache_beam.testing.util import assert_that, equal_to
 
 from tubelets import masks
+from tubelets.config import defaults
 from tubelets.errors import ConfigError
 from tubelets.io.davis import read_palette_png
 from tubelets.transforms.inputs import VideoInput
@@ -180,10 +181,11 @@ def test_write_annotations_writes_every_frame_under_the_video_name(tmp_path):
 
 
 def test_build_segmenter_takes_the_vos_section_without_prompts():
-    segmenter = build_segmenter({"prompts": "p.json", "checkpoint": None, "min_confidence": 0.3, "max_lost": 2})
+    settings = {**defaults("vos"), "prompts": "p.json", "checkpoint": None}
+    segmenter = build_segmenter({**settings, "min_confidence": 0.3, "max_lost": 2})
     assert (segmenter.min_confidence, segmenter.max_lost, segmenter.model) == (0.3, 2, None)
     with pytest.raises(ConfigError, match="min_confidence"):
-        build_segmenter({"prompts": None, "checkpoint": None, "min_confidence": 3})
+        build_segmenter({**defaults("vos"), "prompts": None, "checkpoint": None, "min_confidence": 3})
 
 
 def test_segment_objects_fixes_the_workers_torch_threads():
@@ -193,9 +195,10 @@ def test_segment_objects_fixes_the_workers_torch_threads():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(3)
-        SegmentObjects({"prompts": None, "checkpoint": None, "device": "cpu"}, torch_threads=2).setup()
+        untrained = {**defaults("vos"), "prompts": None, "checkpoint": None, "device": "cpu"}
+        SegmentObjects(untrained, torch_threads=2).setup()
         assert torch.get_num_threads() == 2
-        SegmentObjects({"prompts": None, "checkpoint": None, "device": "cpu"}).setup()  # none given: left as it is
+        SegmentObjects(untrained).setup()  # none given: left as it is
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -204,7 +207,7 @@ def test_segment_objects_fixes_the_workers_torch_threads():
 @pytest.fixture(scope="module")
 def segmenter_dofn() -> SegmentObjects:
     """The DoFn on the built-in tracker checkpoint (loaded once a process), on the CPU."""
-    dofn = SegmentObjects({"prompts": None, "device": "cpu"})
+    dofn = SegmentObjects({**defaults("vos"), "prompts": None, "device": "cpu"})
     dofn.setup()
     return dofn
 

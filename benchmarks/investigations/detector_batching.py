@@ -7,7 +7,7 @@ over the same frames (Shapes-VIS, the shipped detector, one torch thread as the
 pipeline's workers use by default), the old way (``proposals.batch_size`` frames
 a forward pass) against the new one, after a warm-up, best of ``--repeats`` runs taken in turns.
 
-Usage: python benchmarks/detector_batching.py [--frames 48] [--batch 4] [--threads 1] [--repeats 3]
+Usage: python benchmarks/investigations/detector_batching.py [--frames 48] [--batch 4] [--threads 1] [--repeats 3]
        [--device cpu] [--set KEY=VALUE ...]
 """
 

@@ -8,7 +8,7 @@ the true box at ``t - 1``. It prints the mean box IoU with the true box at
 and for keeping the box at ``t - 1`` (no motion), overall and by frames
 since the template::
 
-    .venv/bin/python benchmarks/siamese_step.py DATASET [CHECKPOINT ...]   # default: builtin:tracker-small
+    .venv/bin/python benchmarks/investigations/siamese_step.py DATASET [CHECKPOINT ...]  # builtin:tracker-small
 
 About a minute for two checkpoints on one core on a 40-video Shapes-VIS set (each video is decoded once).
 """

@@ -11,11 +11,11 @@ category; and of the others, never followed in any category, how many the
 detector proposed in at least half of their frames (the tracker's share of
 the loss; the rest is the detector's)::
 
-    .venv/bin/python benchmarks/missed_tracks.py --work /tmp/val --seed 80 --hard-seed 81 --videos 40 \\
-        [--trackers instance,ipdt] [--set calibration.other_classes=0]
+    .venv/bin/python benchmarks/investigations/missed_tracks.py --work /tmp/val --seed 80 --hard-seed 81 \\
+        --videos 40 [--trackers instance,ipdt] [--set calibration.other_classes=0]
 
 With ``--set calibration.other_classes=0`` (one class per tubelet) this gives
-the counts of ``benchmarks/IPDT.md``, "Other classes".
+the counts of ``docs/tracker-record.md``, "Other classes".
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from ablation import separator
-from tracker_validation import add_set_arguments, run_set, validation_sets
 
 from tubelets import masks
 from tubelets.config import load_config
@@ -35,6 +35,11 @@ from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis_data import group_results, index_ground_truth
 from tubelets.metrics.vis_iou import video_iou
 from tubelets.metrics.vis_tracks import ground_truth_tracks, prediction_tracks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the maintained benchmarks this one runs
+from ablation import separator  # noqa: E402
+from shapes_vis import PRESET  # noqa: E402
+from tracker_validation import add_set_arguments, run_set, validation_sets  # noqa: E402
 
 
 HEADER = ("| set | tracks | missed by every tracker | of those, followed in another category "
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     add_set_arguments(parser, [80], [81], 40, "instance,ipdt")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = load_config(None, args.overrides)
+    config = load_config(PRESET, args.overrides)
     print(HEADER)
     print(separator(HEADER))
     total = Missed()

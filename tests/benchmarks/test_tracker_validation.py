@@ -1,0 +1,15 @@
+import pytest
+import tracker_validation
+
+pytestmark = pytest.mark.smoke
+
+
+def test_tracks_a_tiny_set_with_each_tracker_and_compares_them(tmp_path, bench, capsys):
+    bench.tiny_set(tmp_path / "shapes-3-1", seed=3)  # the folder validation_sets() generates for --seed 3 --videos 1
+    tracker_validation.main([
+        "--work", str(tmp_path), "--seed", "3", "--hard-seed", "", "--videos", "1", "--trackers", "iou,instance",
+        "--samples", "20", "--results-dir", str(tmp_path / "results"), *bench.as_set_args(bench.TINY_DETECTOR)])
+    rows = bench.markdown_rows(capsys.readouterr().out, "seed 3")
+    assert [row[1] for row in rows] == ["iou", "instance", "instance - iou"]  # the table, then the bootstrap
+    assert {path.name for path in (tmp_path / "results" / "shapes-3-1").iterdir()} == {"iou.json", "instance.json"}
+    assert len(list((tmp_path / "shapes-3-1").glob("proposals-*-each.pkl"))) == 1  # the detector's, cached
