@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from tubelets.config import config_hash
 from tubelets.errors import ConfigError, DatasetError, TubeletsError
-from tubelets.models.loading import check_devices, load_detector
+from tubelets.models.loading import CheckpointInfo, check_devices, load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.pipelines.lifecycle import choose_run_id
 from tubelets.runs import video_file_stem
@@ -144,17 +144,27 @@ def check_tracker(tracker_cfg: Mapping[str, Any]) -> None:
     build_tracker(name, tracker_cfg)
 
 
+def check_scoring(scoring: Mapping[str, Any], detector: CheckpointInfo) -> None:
+    """A learned tubelet score reads one detector's scores: load it now and check it is this run's detector's."""
+    if scoring["checkpoint"] is None:
+        return
+    from tubelets.models.tubelet_scoring import check_detector, load_scorer
+
+    check_detector(load_scorer(scoring["checkpoint"]), detector.checkpoint_id, detector.url)
+
+
 def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any], resume: bool = False) -> RunSpec:
     """A VIS run (``segment``, ``evaluate``): :func:`run_config`, then the checkpoints and INPUT, before any video.
 
     Besides :func:`run_config`'s ``ConfigError``: a bad ``proposals.detect_every`` or tracker setting raises
-    ``ConfigError``; a missing, corrupt or mismatched checkpoint (detector or tracker) raises ``CheckpointError``;
-    an INPUT with no video raises ``DatasetError``.
+    ``ConfigError``; a missing, corrupt or mismatched checkpoint (detector, tracker or scorer) raises
+    ``CheckpointError``; an INPUT with no video raises ``DatasetError``.
     """
     config = run_config(output_url, config, resume)
     check_proposals(config["proposals"])
     _, checkpoint = load_detector({"detector": {**config["detector"], "device": "cpu"}})
     check_tracker(config["tracker"])
+    check_scoring(config["scoring"], checkpoint)
     inputs = list_inputs(input_url, config["io"]["source"])
     names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
     return RunSpec(input_url, output_url, config["run"]["run_id"], config, checkpoint.checkpoint_id, names,

@@ -52,11 +52,16 @@ class GroupProposals(beam.PTransform):
 
 
 class TrackVideo(beam.DoFn):
-    """``VideoProposals`` -> ``(VideoMeta, [Tubelet])``: class calibration, the named tracker, the other classes."""
+    """``VideoProposals`` -> ``(VideoMeta, [Tubelet])``: calibration, the named tracker, other classes, the score.
+
+    The steps are :func:`tubelets.models.video_tracking.track_video`'s; this DoFn builds the tracker once per
+    worker, hands it the video's frames and counts what comes out.
+    """
 
     def __init__(self, config: Mapping[str, Any]):
         self._calibration = dict(config["calibration"])
         self._tracker_cfg = dict(config["tracker"])
+        self._scoring = dict(config["scoring"])
         self._max_size = config["io"]["max_size"]
         self._torch_threads = config["proposals"]["torch_threads"]
 
@@ -64,6 +69,7 @@ class TrackVideo(beam.DoFn):
         import torch
 
         from tubelets.models.trackers import build_tracker
+        from tubelets.models.tubelet_scoring import scorer_from_config
 
         # The tracker's convolutions sum in another order with another thread count (measured: other tubelets
         # with 1 and 2 threads); fixing it here, not only where the detector happens to load in the same process,
@@ -71,17 +77,17 @@ class TrackVideo(beam.DoFn):
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         self._tracker = build_tracker(self._tracker_cfg["name"], self._tracker_cfg)
+        self._scorer = scorer_from_config(self._scoring)
         self._proposals = Metrics.counter("tubelets", "proposals")
         self._tubelets = Metrics.counter("tubelets", "tubelets")
 
     def process(self, video: VideoProposals) -> Iterator[tuple[VideoMeta, list]]:
-        from tubelets.models.calibration import add_other_classes, calibrate_classes
+        from tubelets.models.video_tracking import track_video
 
-        calibrated = calibrate_classes(video, **self._calibration)
-        self._proposals.inc(sum(len(f) for f in calibrated.frames))
         # Lazy: a tracker that never looks at pixels never decodes a frame.
-        tubelets = self._tracker.track(calibrated, frames=VideoFrames(video.meta, max_size=self._max_size))
-        tubelets = add_other_classes(tubelets, calibrated)
-        self._tubelets.inc(len(tubelets))
-        LOG.info("video %s: %d frames, %d tubelets", video.meta.key, video.meta.length, len(tubelets))
-        yield video.meta, tubelets
+        frames = VideoFrames(video.meta, max_size=self._max_size)
+        tracked = track_video(video, frames, self._tracker, self._calibration, self._scorer)
+        self._proposals.inc(tracked.proposals)
+        self._tubelets.inc(len(tracked.tubelets))
+        LOG.info("video %s: %d frames, %d tubelets", video.meta.key, video.meta.length, len(tracked.tubelets))
+        yield video.meta, tracked.tubelets

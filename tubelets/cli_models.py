@@ -1,4 +1,4 @@
-"""The model commands of ``tubelets``: ``train detector``, ``train tracker`` and ``evaluate-detector``.
+"""The model commands of ``tubelets``: ``train detector|tracker|scorer`` and ``evaluate-detector``.
 
 Their arguments are parsed here and handed to plain functions of
 :mod:`tubelets.models` (:func:`~tubelets.models.train_detector.train_detector`,
@@ -58,10 +58,11 @@ def _train_detector(args: argparse.Namespace) -> int:
     from tubelets.models.train_detector import train_detector
 
     result = train_detector(args.dataset, args.out, training_config(args), args.resume, args.device,
-                            progress=not args.no_progress, threads=args.threads)
+                            progress=not args.no_progress, threads=args.threads, max_seconds=args.max_seconds)
     print(
         f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
-        f"{result.frames} frames in {result.wall_seconds:.0f} s on {result.device}; final loss {result.loss:.3f}; "
+        f"{result.frames} frames in {result.wall_seconds:.0f} s on {result.device}"
+        f"{' (stopped at --max-seconds)' if result.stopped_by_budget else ''}; final loss {result.loss:.3f}; "
         f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}",
         file=sys.stderr,
     )
@@ -83,16 +84,34 @@ def _train_tracker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_scorer(args: argparse.Namespace) -> int:
+    from tubelets.models.train_scorer import summary_lines, train_scorer
+
+    result = train_scorer([tuple(pair) for pair in args.run], args.out, seed=args.seed)
+    print("\n".join(summary_lines(result)), file=sys.stderr)
+    return 0
+
+
 def add_train(commands) -> None:
-    """``tubelets train {detector,tracker} DATASET OUT.pt [flags]``."""
+    """``tubelets train {detector,tracker} DATASET OUT.pt [flags]`` and ``tubelets train scorer OUT.pt --run ...``."""
     parser = commands.add_parser("train", help="train a model on a YouTube-VIS style data set")
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     detector = models.add_parser("detector", help="the Mask R-CNN proposal model")
     add_training_arguments(detector, TRAIN_SECTIONS["detector"], "detector.pt", several_datasets=True)
+    detector.add_argument("--max-seconds", type=float, default=None,
+                          help="stop at this wall-clock budget, the learning-rate decay following the time spent "
+                          "(train_detector.steps stays the upper bound; such a run does not --resume)")
     detector.set_defaults(handler=_train_detector)
     tracker = models.add_parser("tracker", help="the IPDT tracker heads, on a frozen detector")
     add_training_arguments(tracker, TRAIN_SECTIONS["tracker"], "tracker.pt")
     tracker.set_defaults(handler=_train_tracker)
+    scorer = models.add_parser("scorer", help="the learned tubelet score, on labelled evaluate runs made without one")
+    scorer.add_argument("out", help="checkpoint to write (any fsspec URL), e.g. scorer.pt")
+    scorer.add_argument("--run", nargs=2, action="append", required=True, metavar=("DATASET", "RUN_FOLDER"),
+                        help="a labelled data set and a complete `tubelets evaluate` run on it made with "
+                        "--set scoring.checkpoint=null (repeatable; all on one detector)")
+    scorer.add_argument("--seed", type=int, default=0, help="seed of the fit")
+    scorer.set_defaults(handler=_train_scorer)
 
 
 def _evaluate_detector(args: argparse.Namespace) -> int:

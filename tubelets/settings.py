@@ -238,6 +238,10 @@ class Tracker(Section):
     instance: InstanceTracker
 
 
+class Scoring(Section):
+    checkpoint: Url
+
+
 class Vos(Section):
     prompts: Annotated[Optional[str], Expect("a prompts URL or null")]
     checkpoint: Url
@@ -290,6 +294,7 @@ class Settings(Section):
     train_detector: TrainDetector
     calibration: Calibration
     tracker: Tracker
+    scoring: Scoring
     vos: Vos
     train_tracker: TrainTracker
 

@@ -81,7 +81,8 @@ def shapes_url(tmp_path_factory) -> str:
 def vis_config() -> dict:
     """The default config with an untrained detector on the CPU (no checkpoint to load), named as Shapes-VIS."""
     names = [c["name"] for c in CATEGORIES]
-    return load_config(None, ["detector.checkpoint=null", "detector.device=cpu", f"detector.categories={names}"])
+    return load_config(None, ["detector.checkpoint=null", "scoring.checkpoint=null", "detector.device=cpu",
+                               f"detector.categories={names}"])
 
 
 @pytest.fixture
@@ -140,11 +141,11 @@ def oracle(oracle_table):
 
 @pytest.fixture(scope="session")
 def run_flags() -> list[str]:
-    """Flags of a fast test run: an untrained detector on the CPU (no checkpoint file), the data
-    set's category names, and the in-process runner (fast to start; the oracle, defined in this
-    file, is then never pickled into another process)."""
+    """Flags of a fast test run: an untrained detector on the CPU (no checkpoint file; so no learned tubelet
+    score, which belongs to the shipped detector), the data set's category names, and the in-process runner
+    (fast to start; the oracle, defined in this file, is then never pickled into another process)."""
     names = "[" + ", ".join(c["name"] for c in CATEGORIES) + "]"
-    return ["--set", "detector.checkpoint=null", "--set", "detector.device=cpu",
+    return ["--set", "detector.checkpoint=null", "--set", "scoring.checkpoint=null", "--set", "detector.device=cpu",
             "--set", f"detector.categories={names}", "--direct_running_mode=in_memory"]
 
 

@@ -84,7 +84,7 @@ def test_the_run_spec_names_the_run_and_its_provenance(vis_config, tmp_path, lis
 
 
 def test_an_input_that_matches_nothing_fails_before_a_run_folder_exists(tmp_path):
-    config = load_config(None, ["detector.checkpoint=null"])
+    config = load_config(None, ["detector.checkpoint=null", "scoring.checkpoint=null"])
     with pytest.raises(DatasetError, match="matches no video files"):
         prepare_run(str(tmp_path / "nothing" / "*.mp4"), str(tmp_path / "out"), config)
     with pytest.raises(DatasetError):
@@ -105,3 +105,11 @@ def test_frames_skipped_resampled_or_resized_are_refused_with_the_reason(setting
 
 def test_the_video_s_own_frames_pass():
     check_native_frames(load_config(None, []), "unused")
+
+
+def test_a_scorer_of_another_detector_fails_before_a_run_folder_exists(tmp_path, listed_input):
+    # The shipped scorer read detector-small's scores; an untrained detector's mean something else.
+    config = load_config(None, ["detector.checkpoint=null"])
+    with pytest.raises(CheckpointError, match="scoring.checkpoint=null"):
+        prepare_run(listed_input, str(tmp_path / "out"), config)
+    assert not (tmp_path / "out").exists()

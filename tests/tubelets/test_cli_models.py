@@ -104,3 +104,12 @@ def test_evaluate_detector_prints_its_numbers_as_json(tiny_shapes, tiny_detector
     assert report["checkpoint_id"] == read_checkpoint(tiny_detector)["checkpoint_id"]
     assert report["frames"] > 0 and report["instances"] > 0 and 0.0 <= report["AP"] <= 1.0 and report["seconds"] >= 0
     assert f"on {report['frames']} frames" in captured.err
+
+
+def test_train_scorer_takes_data_set_and_run_pairs(tmp_path, capsys):
+    args = build_parser().parse_args(["train", "scorer", "s.pt", "--run", "d1", "r1", "--run", "d2", "r2"])
+    assert (args.out, args.run, args.seed) == ("s.pt", [["d1", "r1"], ["d2", "r2"]], 0)
+    # A folder that is no evaluate run: one line saying what a scorer trains on, exit 2, nothing written.
+    assert main(["train", "scorer", str(tmp_path / "s.pt"), "--run", str(tmp_path), str(tmp_path / "run")]) == 2
+    assert "not a complete `tubelets evaluate` run" in capsys.readouterr().err
+    assert not (tmp_path / "s.pt").exists()
