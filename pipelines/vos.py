@@ -117,7 +117,8 @@ def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollec
     """The VOS graph (see the module docstring). Graph only, runs nothing."""
     listed = MatchInputs(spec.input_url, source=spec.config["io"]["source"], inputs=spec.inputs or None)
     videos = skip_finished(p | "MatchInputs" >> listed, spec.done)
-    decoded = videos | "Decode" >> SplitOutputs(DecodeVideo(emit_frames=False), META, DEAD_LETTERS, main="frames")
+    native = DecodeVideo(stride=1, fps=None, max_size=None, emit_frames=False)  # prompts are on native frames
+    decoded = videos | "Decode" >> SplitOutputs(native, META, DEAD_LETTERS, main="frames")
     # A resumed run's finished videos keep their prompts out, or they would be dead letters with no input.
     finished = {video_name_from_url(key) for key in spec.input_keys if video_file_stem(key) in spec.done}
     prompts = p | "Prompts" >> beam.Create(sorted(item for item in spec.prompts.items() if item[0] not in finished))

@@ -32,8 +32,7 @@ class DecodeVideo(beam.DoFn):
     stages that read frames themselves (:class:`tubelets.io.frames.VideoFrames`).
     """
 
-    def __init__(self, stride: int = 1, fps: float | None = None, max_size: int | None = None,
-                 emit_frames: bool = True):
+    def __init__(self, *, stride: int, fps: float | None, max_size: int | None, emit_frames: bool = True):
         self._stride = stride
         self._fps = fps
         self._max_size = max_size

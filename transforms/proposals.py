@@ -44,8 +44,9 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
     def __init__(
         self,
         detector_cfg: Mapping[str, Any],
-        device: str = "auto",
-        batch_size: int = 4,
+        *,
+        device: str,
+        batch_size: int,
         torch_threads: Optional[int] = None,
     ):
         on_gpu = resolve_device(device).type == "cuda"
@@ -99,7 +100,7 @@ def _detected(keyed_frame, detect_every: int) -> bool:
 class ProposeInstances(beam.PTransform):
     """``((video key, frame), frame)`` -> ``(video key, FrameDetections)`` for every ``detect_every``-th frame."""
 
-    def __init__(self, handler: DetectorModelHandler, detect_every: int = 1):
+    def __init__(self, handler: DetectorModelHandler, detect_every: int):
         super().__init__()
         self._handler = handler
         self._detect_every = detect_every

@@ -38,7 +38,7 @@ def assemble_video(joined: tuple[str, Mapping[str, list]], detect_every: int = 1
 class GroupProposals(beam.PTransform):
     """Join ``(key, VideoMeta)`` and ``(key, FrameDetections)`` into ``VideoProposals``."""
 
-    def __init__(self, detect_every: int = 1):
+    def __init__(self, detect_every: int):
         super().__init__()
         self._detect_every = detect_every
 

@@ -16,7 +16,7 @@ from tubelets.transforms.inputs import VideoInput
 
 def run_decode(item: VideoInput, **settings) -> tuple[list, list, list]:
     """``DecodeVideo.process`` on one input, after ``setup()``: (frames, metas, dead-letter rows)."""
-    decoder = DecodeVideo(**settings)
+    decoder = DecodeVideo(**{"stride": 1, "fps": None, "max_size": None, **settings})
     decoder.setup()
     frames, metas, dead = [], [], []
     for output in decoder.process(item):

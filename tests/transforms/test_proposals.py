@@ -157,7 +157,7 @@ def test_propose_instances_keeps_video_and_frame_through_the_batching(pipeline):
         assert found == [(video, t, 10 * k + t) for k, video in enumerate("ab") for t in range(3)]
 
     with pipeline as p:
-        assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler()), check)
+        assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler(), detect_every=1), check)
 
 
 def test_propose_instances_with_detect_every_runs_the_detector_on_every_nth_frame_only(pipeline):

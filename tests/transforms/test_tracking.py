@@ -47,7 +47,7 @@ def test_group_proposals_joins_meta_and_frames_and_drops_orphans(pipeline, squar
         assert shapes == [("a", [1, 0, 1], [0, 1, 2]), ("b", [0, 1], [0, 1])]
 
     with pipeline as p:
-        joined = (p | "Metas" >> Create(metas), p | "Detections" >> Create(found)) | GroupProposals()
+        joined = (p | "Metas" >> Create(metas), p | "Detections" >> Create(found)) | GroupProposals(detect_every=1)
         assert_that(joined, check)
 
 
