@@ -10,7 +10,7 @@ DEMO_DATA ?= sample-data
 DEMO_OUT ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean gpu-wheels
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,22 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+
+# The wheels models/scripts/gpu_train_detector.py needs on the lent GPU machine (python3 3.12 with torch, no
+# network) that it lacks: the versions installed here, for cp312 manylinux x86_64, in a git-ignored folder that
+# the device tool carries (about 4 MB; the command is in the script's docstring).
+GPU_WHEELS_DIR := .gpu-wheels
+GPU_WHEELS := pycocotools pydantic pydantic-core annotated-types typing-inspection typing-extensions \
+	ffmpeg-python future
+
+gpu-wheels: $(VENV)/.installed-runtime
+	rm -rf $(GPU_WHEELS_DIR)
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d $(GPU_WHEELS_DIR) \
+		$$($(PY) -c 'import sys, importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' \
+		$(GPU_WHEELS))
+	du -sh $(GPU_WHEELS_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) $(DEMO_OUT) .pytest_cache

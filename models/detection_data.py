@@ -10,7 +10,10 @@ keeps seeing the easier one.
 
 Frames are decoded a whole video at a time (``iter_frames``) and kept in a
 small least-recently-used cache of videos (``cache_videos``; ``None`` keeps
-all, right for Shapes-VIS-sized sets).
+all, right for Shapes-VIS-sized sets). With ``cache_videos=0`` nothing is
+kept and JPEG frames are read one at a time: for sets of thousands of videos
+sampled at random, where a cache would rarely hit, each loading process would
+otherwise decode a whole video for one frame or keep the whole set in memory.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ class FrameDetectionDataset(torch.utils.data.Dataset):
         return image, torch.from_numpy(masks), torch.tensor(sample.category_ids, dtype=torch.int64)
 
     def _frame(self, video_id: int, frame_index: int) -> np.ndarray:
+        if self.cache_videos == 0 and self.source == "jpeg":
+            return self.dataset.read_frame(video_id, frame_index)
         frames = self._cache.get(video_id)
         if frames is None:
             frames = dict(self.dataset.iter_frames(video_id, source=self.source, stride=self.frame_stride))
@@ -143,11 +148,13 @@ class CombinedFrames(torch.utils.data.ConcatDataset):
                 )
 
 
-def open_frames(urls: str | Sequence[str], source: str = "jpeg", frame_stride: int = 1):
+def open_frames(urls: str | Sequence[str], source: str = "jpeg", frame_stride: int = 1,
+                cache_videos: int | None = None):
     """The training frames of one data set URL, or of several as one :class:`CombinedFrames`."""
     if isinstance(urls, str):
-        return FrameDetectionDataset(urls, source=source, frame_stride=frame_stride)
-    parts = [FrameDetectionDataset(url, source=source, frame_stride=frame_stride) for url in urls]
+        return FrameDetectionDataset(urls, source=source, frame_stride=frame_stride, cache_videos=cache_videos)
+    parts = [FrameDetectionDataset(url, source=source, frame_stride=frame_stride, cache_videos=cache_videos)
+             for url in urls]
     return parts[0] if len(parts) == 1 else CombinedFrames(parts, list(urls))
 
 

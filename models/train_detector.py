@@ -9,12 +9,23 @@ step, so a run resumed from a checkpoint continues as the uninterrupted run
 would. Checkpoints go to ``out_url`` (any fsspec URL) every
 ``checkpoint_every`` steps and at the end, atomically.
 
+Two options for a GPU: ``max_seconds`` stops the run at a wall-clock budget
+(counted from the call, set-up included) with its final checkpoint, the
+learning-rate decay following the spent share of the budget
+(:func:`tubelets.models.training_loop.learning_rate`); such a run is not
+reproducible step for step and does not resume. ``mixed_precision`` runs the
+forward pass under bfloat16 autocast on CUDA (no loss scaler: bfloat16 has
+float32's exponent range, so gradients do not underflow); on the CPU it is off
+(bfloat16 autocast is slower than float32 on most CPUs). Without them a run is
+exactly what it was.
+
 Command line: ``tubelets train detector DATASET OUT.pt`` (its arguments are
 parsed in :mod:`tubelets.cli_models`, which calls :func:`train_detector`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -38,14 +49,18 @@ from tubelets.models.detection_data import (
 from tubelets.models.detector import build_detector
 from tubelets.models.loading import apply_checkpoint, resolve_device
 from tubelets.models import training_loop
-from tubelets.models.training_loop import make_optimizer
+from tubelets.models.training_loop import Budget, make_optimizer
 
 SECTION = "train_detector"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
-    """What a training run did. ``loss`` is the mean total loss of the last ``min(50, steps run)`` steps."""
+    """What a training run did. ``loss`` is the mean total loss of the last ``min(50, steps run)`` steps.
+
+    ``steps`` is the step the run reached (``train_detector.steps`` unless its budget stopped it first:
+    ``stopped_by_budget``); ``history`` holds each step's ``loss`` and ``lr``, from ``start_step`` on.
+    """
 
     checkpoint_url: str
     checkpoint_id: str
@@ -55,6 +70,8 @@ class TrainResult:
     wall_seconds: float
     device: str
     frames: int
+    stopped_by_budget: bool = False
+    history: list[training_loop.StepLosses] = dataclasses.field(default_factory=list, repr=False)
 
 
 class TrainingBatches(torch.utils.data.Dataset):
@@ -85,16 +102,29 @@ def train_detector(
     device: str = "auto",
     progress: bool = True,
     threads: Optional[int] = None,
+    max_seconds: Optional[float] = None,
+    mixed_precision: bool = False,
+    cache_videos: Optional[int] = None,
 ) -> TrainResult:
     """Train ``cfg["detector"]`` on the data set at ``dataset_url`` (or several, as one); checkpoints to ``out_url``.
 
     ``threads``: torch's CPU threads for this process (None: torch's choice).
+    ``max_seconds``: stop at this wall-clock budget, counted from this call
+    (None: run all ``train_detector.steps``). ``mixed_precision``: bfloat16
+    autocast on CUDA (off on the CPU). ``cache_videos``: videos of decoded
+    frames each loading process keeps (None: all; 0: none, JPEG frames are
+    read one at a time, for sets too large to keep decoded).
     """
     started = time.monotonic()
+    if max_seconds is not None and resume:
+        raise ConfigError("a run with a time budget (max_seconds) cannot resume: its schedule follows the time "
+                          "spent, which a resumed run does not know; resume without a budget or start afresh")
+    budget = Budget(float(max_seconds), started) if max_seconds is not None else None
     if threads:
         torch.set_num_threads(threads)
     detector_cfg, train_cfg = cfg["detector"], cfg[SECTION]
-    frames = open_frames(dataset_url, source=train_cfg["source"], frame_stride=train_cfg["frame_stride"])
+    frames = open_frames(dataset_url, source=train_cfg["source"], frame_stride=train_cfg["frame_stride"],
+                         cache_videos=cache_videos)
     check_categories(frames.categories, detector_cfg, dataset_url)
     torch_device = resolve_device(device)
     torch.manual_seed(sample_seed(int(train_cfg["seed"]), INIT_STREAM))
@@ -108,24 +138,32 @@ def train_detector(
         apply_checkpoint(model, read_checkpoint(train_cfg["init_from"]), train_cfg["init_from"], detector_cfg)
     model.to(torch_device).train()
     training_loop.optimizer_to(optimizer, torch_device)
-    history = run_steps(model, optimizer, frames, cfg, out_url, start_step, torch_device, progress)
+    autocast = mixed_precision and torch_device.type == "cuda"
+    history = run_steps(model, optimizer, frames, cfg, out_url, start_step, torch_device, progress, budget, autocast)
+    reached = start_step + len(history)
     final = training_loop.write_final(
-        out_url, training_checkpoint(model, optimizer, frames, cfg, int(train_cfg["steps"])), train_cfg
+        out_url, training_checkpoint(model, optimizer, frames, cfg, reached), train_cfg
     )
     return TrainResult(
         checkpoint_url=out_url,
         checkpoint_id=final["checkpoint_id"],
         start_step=start_step,
-        steps=int(train_cfg["steps"]),
+        steps=reached,
         loss=training_loop.recent_mean(history, "loss"),
         wall_seconds=time.monotonic() - started,
         device=str(torch_device),
         frames=len(frames),
+        stopped_by_budget=reached < int(train_cfg["steps"]),
+        history=history,
     )
 
 
-def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progress) -> list[training_loop.StepLosses]:
-    """The training loop from ``start_step`` to ``train_detector.steps``; returns each step's ``loss`` and ``lr``."""
+def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progress, budget: Optional[Budget] = None,
+              autocast: bool = False) -> list[training_loop.StepLosses]:
+    """The training loop from ``start_step`` to ``train_detector.steps``; returns each step's ``loss`` and ``lr``.
+
+    It stops earlier when the ``budget`` is spent. ``autocast``: the forward passes under bfloat16 autocast (CUDA).
+    """
     train_cfg = cfg[SECTION]
     batches = TrainingBatches(frames, int(train_cfg["batch_size"]), int(train_cfg["seed"]), train_cfg["augment"])
     steps = range(start_step, int(train_cfg["steps"]))
@@ -135,13 +173,15 @@ def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progre
 
     def one_step(step: int, batch) -> training_loop.StepLosses:
         images, targets = batch
-        loss = train_step(model, optimizer, images, targets, step, train_cfg, device)
-        return {"loss": loss, "lr": training_loop.learning_rate(step, train_cfg)}
+        lr = training_loop.learning_rate(step, train_cfg, budget.spent_share() if budget else None)
+        loss = train_step(model, optimizer, images, targets, step, train_cfg, device, lr, autocast)
+        return {"loss": loss, "lr": lr}
 
     def checkpoint_at(step: int) -> dict:
         return training_checkpoint(model, optimizer, frames, cfg, step)
 
-    return training_loop.run_steps(steps, loader, one_step, checkpoint_at, out_url, train_cfg, progress, "train")
+    return training_loop.run_steps(steps, loader, one_step, checkpoint_at, out_url, train_cfg, progress, "train",
+                                   budget)
 
 
 def training_checkpoint(
@@ -154,13 +194,18 @@ def training_checkpoint(
     )
 
 
-def train_step(model, optimizer, images, targets, step, train_cfg, device) -> float:
-    """One optimiser step on a batch; returns the total loss. RPN/RoI sampling is seeded by the step."""
+def train_step(model, optimizer, images, targets, step, train_cfg, device, lr=None, autocast=False) -> float:
+    """One optimiser step on a batch at ``lr`` (None: the step's); returns the total loss.
+
+    RPN/RoI sampling is seeded by the step. ``autocast``: the forward pass
+    under bfloat16 autocast (CUDA); the backward pass runs outside it, as torch advises.
+    """
     torch.manual_seed(sample_seed(int(train_cfg["seed"]), MODEL_STREAM, step))
     images = [image.to(device) for image in images]
     targets = [{key: value.to(device) for key, value in target.items()} for target in targets]
-    loss = sum(model(images, targets).values())
-    training_loop.optimizer_step(model, optimizer, loss, step, train_cfg, SECTION)
+    with torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+        loss = sum(model(images, targets).values())
+    training_loop.optimizer_step(model, optimizer, loss, step, train_cfg, SECTION, lr)
     return float(loss.item())
 
 

@@ -5,12 +5,18 @@ step computes; the rest is here, so both show the same progress bar, write
 checkpoints atomically every ``checkpoint_every`` steps, resume the same way
 and refuse a non-finite loss with the same advice. ``section`` names the
 command's config section (``train_detector``, ``train_tracker``) in messages.
+
+A run may also have a wall-clock :class:`Budget`: it stops at the first step
+that starts after the budget is spent, and its learning-rate schedule follows
+the spent share of the budget as well as the steps (see :func:`learning_rate`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable, Iterable, Mapping
+import time
+from typing import Callable, Iterable, Mapping, Optional
 
 import fsspec
 import torch
@@ -22,17 +28,44 @@ from tubelets.models.checkpoints import strip_for_release, write_checkpoint
 StepLosses = dict[str, float]
 
 
-def learning_rate(step: int, train_cfg: Mapping) -> float:
-    """The learning rate of step ``step``: linear warm-up from 1%, then cosine or step decay."""
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """``seconds`` of wall-clock time counted from ``started`` (a ``time.monotonic()`` reading)."""
+
+    seconds: float
+    started: float
+
+    def spent_share(self) -> float:
+        """The share of the budget spent so far (above 1 once it is over)."""
+        return (time.monotonic() - self.started) / self.seconds if self.seconds > 0 else math.inf
+
+    def is_spent(self) -> bool:
+        return self.spent_share() >= 1.0
+
+
+def learning_rate(step: int, train_cfg: Mapping, spent_share: Optional[float] = None) -> float:
+    """The learning rate of step ``step``: linear warm-up from 1%, then cosine or step decay.
+
+    ``spent_share``: the share of a wall-clock :class:`Budget` spent. The decay
+    then follows whichever of steps and time is further along, so a run that
+    stops at its budget ends its schedule there too, however fast the machine
+    is. (Planning a step count from a measured speed would keep the schedule a
+    function of the step alone, but the first steps on a GPU are the slowest
+    and the data loader's speed drifts, so such a plan ends early or is cut
+    short before its decay is done.)
+    """
     base, total, warmup = float(train_cfg["lr"]), int(train_cfg["steps"]), int(train_cfg["warmup_steps"])
     if step < warmup:
         return base * (0.01 + 0.99 * step / warmup)
     if train_cfg["schedule"] == "cosine":
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if spent_share is not None:
+            progress = max(progress, min(1.0, spent_share))
         floor = float(train_cfg["min_lr_ratio"])
         return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
     if train_cfg["schedule"] == "step":
-        return base * 0.1 ** sum(step >= fraction * total for fraction in train_cfg["milestones"])
+        spent = -math.inf if spent_share is None else spent_share
+        return base * 0.1 ** sum(step >= fraction * total or spent >= fraction for fraction in train_cfg["milestones"])
     raise ConfigError(f"training schedule must be 'cosine' or 'step', got {train_cfg['schedule']!r}")
 
 
@@ -56,12 +89,12 @@ def optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None
 
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int,
-                   train_cfg: Mapping, section: str) -> None:
-    """Backward ``loss`` and step at step ``step``'s learning rate, gradients clipped to ``clip_grad_norm``."""
+                   train_cfg: Mapping, section: str, lr: Optional[float] = None) -> None:
+    """Backward ``loss`` and step at ``lr`` (None: step ``step``'s), gradients clipped to ``clip_grad_norm``."""
     if not torch.isfinite(loss):
         raise FloatingPointError(f"training loss is {loss.item()} at step {step}; lower {section}.lr")
     for group in optimizer.param_groups:
-        group["lr"] = learning_rate(step, train_cfg)
+        group["lr"] = learning_rate(step, train_cfg) if lr is None else lr
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if train_cfg.get("clip_grad_norm"):
@@ -71,16 +104,21 @@ def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, los
 
 def run_steps(steps: range, inputs: Iterable, train_step: Callable[[int, object], StepLosses],
               checkpoint_at: Callable[[int], dict], out_url: str, train_cfg: Mapping, progress: bool,
-              desc: str) -> list[StepLosses]:
+              desc: str, budget: Optional[Budget] = None) -> list[StepLosses]:
     """``train_step(step, item)`` over ``zip(steps, inputs)`` with a progress bar and periodic checkpoints.
 
     The bar shows each value averaged over the last 20 steps; a checkpoint
     (``checkpoint_at(done)``) is written every ``checkpoint_every`` steps
-    except the last, which the caller writes as the final one.
+    except the last, which the caller writes as the final one. With a
+    ``budget``, no step starts once it is spent (the last may end up to one
+    step after it); the run then reached step ``steps.start + len(history)``.
     """
     bar = tqdm(total=steps.stop, initial=steps.start, disable=not progress, mininterval=2.0, desc=desc)
     history: list[StepLosses] = []
     for step, item in zip(steps, inputs):
+        if budget is not None and budget.is_spent():
+            bar.write(f"step {step}: the {budget.seconds:.0f} s budget is spent; stopping")
+            break
         history.append(train_step(step, item))
         bar.update(1)
         recent = history[-20:]
