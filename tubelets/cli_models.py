@@ -54,18 +54,20 @@ def training_config(args: argparse.Namespace) -> dict:
     return load_config(args.config, overrides)
 
 
+def trained_line(result, data: str, note: str = "") -> str:
+    """The one line a training command ends with: steps, data, time, device, loss and the checkpoint written."""
+    return (f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on {data} in "
+            f"{result.wall_seconds:.0f} s on {result.device}{note}; final loss {result.loss:.3f}; "
+            f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}")
+
+
 def _train_detector(args: argparse.Namespace) -> int:
     from tubelets.models.train_detector import train_detector
 
     result = train_detector(args.dataset, args.out, training_config(args), args.resume, args.device,
                             progress=not args.no_progress, threads=args.threads, max_seconds=args.max_seconds)
-    print(
-        f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
-        f"{result.frames} frames in {result.wall_seconds:.0f} s on {result.device}"
-        f"{' (stopped at --max-seconds)' if result.stopped_by_budget else ''}; final loss {result.loss:.3f}; "
-        f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}",
-        file=sys.stderr,
-    )
+    stopped = " (stopped at --max-seconds)" if result.stopped_by_budget else ""
+    print(trained_line(result, f"{result.frames} frames", stopped), file=sys.stderr)
     return 0
 
 
@@ -74,13 +76,8 @@ def _train_tracker(args: argparse.Namespace) -> int:
 
     result = train_tracker(args.dataset, args.out, training_config(args), args.resume, args.device,
                            progress=not args.no_progress, threads=args.threads)
-    print(
-        f"trained {result.steps - result.start_step} steps ({result.start_step}->{result.steps}) on "
-        f"{result.instances} instance frames in {result.wall_seconds:.0f} s on {result.device} against detector "
-        f"{result.detector_checkpoint_id}; final loss {result.loss:.3f}; "
-        f"checkpoint {result.checkpoint_id} -> {result.checkpoint_url}",
-        file=sys.stderr,
-    )
+    against = f" against detector {result.detector_checkpoint_id}"
+    print(trained_line(result, f"{result.instances} instance frames", against), file=sys.stderr)
     return 0
 
 

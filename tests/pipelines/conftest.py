@@ -94,11 +94,9 @@ def listed_input(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_url(tmp_path_factory) -> str:
+def tiny_url(tiny_shapes_set) -> str:
     """One Shapes-VIS video of 64x48 frames, seed 3: cheap for the real (untrained) detector."""
-    root = tmp_path_factory.mktemp("pipeline-tiny") / "tiny"
-    generate_dataset(str(root), videos=1, seed=3, width=64, height=48, write_jpegs=False)
-    return str(root)
+    return tiny_shapes_set("tiny", videos=1, seed=3, write_jpegs=False)
 
 
 @pytest.fixture(scope="session")

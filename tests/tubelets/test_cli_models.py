@@ -13,13 +13,9 @@ TINY_HEADS = "{embedding_dim: 8, siamese_channels: 16, segmentation_channels: 8,
 
 
 @pytest.fixture(scope="module")
-def tiny_shapes(tmp_path_factory) -> str:
+def tiny_shapes(tiny_shapes_set) -> str:
     """Two Shapes-VIS videos of 64x48 frames (JPEG only), seed 7."""
-    from tubelets.synth import generate_dataset
-
-    root = tmp_path_factory.mktemp("tiny-shapes") / "shapes"
-    generate_dataset(str(root), videos=2, seed=7, width=64, height=48, write_videos=False)
-    return str(root)
+    return tiny_shapes_set("shapes", videos=2, seed=7, write_videos=False)
 
 
 @pytest.fixture(scope="module")
