@@ -104,6 +104,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from tubelets.export import export
+
+    summary = export(args.format, args.run_folder, args.dest, min_score=args.min_score, gt_url=args.gt)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    print(summary.results(), end="")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tubelets.demo import run_demo
 
@@ -201,6 +211,23 @@ def _add_report(commands) -> None:
     parser.set_defaults(handler=_report)
 
 
+def _add_export(commands) -> None:
+    from tubelets.export import DEFAULT_MIN_SCORE, FORMATS
+
+    parser = commands.add_parser("export", help="write a complete run's tubelets in another format: per-frame "
+                                 "instance label images (16-bit PNG, category_id * 1000 + instance)")
+    parser.add_argument("run_folder", metavar="RUN_FOLDER", help="a complete run's folder, OUTPUT/<run_id>")
+    parser.add_argument("dest", metavar="DEST", help="a new (or empty) folder to write to (any fsspec URL)")
+    parser.add_argument("--format", required=True, choices=sorted(FORMATS),
+                        help="instance-png: DEST/<video>/<frame:05d>.png and DEST/index.json (docs/export.md)")
+    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                        help=f"tubelets scoring below are left out (default {DEFAULT_MIN_SCORE})")
+    parser.add_argument("--gt", default=None, metavar="GT_FOLDER",
+                        help="label images in the same format: score the export against them (per-class IoU over "
+                        "all frames and its mean, to stdout and the run's metrics table, scope class_iou)")
+    parser.set_defaults(handler=_export)
+
+
 def _status(args: argparse.Namespace) -> int:
     from tubelets.progress import folder_progress
 
@@ -225,8 +252,8 @@ def _add_demo(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_report, add_train, add_evaluate_detector,
-                _add_score, _add_query, _add_compare, _add_status, _add_demo):
+    for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_report, _add_export, add_train,
+                add_evaluate_detector, _add_score, _add_query, _add_compare, _add_status, _add_demo):
         add(commands)
     return parser
 

@@ -28,8 +28,9 @@ from tubelets.errors import TubeletsError
 
 # 2: metrics rows of VOS runs (task, sequence, object_id, J/F columns); 3: tubelets.other_classes;
 # 4: one file per video (tubelets, dead letters) and the video_matches table;
-# 5: metrics.baseline_run_id, difference_low, difference_high (evaluate --baseline's comparison rows)
-SCHEMA_VERSION = "5"
+# 5: metrics.baseline_run_id, difference_low, difference_high (evaluate --baseline's comparison rows);
+# 6: metrics.iou (scope "class_iou": per-class IoU of instance label images, tubelets export --gt)
+SCHEMA_VERSION = "6"
 
 # One element of ``tubelets.frames``: the instance in one frame where it has a mask.
 FRAME_TYPE = pa.struct(
@@ -84,13 +85,16 @@ TASKS = ("vis", "vos", "point")
 # scope "baseline", RUN's own overall and category rows; scope "difference", one row per overall or category
 # number, that metric's column holding candidate - baseline (the other AP/AR columns null) and difference_low,
 # difference_high its 95 % paired bootstrap interval over videos. category_id is null on overall rows.
+# ``tubelets export --format instance-png --gt GT`` adds rows of scope "class_iou" (task "vis", dataset the GT folder,
+# metrics/class_iou-<digest>.parquet): iou per category (tubelets.metrics.class_iou), and the mean over them on the
+# row whose category_id is null.
 METRICS = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("dataset", pa.string(), nullable=False),
         pa.field("tracker", pa.string(), nullable=False),
         pa.field("task", pa.string(), nullable=False),  # one of TASKS
-        # "overall", "category", "baseline", "difference" (VIS), "sequence", "object" (VOS)
+        # "overall", "category", "baseline", "difference", "class_iou" (VIS), "sequence", "object" (VOS)
         pa.field("scope", pa.string(), nullable=False),
         pa.field("category_id", pa.int32()),  # VIS category rows
         pa.field("category_name", pa.string()),
@@ -102,6 +106,7 @@ METRICS = pa.schema(
         pa.field("baseline_run_id", pa.string()),  # comparison rows (scopes "baseline", "difference"); else null
         pa.field("difference_low", pa.float64()),  # "difference" rows: the 95 % interval of the difference
         pa.field("difference_high", pa.float64()),
+        pa.field("iou", pa.float64()),  # "class_iou" rows: a category's IoU over the data set, or the mean over them
         pa.field("num_videos", pa.int64(), nullable=False),
         pa.field("num_gt_instances", pa.int64(), nullable=False),
         pa.field("num_predictions", pa.int64(), nullable=False),

@@ -110,7 +110,7 @@ def _vos_metric_row(**changes):
 
 
 def test_metrics_schema_has_the_vos_columns():
-    assert tables.TASKS == ("vis", "vos", "point") and tables.SCHEMA_VERSION == "5"
+    assert tables.TASKS == ("vis", "vos", "point") and tables.SCHEMA_VERSION == "6"
     assert len(tables.VOS_METRIC_NAMES) == 7 and "JF_mean" in tables.VOS_METRIC_NAMES
     for name in (*tables.VOS_METRIC_NAMES, "prompt_iou"):
         assert tables.METRICS.field(name).type == pa.float64() and tables.METRICS.field(name).nullable
