@@ -10,7 +10,7 @@ DEMO_DATA ?= sample-data
 DEMO_OUT ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean gpu-wheels
+.PHONY: demo test lint install clean gpu-wheels gpu-check-wheels
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,16 @@ gpu-wheels: $(VENV)/.installed-runtime
 		$$($(PY) -c 'import sys, importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' \
 		$(GPU_WHEELS))
 	du -sh $(GPU_WHEELS_DIR)
+
+# benchmarks/gpu_check.py's wheels, in their own git-ignored folder: the gpu-wheels set and Beam with those of its
+# dependencies the machine lacks. Measured (an image-like site and these wheels, --no-deps): pymongo, dnspython and
+# orjson are never imported on the pipeline's paths and stay out (1.5 MB), as do duckdb (24 MB; `tubelets query`
+# only) and imageio-ffmpeg (65 MB; gpu_check.py reads JPEG frames where there is no ffmpeg); protobuf travels for a
+# version Beam accepts. About 40 MB: with the code (11 MB), 51 MB of the 64 MiB a device call carries.
+gpu-check-wheels: GPU_WHEELS_DIR := .gpu-check-wheels
+gpu-check-wheels: GPU_WHEELS += apache-beam beartype cryptography cffi pycparser fastavro fasteners httplib2 \
+	jsonpickle objsize proto-plus protobuf pytz zstandard
+gpu-check-wheels: gpu-wheels
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) $(DEMO_OUT) .pytest_cache

@@ -49,7 +49,7 @@ from shapes_vis import PRESET, TUBELETS
 
 from tubelets import tables
 from tubelets.config import load_config
-from tubelets.io.video import iter_frames
+from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_scoring import scorer_from_config
@@ -59,7 +59,7 @@ from tubelets.pipelines.segment import detector_handler
 from tubelets.records import FrameDetections, VideoMeta
 from tubelets.runs import video_file_stem
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
-from tubelets.transforms.decode import META, DecodeVideo
+from tubelets.transforms.decode import META, DecodeVideo, input_frames
 from tubelets.transforms.inputs import MatchInputs, VideoInput, expand_input
 from tubelets.transforms.portable import SplitOutputs
 from tubelets.transforms.proposals import ProposeInstances, detects_frame
@@ -134,12 +134,13 @@ class Decoded:
 
 
 def decode(inputs: list[VideoInput], io: dict) -> list[Decoded]:
-    """Every video's frames, decoded as the pipeline's DecodeVideo decodes a video file."""
-    decoded = []
+    """Every video's frames, read as the pipeline's DecodeVideo reads them (a video file, or a data set's JPEGs)."""
+    decoded, datasets = [], {}
     for item in inputs:
-        if item.source != "video":
-            raise SystemExit(f"{item.key}: pipeline_bench times video files (io.source video), not {item.source!r}")
-        pairs = list(iter_frames(item.url, stride=io["stride"], fps=io["fps"], max_size=io["max_size"]))
+        if item.source != "video" and item.url not in datasets:
+            datasets[item.url] = YouTubeVISDataset(item.url)
+        pairs = list(input_frames(item, stride=io["stride"], fps=io["fps"], max_size=io["max_size"],
+                                  dataset=datasets.get(item.url)))
         frames = [frame for _, frame in pairs]
         meta = VideoMeta(item.key, frames[0].shape[1], frames[0].shape[0], len(frames), video_id=item.video_id,
                          frame_indices=[index for index, _ in pairs], url=item.url, source=item.source)

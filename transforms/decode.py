@@ -71,17 +71,27 @@ class DecodeVideo(beam.DoFn):
         yield beam.pvalue.TaggedOutput(META, (item.key, meta))
 
     def _frames_of(self, item) -> Iterator[tuple[int, np.ndarray]]:
-        options = {"stride": self._stride}
-        if item.source == "jpeg":
-            return self._dataset(item).iter_frames(item.video_id, source="jpeg", **options)
-        if item.source == "davis":
-            if self._stride != 1:
-                raise ValueError("DAVIS sequences are read frame by frame: io.stride must be 1")
-            return self._dataset(item).iter_frames(item.key)
-        return iter_frames(item.url, fps=self._fps, max_size=self._max_size, **options)
+        dataset = None if item.source == "video" else self._dataset(item)
+        return input_frames(item, stride=self._stride, fps=self._fps, max_size=self._max_size, dataset=dataset)
 
     def _dataset(self, item) -> YouTubeVISDataset | DavisDataset:
         if (item.source, item.url) not in self._datasets:
             kind = DavisDataset if item.source == "davis" else YouTubeVISDataset
             self._datasets[(item.source, item.url)] = kind(item.url)
         return self._datasets[(item.source, item.url)]
+
+
+def input_frames(item, *, stride: int, fps: float | None, max_size: int | None,
+                 dataset: YouTubeVISDataset | DavisDataset | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(source index, RGB frame)`` of one input as :class:`DecodeVideo` reads it.
+
+    A video file is decoded (``stride``, ``fps``, ``max_size``); a data set's JPEG frames or DAVIS
+    sequence are read from ``dataset`` (its folder, parsed once by the caller), at their own size.
+    """
+    if item.source == "jpeg":
+        return dataset.iter_frames(item.video_id, source="jpeg", stride=stride)
+    if item.source == "davis":
+        if stride != 1:
+            raise ValueError("DAVIS sequences are read frame by frame: io.stride must be 1")
+        return dataset.iter_frames(item.key)
+    return iter_frames(item.url, stride=stride, fps=fps, max_size=max_size)
