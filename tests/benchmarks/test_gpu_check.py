@@ -19,7 +19,9 @@ PHASES = [phase.name for phase in gpu_check.PHASES]
 # the run takes about 40 s on an idle 2-core machine (60 s on a busy one).
 SAME_CODE_AS_OTHERS = ("stages-small", "segment-small")
 TINY_PHASES = [name for name in PHASES if name not in SAME_CODE_AS_OTHERS]
-TINY_BUDGET = 90
+# Generous: the phases end as soon as their work is done, and CI runs this beside other tests on 2 cores, where
+# a phase's share of a tight budget cut it (the cut itself is tested below with a budget made to run over).
+TINY_BUDGET = 900
 
 
 def test_a_tiny_run_measures_every_phase_and_writes_one_table(tmp_path, bench):
