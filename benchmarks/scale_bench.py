@@ -1,8 +1,10 @@
-"""How the cost of ``tubelets segment`` grows with the number of videos, on the DirectRunner and on Dask.
+"""How the cost of ``tubelets segment`` and ``evaluate`` grows with the number of videos, on the DirectRunner and Dask.
 
 For each size (``--sizes 10,100,1000``) a bucket of short Shapes-VIS clips
 (``--frames`` frames of ``--width`` x ``--height``, drawn by ``tubelets.synth``)
-is segmented by ``tubelets segment`` run as a subprocess, with the shipped
+is segmented by ``tubelets segment`` (``--commands segment``), or scored by
+``tubelets evaluate`` as a YouTube-VIS data set of those clips with their
+ground truth (``--commands evaluate``), run as a subprocess, with the shipped
 detector kept cheap (``detector.min_size``/``max_size`` at the frames' size)
 and ``--tracker iou``, on
 
@@ -13,12 +15,16 @@ and ``--tracker iou``, on
 
 Peak RSS is polled (psutil, every 0.2 s) for the launching process alone and for
 each worker: a DirectRunner worker process, a Dask worker process tree (nanny
-and worker), and the Dask scheduler. ``--long`` adds one ``--long-frames``-frame
-video (the clips looped) on each engine: its peak memory shows whether a video
-is streamed or held whole.
+and worker), and the Dask scheduler, each with the programs it runs (ffmpeg).
+A child that is still a copy of its parent (forked, not yet running its own
+program: about to become ffmpeg) is left out: its RSS is its parent's pages
+again, and counting it made a worker look twice its size whenever a poll fell
+in that moment, more often the more videos a run decoded. ``--long`` adds one
+``--long-frames``-frame video (the clips looped) on each engine: its peak memory
+shows whether a video is streamed or held whole.
 
-Usage: python benchmarks/scale_bench.py [--sizes 10,100,1000] [--engines direct,dask] [--long]
-           [--work DIR] [--json results.json]
+Usage: python benchmarks/scale_bench.py [--sizes 10,100,1000] [--engines direct,dask] [--commands segment,evaluate]
+           [--long] [--work DIR] [--json results.json]
 Prints one table: wall time, frames/s, peak RSS (MB), seconds per video, its
 ratio to the smallest size's on the same engine (below 1: the fixed start-up
 is spread over more videos), and the marginal seconds per video (the wall
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -48,8 +55,8 @@ import psutil
 
 from tubelets.io.video_writer import write_mp4
 from tubelets.synth import spec
-from tubelets.synth.dataset import video_rng
-from tubelets.synth.scene import generate_video
+from tubelets.synth.dataset import annotation_records, video_record, video_rng
+from tubelets.synth.scene import SyntheticVideo, generate_video
 
 BIN = os.path.dirname(sys.executable)
 MB = 1024 * 1024
@@ -75,12 +82,56 @@ def make_bucket(folder: str, clips: list[str], videos: int) -> str:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     for index in range(videos):
-        target = os.path.join(folder, f"video_{index:05d}.mp4")
-        try:
-            os.link(clips[index % len(clips)], target)
-        except OSError:
-            shutil.copy(clips[index % len(clips)], target)
+        link(clips[index % len(clips)], os.path.join(folder, f"video_{index:05d}.mp4"))
     return os.path.join(folder, "*.mp4")
+
+
+def link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy(source, target)
+
+
+def cut(video: SyntheticVideo, frames: int) -> SyntheticVideo:
+    """The video's first ``frames`` frames, with the instances seen in them."""
+    keep = min(frames, video.length)
+    instances = [dataclasses.replace(instance, masks=instance.masks[:keep]) for instance in video.instances
+                 if any(mask is not None for mask in instance.masks[:keep])]
+    return dataclasses.replace(video, frames=video.frames[:keep], instances=instances, camera=video.camera[:keep])
+
+
+def make_labelled_clips(folder: str, count: int, frames: int, width: int, height: int,
+                        seed: int) -> list[tuple[str, SyntheticVideo]]:
+    """``count`` distinct Shapes-VIS videos cut to their first ``frames`` frames: ``(mp4 path, video)`` each."""
+    os.makedirs(folder, exist_ok=True)
+    clips = []
+    for index in range(count):
+        video = cut(generate_video(video_rng(seed, index), width, height), frames)
+        path = os.path.join(folder, f"clip_{index:03d}.mp4")
+        write_mp4(path, video.frames, spec.FPS)
+        clips.append((path, video))
+    return clips
+
+
+def make_dataset_bucket(folder: str, clips: list[tuple[str, SyntheticVideo]], videos: int) -> str:
+    """A YouTube-VIS data set of ``videos`` videos in ``folder``: the clips in turn (hard links), each with its
+    ground truth under its own video and annotation ids; the folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(os.path.join(folder, "videos"))
+    clip_annotations = [annotation_records(video, 0, 0) for _, video in clips]  # RLE-encoded once a clip
+    records, annotations = [], []
+    for index in range(videos):
+        path, video = clips[index % len(clips)]
+        name = f"video_{index:05d}"
+        link(path, os.path.join(folder, "videos", f"{name}.mp4"))
+        records.append(video_record(index + 1, name, video))
+        annotations += [{**annotation, "id": len(annotations) + k + 1, "video_id": index + 1}
+                        for k, annotation in enumerate(clip_annotations[index % len(clips)])]
+    with open(os.path.join(folder, "instances.json"), "w") as handle:
+        json.dump({"videos": records, "annotations": annotations,
+                   "categories": [dict(category) for category in spec.CATEGORIES]}, handle)
+    return folder
 
 
 def make_long_video(path: str, frames: int, width: int, height: int, seed: int) -> str:
@@ -99,17 +150,43 @@ def make_long_video(path: str, frames: int, width: int, height: int, seed: int) 
 # ---- processes and their memory -------------------------------------------------------------------------
 
 
+def is_fork_copy(process: psutil.Process, parent: psutil.Process) -> bool:
+    """Whether ``process`` is still a copy of ``parent``: forked, not yet running a program of its own.
+
+    Its RSS is the parent's pages over again (shared until written, or the very same with vfork), so adding
+    it counts the parent twice. Measured: a DirectRunner worker of 0.9 GB polled at 1.8 GB whenever a poll
+    fell between the fork and the exec of one of the ffmpeg/ffprobe processes it starts for each video
+    (under load that copy lived up to a second). Told by its command line: until the exec it is the parent's.
+    """
+    try:
+        return process.name() == parent.name() and process.cmdline() == parent.cmdline()
+    except psutil.Error:
+        return True
+
+
 def tree_rss(pid: int) -> int:
-    """RSS of a process and its descendants, 0 when it is gone."""
+    """RSS of a process and its descendants (fork copies left out, :func:`is_fork_copy`), 0 when it is gone."""
     try:
         root = psutil.Process(pid)
         total = root.memory_info().rss
-        for child in root.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                total += child.memory_info().rss
-        return total
     except psutil.Error:
         return 0
+    pending = [(child, root) for child in _children(root)]
+    while pending:
+        process, parent = pending.pop()
+        if is_fork_copy(process, parent):
+            continue
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
+            pending += [(child, process) for child in _children(process)]
+    return total
+
+
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children()
+    except psutil.Error:
+        return []
 
 
 class PeakRss:
@@ -131,7 +208,8 @@ class PeakRss:
                 launcher = psutil.Process(self.launcher)
                 self._note("launcher", launcher.memory_info().rss)
                 for child in launcher.children():
-                    self._note(f"child {child.pid}", tree_rss(child.pid))
+                    if not is_fork_copy(child, launcher):
+                        self._note(f"child {child.pid}", tree_rss(child.pid))
             except psutil.Error:
                 pass
             for name, pid in self.other_roots.items():
@@ -212,9 +290,10 @@ class DaskCluster:
 # ---- runs -----------------------------------------------------------------------------------------------
 
 
-def segment_command(input_glob: str, output: str, run_id: str, engine: str, workers: int, frames_side: int,
-                    dask_address: Optional[str]) -> list[str]:
-    command = [os.path.join(BIN, "tubelets"), "segment", input_glob, output, "--run-id", run_id, "--tracker", "iou",
+def tubelets_command(command: str, input_url: str, output: str, run_id: str, engine: str, workers: int,
+                     frames_side: int, dask_address: Optional[str]) -> list[str]:
+    """``tubelets segment|evaluate INPUT OUTPUT`` on ``engine``, the shipped detector at the frames' size."""
+    command = [os.path.join(BIN, "tubelets"), command, input_url, output, "--run-id", run_id, "--tracker", "iou",
                "--set", "detector.device=cpu", "--set", f"detector.min_size={frames_side}",
                "--set", f"detector.max_size={frames_side}", "--progress-every", "0"]
     if engine == "direct":
@@ -246,13 +325,13 @@ def run_once(command: list[str], env: dict, log: str, other_roots: dict[str, int
 
 
 def table(rows: list[dict]) -> str:
-    header = ("engine", "videos", "frames", "wall s", "frames/s", "launcher MB", "workers MB", "sched MB",
+    header = ("engine", "command", "videos", "frames", "wall s", "frames/s", "launcher MB", "workers MB", "sched MB",
               "s/video", "ratio", "marginal s/video")
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for row in rows:
         workers = " / ".join(f"{mb:.0f}" for mb in row["worker_mb"]) or "-"
         lines.append(" | ".join([
-            row["engine"], str(row["size"]), str(row["frames"]), f"{row['wall_s']:.1f}",
+            row["engine"], row["command"], str(row["size"]), str(row["frames"]), f"{row['wall_s']:.1f}",
             f"{row['frames'] / row['wall_s']:.1f}" if row["frames"] else "-", f"{row['launcher_mb']:.0f}", workers,
             f"{row['scheduler_mb']:.0f}" if row["scheduler_mb"] is not None else "-",
             f"{row['wall_s'] / row['size']:.3f}" if row["size"] else "-",
@@ -262,10 +341,24 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def add_ratios(rows: list[dict]) -> None:
+    """Each row's seconds per video against the smallest size's of its engine and command, and its marginal cost."""
+    for key in dict.fromkeys((row["engine"], row["command"]) for row in rows):
+        scaled = [row for row in rows if (row["engine"], row["command"]) == key and not row["long"] and row["rc"] == 0]
+        if not scaled:
+            continue
+        base = min(scaled, key=lambda row: row["size"])
+        for row in scaled:
+            row["ratio"] = (row["wall_s"] / row["size"]) / (base["wall_s"] / base["size"])
+            if row is not base:  # what each video past the smallest size cost: the fixed start-up left out
+                row["marginal"] = (row["wall_s"] - base["wall_s"]) / (row["size"] - base["size"])
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000", help="videos per bucket, comma-separated")
     parser.add_argument("--engines", default="direct,dask", help="direct, dask or both")
+    parser.add_argument("--commands", default="segment", help="segment, evaluate or both, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="DirectRunner worker processes; Dask workers")
     parser.add_argument("--frames", type=int, default=8, help="frames of each short video")
     parser.add_argument("--width", type=int, default=64)
@@ -279,50 +372,56 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=1500, help="seconds one run may take before it is killed")
     parser.add_argument("--work", default=None, help="folder for the data, outputs and logs (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
     work = args.work or tempfile.mkdtemp(prefix="tubelets-scale-")
     logs = os.path.join(work, "logs")
     os.makedirs(logs, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread a worker, as proposals.torch_threads
     sizes = [int(size) for size in args.sizes.split(",") if size]
     engines = [engine for engine in args.engines.split(",") if engine]
+    commands = [command for command in args.commands.split(",") if command]
     side = max(args.width, args.height)
     clips = make_clips(os.path.join(work, "clips"), args.clips, args.frames, args.width, args.height, args.seed)
+    labelled = (make_labelled_clips(os.path.join(work, "labelled"), args.clips, args.frames, args.width, args.height,
+                                    args.seed) if "evaluate" in commands else [])
     long_glob = make_long_video(os.path.join(work, "long", "long.mp4"), args.long_frames, args.width, args.height,
                                 args.seed) if args.long else None
     print(f"work folder {work}; {psutil.cpu_count()} CPUs", file=sys.stderr)
+
+    def bucket(command: str, size: int) -> str:
+        folder = os.path.join(work, f"{command}-{size}")
+        if command == "evaluate":
+            return make_dataset_bucket(folder, labelled, size)
+        return make_bucket(folder, clips, size)
 
     rows = []
     for engine in engines:
         cluster = DaskCluster(args.workers, env, logs) if engine == "dask" else None
         try:
             roots = cluster.roots if cluster else {}
-            runs = [(size, make_bucket(os.path.join(work, f"bucket-{size}"), clips, size)) for size in sizes]
+            runs = [(command, size) for command in commands for size in sizes]
             if args.warmup:  # first imports, a Dask worker's first task: paid once, not by the first size
-                runs.insert(0, ("warmup", make_bucket(os.path.join(work, "bucket-warmup"), clips, 2)))
-            runs += [("long", long_glob)] if long_glob else []
-            for size, input_glob in runs:
-                run_id = f"{engine}-{size}"
-                command = segment_command(input_glob, os.path.join(work, "out"), run_id, engine, args.workers, side,
-                                          cluster.address if cluster else None)
+                runs.insert(0, (commands[0], "warmup"))
+            runs += [("segment", "long")] if long_glob else []
+            for command, size in runs:
+                run_id = f"{engine}-{command}-{size}"
+                input_url = long_glob if size == "long" else bucket(command, 2 if size == "warmup" else size)
+                line = tubelets_command(command, input_url, os.path.join(work, "out"), run_id, engine, args.workers,
+                                        side, cluster.address if cluster else None)
                 shutil.rmtree(os.path.join(work, "out", run_id), ignore_errors=True)
-                result = run_once(command, env, os.path.join(logs, f"{run_id}.log"), roots, args.timeout)
-                row = {"engine": engine, "size": 1 if size == "long" else size, "long": size == "long", **result}
+                result = run_once(line, env, os.path.join(logs, f"{run_id}.log"), roots, args.timeout)
                 if size != "warmup":
-                    rows.append(row)
-                print(f"{engine} {size}: {result['wall_s']:.1f}s, exit {result['rc']}", file=sys.stderr, flush=True)
+                    rows.append({"engine": engine, "command": command, "size": 1 if size == "long" else size,
+                                 "long": size == "long", **result})
+                print(f"{run_id}: {result['wall_s']:.1f}s, exit {result['rc']}", file=sys.stderr, flush=True)
         finally:
             if cluster:
                 cluster.stop()
-    for engine in engines:
-        scaled = [row for row in rows if row["engine"] == engine and not row["long"] and row["rc"] == 0]
-        if scaled:
-            base = min(scaled, key=lambda row: row["size"])
-            for row in scaled:
-                row["ratio"] = (row["wall_s"] / row["size"]) / (base["wall_s"] / base["size"])
-                if row is not base:  # what each video past the smallest size cost: the fixed start-up left out
-                    row["marginal"] = (row["wall_s"] - base["wall_s"]) / (row["size"] - base["size"])
+    add_ratios(rows)
     if any(not row["long"] for row in rows):
         print(table([row for row in rows if not row["long"]]))
     if long_glob:

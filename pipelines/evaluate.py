@@ -1,36 +1,43 @@
 """``tubelets evaluate DATASET OUTPUT``: segment a labelled data set and score it.
 
-Everything ``segment`` writes, plus ``OUTPUT/<run_id>/results.json``
-(YouTube-VIS results) and the ``metrics`` table, scored in the pipeline:
-per-video matching in parallel, one global accumulation. With ``--baseline RUN``
-the ended run is compared with RUN (:mod:`tubelets.compare`), and
-``--fail-on-drop METRIC=X`` turns a real drop into exit 4.
+Everything ``segment`` writes, plus each video's matches (the ``video_matches``
+table, made in the pipeline where the video is tracked), then, once the
+pipeline has ended, ``OUTPUT/<run_id>/results.json`` (YouTube-VIS results) and
+the ``metrics`` table (:func:`score_run`). With ``--baseline RUN`` the ended run
+is compared with RUN (:mod:`tubelets.compare`), and ``--fail-on-drop METRIC=X``
+turns a real drop into exit 4.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import sys
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
 
+from tubelets import runs
 from tubelets.compare import (Gate, check_run, check_same_dataset, compare_runs, parse_gates, regression, table_rows,
                               to_text, unchecked_gates)
-from tubelets.errors import ConfigError, DatasetError, RegressionError
+from tubelets.errors import ConfigError, DatasetError, RegressionError, RunFailedError
 from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.io.results import stream_results
+from tubelets.metrics.vis import VideoMatches, accumulate
+from tubelets.metrics.vis_store import row_to_matches
 from tubelets.pipelines.arguments import parse_run_arguments
-from tubelets.pipelines.lifecycle import execute
+from tubelets.pipelines.lifecycle import execute, one_line, resume_command
 from tubelets.pipelines.run_setup import RunSpec, check_native_frames, prepare_run
 from tubelets.pipelines.segment import build_pipeline as build_segment
 from tubelets.pipelines.vos import run_vos
-from tubelets.runs import inputs_with_files, stem_of_file, update_manifest
-from tubelets.tables import METRICS, read_table, table_folder, to_arrow, with_provenance, write_parquet
-from tubelets.transforms.evaluation import ScoreVideos, headline
+from tubelets.tables import (METRICS, TABLES, table_files, table_folder, to_arrow, utc_now, with_provenance,
+                             write_parquet)
+from tubelets.transforms.evaluation import GroundTruth, MatchVideo, headline, load_ground_truth, metric_rows
 from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
-from tubelets.transforms.outputs import WriteResultsFile, WriteRunFiles, WriteTable
+from tubelets.transforms.outputs import WriteRunFiles, WriteTable, results_order, write_table_file
 from tubelets.tubelet_rows import results_from_rows
 
 # Scoring compares masks with the ground truth frame by frame, at the data set's frame size: a strided,
@@ -48,30 +55,19 @@ def check_dataset(dataset_url: str) -> YouTubeVISDataset:
     return dataset
 
 
-def build_pipeline(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollection]:
-    """The segment graph plus results.json and the metrics table. Graph only."""
+def build_pipeline(p: beam.Pipeline, spec: RunSpec, digest: Optional[str] = None) -> dict[str, beam.PCollection]:
+    """The segment graph plus each tracked video's matches. Graph only.
+
+    ``digest``: the annotations' :func:`dataset_digest` (computed when not given). Nothing here
+    gathers the bucket: results.json and the metrics are made after the run (:func:`score_run`).
+    """
     check_native_frames(spec.config, EVERY_FRAME)
-    dataset = check_dataset(spec.input_url)
+    check_dataset(spec.input_url)
     outputs = build_segment(p, spec)
-    video_rows = outputs["rows"]
-    if spec.done:  # a resumed run scores the videos it finished before from the rows it wrote then
-        earlier = p | "FinishedFiles" >> beam.Create(finished_tubelet_files(spec))
-        video_rows = (video_rows, earlier | "ReadFinished" >> beam.Map(read_rows)) | "AllVideoRows" >> beam.Flatten()
-    entries = video_rows | "ResultEntries" >> beam.FlatMap(lambda named_rows: results_from_rows(named_rows[1]))
-    entries | "WriteResults" >> WriteResultsFile(f"{spec.run_url}/results.json")
-    by_video = entries | "ByVideoId" >> beam.Map(lambda e: (e["video_id"], e)) | "GroupEntries" >> beam.GroupByKey()
-    video_ids = outputs["videos"] | "VideoIds" >> beam.Map(lambda v: (v.video_id, v.key))
-    score = ScoreVideos(
-        dataset.annotations_url,
-        [int(c["id"]) for c in dataset.categories],
-        dataset=spec.input_url,
-        tracker=spec.config["tracker"]["name"],
-        category_names=spec.category_names,
-    )
-    scored = (video_ids, by_video) | "Score" >> score
-    scored["rows"] | "WriteMetrics" >> WriteTable(spec.output_url, spec.run_id, "metrics", spec.provenance)
-    scored["matches"] | "WriteMatches" >> WriteRunFiles(spec.output_url, spec.run_id, "video_matches", spec.provenance)
-    return {**outputs, "metrics": scored["rows"]}
+    matches = outputs["rows"] | "MatchVideo" >> beam.ParDo(MatchVideo(spec.input_url,
+                                                                      digest or dataset_digest(spec.input_url)))
+    matches | "WriteMatches" >> WriteRunFiles(spec.output_url, spec.run_id, "video_matches", spec.provenance)
+    return {**outputs, "matches": matches}
 
 
 def dataset_digest(dataset_url: str) -> str:
@@ -80,17 +76,85 @@ def dataset_digest(dataset_url: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
-def finished_tubelet_files(spec: RunSpec) -> list[str]:
-    """URLs of the tubelets files of the videos a resumed run finished before."""
-    folder = table_folder(spec.output_url, spec.run_id, "tubelets")
-    with_tubelets = inputs_with_files(spec.output_url, spec.run_id, "tubelets")
-    return [f"{folder}/{stem}.parquet" for stem in sorted(spec.done & with_tubelets)]
+# ---- after the pipeline: every video's matches, the metrics, results.json ----------------------------------------
+#
+# Why here and not as the pipeline's last steps: both need the whole bucket, and Beam's Dask runner can bring a
+# bucket's elements together only through a GroupByKey, which it runs as a task shuffle over the partitions, one
+# per video (transforms/portable.py, GatherAll). Measured with Beam 2.78, scoring in the pipeline (a gather for
+# results.json, another for the metrics, two more groupings to bring each video's results to its ground truth)
+# made evaluate's Dask graph 5,047 tasks for 10 videos and 84,680 for 100, 9 in 10 of them shuffle tasks, against
+# segment's 550 and 8,800; and results.json's gather held every mask of the bucket on one worker. Here the
+# per-video files are read one at a time: nothing crosses a shuffle (the graph is segment's plus the matching:
+# 650 and 9,925 tasks), and the memory is the matches (a few KB a video) and one video's results.
 
 
-def read_rows(url: str) -> tuple[str, list[dict]]:
-    """``(stem, rows)`` of one per-video tubelets file."""
-    fs, path = fsspec.core.url_to_fs(url)
-    return stem_of_file(path), pq.read_table(path, filesystem=fs).to_pylist()
+def score_run(spec: RunSpec, digest: str) -> list[dict]:
+    """Score the ended run from its per-video files: returns the rows written to its ``metrics`` table.
+
+    1. every video of the data set gets its ``video_matches`` file: the pipeline matched each video it
+       tracked; a video that failed to decode, or that an earlier attempt of a resumed run finished without
+       its matches stored, is matched here, from its tubelets file if it has one;
+    2. the metrics: one accumulation over the ``video_matches`` table, written as the ``metrics`` table;
+    3. ``results.json``: the tubelets files in video id order, one video at a time (:func:`stream_results`).
+    """
+    truth = load_ground_truth(spec.input_url, digest)
+    match_missing_videos(spec, truth)
+    metrics = accumulate(stored_matches(spec), truth.index.category_ids)
+    rows = metric_rows(metrics, spec.input_url, spec.config["tracker"]["name"], spec.category_names)
+    write_table_file(table_folder(spec.output_url, spec.run_id, "metrics"), WriteTable.FILE_NAME, rows,
+                     with_provenance(METRICS, spec.run_id, **spec.provenance), spec.run_id)
+    stream_results(f"{spec.run_url}/results.json", results_in_order(spec, truth))
+    return rows
+
+
+def match_missing_videos(spec: RunSpec, truth: GroundTruth) -> None:
+    """Write the ``video_matches`` file of each video of the data set that has none yet."""
+    with_matches = runs.inputs_with_files(spec.output_url, spec.run_id, "video_matches")
+    with_tubelets = runs.inputs_with_files(spec.output_url, spec.run_id, "tubelets")
+    folder = table_folder(spec.output_url, spec.run_id, "video_matches")
+    schema = with_provenance(TABLES["video_matches"], spec.run_id, **spec.provenance)
+    for stem in sorted(set(truth.videos) - with_matches):
+        rows = tubelet_rows_of(spec, stem) if stem in with_tubelets else []
+        write_table_file(folder, stem, [truth.matches_row(stem, rows)], schema, spec.run_id)
+
+
+def stored_matches(spec: RunSpec) -> list[VideoMatches]:
+    """Every video's matches from the run's ``video_matches`` table, a file at a time."""
+    fs, files = table_files(spec.output_url, [spec.run_id], ["video_matches"])
+    return [row_to_matches(row) for path in files["video_matches"]
+            for row in pq.read_table(path, filesystem=fs).to_pylist()]
+
+
+def results_in_order(spec: RunSpec, truth: GroundTruth) -> Iterator[dict]:
+    """The run's YouTube-VIS results entries in ``results_order``, read a video at a time.
+
+    ``results_order`` sorts by video id first, so the videos in id order, each one's entries sorted, are
+    the whole file's order.
+    """
+    with_tubelets = runs.inputs_with_files(spec.output_url, spec.run_id, "tubelets")
+    for video_id, stem in sorted((video_id, stem) for stem, (video_id, _) in truth.videos.items()):
+        if stem in with_tubelets:
+            yield from sorted(results_from_rows(tubelet_rows_of(spec, stem)), key=results_order)
+
+
+def tubelet_rows_of(spec: RunSpec, stem: str) -> list[dict]:
+    """The rows of one video's tubelets file."""
+    fs, path = fsspec.core.url_to_fs(f"{table_folder(spec.output_url, spec.run_id, 'tubelets')}/{stem}.parquet")
+    return pq.read_table(path, filesystem=fs).to_pylist()
+
+
+@contextlib.contextmanager
+def failing_the_run(spec: RunSpec, argv: Sequence[str]) -> Iterator[None]:
+    """Work done after the pipeline that, should it fail, fails the run: the manifest says so and how to resume."""
+    try:
+        yield
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            runs.update_manifest(spec.output_url, spec.run_id, status=runs.FAILED, reason=one_line(error),
+                                 ended_at=utc_now().isoformat(), resume=resume_command("evaluate", argv, spec.run_id))
+        if isinstance(error, Exception):
+            raise RunFailedError(f"run {spec.run_id} failed while scoring: {one_line(error)}") from error
+        raise
 
 
 def _add_source(parser) -> None:
@@ -143,8 +207,8 @@ def finish(spec: RunSpec, outcome, baseline: Optional[str], gates: Sequence[Gate
     """Compare with the baseline, then exit as the README says: 3 (too many failed inputs) outranks 4 (regression)."""
     failed = compare_with_baseline(spec, baseline, gates) if baseline else None
     if failed:  # the manifest's exit code is the command's
-        update_manifest(spec.output_url, spec.run_id, regression=str(failed),
-                        exit_code=outcome.exit_code or failed.exit_code)
+        runs.update_manifest(spec.output_url, spec.run_id, regression=str(failed),
+                             exit_code=outcome.exit_code or failed.exit_code)
         if outcome.exit_code:
             print(f"tubelets: {failed}", file=sys.stderr)
     outcome.check()
@@ -165,9 +229,12 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
     gates = check_baseline(args, config, extra["dataset_digest"])
     resume = args.resume is not None
     spec = prepare_run(args.input, args.output, config, resume=resume)
-    spec, outcome = execute(spec, options, build_pipeline, "evaluate", args.argv, args.max_failed, resume=resume,
+    build = functools.partial(build_pipeline, digest=extra["dataset_digest"])
+    spec, outcome = execute(spec, options, build, "evaluate", args.argv, args.max_failed, resume=resume,
                             test_pipeline=test_pipeline, progress_every=args.progress_every, extra=extra)
-    rows = read_table(spec.output_url, "metrics", spec.run_id).to_pylist()
+    # The run is marked complete by now (lifecycle.execute ends with that); a failure while scoring marks it failed.
+    with failing_the_run(spec, args.argv):
+        rows = score_run(spec, extra["dataset_digest"])
     print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
     print(f"results: {spec.run_url}/results.json", file=sys.stderr)
     finish(spec, outcome, args.baseline, gates)

@@ -1,51 +1,97 @@
-"""Score tracked videos against a data set's ground truth inside the pipeline.
+"""Score a tracked data set against its ground truth, one video at a time.
 
-Per-video matching runs in parallel (``MatchVideo``); one global step
-accumulates the matches into the YouTube-VIS metrics, which become rows of the
-``metrics`` table: one overall row and one row per category with ground truth.
+Each video is matched where its tubelet rows are made (:class:`MatchVideo`),
+so its masks never cross a shuffle, and its matches (a few KB,
+:mod:`tubelets.metrics.vis_store`) go to the ``video_matches`` table. The
+metrics are one accumulation over that table once the pipeline has ended
+(:func:`tubelets.pipelines.evaluate.score_run`); :func:`metric_rows` makes
+them rows of the ``metrics`` table: one overall row and one row per category
+with ground truth.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Optional
+import dataclasses
+import functools
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
 
-from tubelets.metrics.vis import VisMetrics, accumulate, category_stats, load_json
-from tubelets.metrics.vis_data import index_ground_truth
+from tubelets.errors import DatasetError
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.metrics.vis import VisMetrics, category_stats, load_json
+from tubelets.metrics.vis_data import GroundTruthIndex, index_ground_truth
 from tubelets.metrics.vis_match import VideoMatches, match_video
 from tubelets.metrics.vis_store import matches_to_row
 from tubelets.runs import video_file_stem
 from tubelets.tables import METRIC_NAMES, utc_now
 from tubelets.transforms.outputs import results_order
-from tubelets.transforms.portable import GatherAll
+from tubelets.tubelet_rows import results_from_rows
+
+
+@dataclasses.dataclass(frozen=True)
+class GroundTruth:
+    """A data set's ground truth for matching: ``index`` by video id; ``videos`` maps the file stem of each
+    video's name (:func:`tubelets.runs.video_file_stem`, how its tubelets file is named) to ``(id, name)``."""
+
+    index: GroundTruthIndex
+    videos: Mapping[str, tuple[int, str]]
+
+    def video(self, stem: str) -> tuple[int, str]:
+        """``(video id, name)`` of the video whose files are named ``stem``."""
+        try:
+            return self.videos[stem]
+        except KeyError:
+            raise DatasetError(f"no video of the data set has files named {stem!r}") from None
+
+    def match(self, video_id: int, rows: Sequence[Mapping]) -> VideoMatches:
+        """One video's matches from its rows of the ``tubelets`` table (no rows: its ground truth is missed,
+        as the official evaluator counts a video without results). The entries are put in results.json's
+        order first, which breaks score ties."""
+        entries = sorted(results_from_rows(rows), key=results_order)
+        index = self.index
+        return match_video(index.videos[video_id], index.annotations_by_video.get(video_id, []), entries,
+                           index.category_ids)
+
+    def matches_row(self, stem: str, rows: Sequence[Mapping]) -> dict:
+        """The ``video_matches`` row of the video whose files are named ``stem``, from its tubelet rows."""
+        video_id, name = self.video(stem)
+        return matches_to_row(self.match(video_id, rows), name)
+
+
+@functools.lru_cache(maxsize=2)
+def load_ground_truth(dataset_url: str, digest: str) -> GroundTruth:
+    """The ground truth of the YouTube-VIS data set at ``dataset_url``, read once per process.
+
+    Once, because Beam's Dask runner sets a DoFn up for every partition it runs, that is for every
+    video (``--dask_partition_size=1``): without the cache each video would parse the whole data
+    set's annotations, a cost per video that grows with the bucket. ``digest`` (the annotations'
+    :func:`tubelets.pipelines.evaluate.dataset_digest`) is part of the key, so a worker that outlives
+    a run reads a rewritten file again.
+    """
+    dataset = YouTubeVISDataset(dataset_url)
+    index = index_ground_truth(load_json(dataset.annotations_url, "ground truth"), dataset.annotations_url)
+    return GroundTruth(index, {video_file_stem(video.name): (video.id, video.name) for video in dataset.videos})
 
 
 class MatchVideo(beam.DoFn):
-    """``(video_id, {"video": [key], "results": [[entry, ...]]})`` -> ``(key, VideoMatches)``.
+    """``(file stem, [tubelet row, ...][, metadata])`` -> ``(file stem, [video_matches row])``, for
+    :class:`~tubelets.transforms.outputs.WriteRunFiles`.
 
-    A video of the data set without results (no tubelets, or it failed to
-    decode) still counts: its ground truth is missed, as the official
-    evaluator would count it.
+    Every tracked video is matched, one with no tubelets too (all its ground truth missed). A
+    video that failed to decode has no rows to match: the launcher matches it after the run.
     """
 
-    def __init__(self, annotations_url: str):
-        self._annotations_url = annotations_url
+    def __init__(self, dataset_url: str, digest: str):
+        self._dataset_url = dataset_url
+        self._digest = digest
 
     def setup(self):
-        self._index = index_ground_truth(load_json(self._annotations_url, "ground truth"), self._annotations_url)
+        self._truth = load_ground_truth(self._dataset_url, self._digest)
 
-    def process(self, joined) -> Iterator[tuple[str, VideoMatches]]:
-        video_id, grouped = joined
-        entries = [entry for batch in grouped["results"] for entry in batch]
-        entries.sort(key=results_order)  # the results file's order: it breaks score ties
-        keys = list(grouped["video"])
-        yield keys[0] if keys else str(video_id), match_video(
-            self._index.videos[video_id],
-            self._index.annotations_by_video.get(video_id, []),
-            entries,
-            self._index.category_ids,
-        )
+    def process(self, named_rows) -> Iterator[tuple[str, list[dict]]]:
+        stem, rows, *_ = named_rows
+        yield stem, [self._truth.matches_row(stem, rows)]
 
 
 def metric_values(stats: Mapping[str, float]) -> dict[str, Optional[float]]:
@@ -72,40 +118,6 @@ def metric_rows(
             "category_name": category_names.get(int(category_id), str(category_id)), **metric_values(stats), **counts,
         })
     return rows
-
-
-class ScoreVideos(beam.PTransform):
-    """``(video_id, [results entries])`` and the data set's ``(video_id, key)`` -> metrics rows and matches.
-
-    Returns ``{"rows": metrics rows, "matches": (file name, [video_matches row])}``: each video's matches
-    (:mod:`tubelets.metrics.vis_store`), what a later comparison of runs reads instead of the masks.
-    """
-
-    def __init__(self, annotations_url: str, category_ids: list[int], dataset: str, tracker: str,
-                 category_names: Mapping[int, str]):
-        super().__init__()
-        self._annotations_url = annotations_url
-        self._category_ids = category_ids
-        self._row_args = (dataset, tracker, dict(category_names))
-
-    def expand(self, inputs):
-        video_ids, results = inputs
-        category_ids, row_args = self._category_ids, self._row_args
-        matched = (
-            {"video": video_ids, "results": results}
-            | "JoinResults" >> beam.CoGroupByKey()
-            | "MatchVideo" >> beam.ParDo(MatchVideo(self._annotations_url))
-        )
-        rows = (
-            matched
-            | "OnlyMatches" >> beam.Map(lambda named: named[1])
-            | "AllMatches" >> GatherAll()  # not ToList: see tubelets.transforms.portable
-            | "Accumulate" >> beam.Map(lambda matches: accumulate(matches, category_ids))
-            | "MetricRows" >> beam.FlatMap(lambda metrics: metric_rows(metrics, *row_args))
-        )
-        stored = matched | "MatchRows" >> beam.Map(
-            lambda named: (video_file_stem(named[0]), [matches_to_row(named[1], named[0])]))
-        return {"rows": rows, "matches": stored}
 
 
 def headline(rows: list[dict]) -> str:

@@ -1,11 +1,11 @@
-"""Write a run's tables (Parquet) and its YouTube-VIS results file."""
+"""Write a run's tables as Parquet: a file per video (:class:`WriteRunFiles`) or one per table (:class:`WriteTable`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from typing import Mapping
+from typing import Iterable, Mapping, Optional
 
 import apache_beam as beam
 import fsspec
@@ -30,8 +30,8 @@ class WriteTable(beam.PTransform):
     inputs: Beam's Dask runner 2.78 computes a side input as a graph of its own
     per consuming task, re-running the run's whole upstream for each
     (``transform_evaluator.py:98-112``) and leaving ``beam-temp-*`` folders.
-    Tables written this way are small (metrics rows); a video's rows go
-    through :class:`WriteRunFiles`.
+    Tables written this way are small (a VOS run's metrics rows); a video's
+    rows go through :class:`WriteRunFiles`.
     """
 
     FILE_NAME = "part-00000-of-00001"
@@ -83,60 +83,41 @@ class WriteRunFiles(beam.PTransform):
         return named_rows | "WriteFiles" >> beam.ParDo(_WriteFile(self._folder, self._schema, self._run_id))
 
 
+def write_table_file(folder_url: str, name: str, rows: Iterable[Mapping], schema: pa.Schema, run_id: str,
+                     metadata: Optional[Mapping[str, object]] = None) -> str:
+    """``rows`` (``run_id`` filled in) as ``<folder_url>/<name>.parquet`` with ``schema``; returns its URL.
+
+    Written to a temporary name first and then moved in place, so a reader or ``--resume`` never sees
+    half a file. ``metadata`` goes into the schema's metadata as ``tubelets.<key>``.
+    """
+    if metadata:
+        schema = schema.with_metadata({**schema.metadata, **{f"tubelets.{k}".encode(): str(v).encode()
+                                                              for k, v in metadata.items()}})
+    table = tables.to_arrow([{**row, "run_id": run_id} for row in rows], schema)
+    fs, folder = fsspec.core.url_to_fs(folder_url)
+    fs.makedirs(folder, exist_ok=True)
+    temporary = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"
+    with fs.open(temporary, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+    fs.mv(temporary, f"{folder}/{name}{SHARD_SUFFIX}")
+    return f"{folder_url}/{name}{SHARD_SUFFIX}"
+
+
 class _WriteFile(beam.DoFn):
     def __init__(self, folder: str, schema: pa.Schema, run_id: str):
         self._folder, self._schema, self._run_id = folder, schema, run_id
 
     def process(self, named_rows: tuple):
         name, rows, *extra = named_rows  # (name, rows) or (name, rows, {metadata key: value})
-        schema = self._schema
-        if extra:
-            schema = schema.with_metadata({**schema.metadata, **{f"tubelets.{k}".encode(): str(v).encode()
-                                                                  for k, v in extra[0].items()}})
-        table = tables.to_arrow([{**row, "run_id": self._run_id} for row in rows], schema)
-        fs, folder = fsspec.core.url_to_fs(self._folder)
-        fs.makedirs(folder, exist_ok=True)
-        temporary = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"
-        with fs.open(temporary, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-        fs.mv(temporary, f"{folder}/{name}{SHARD_SUFFIX}")
-        yield f"{self._folder}/{name}{SHARD_SUFFIX}"
+        yield write_table_file(self._folder, name, rows, self._schema, self._run_id, extra[0] if extra else None)
 
 
 def results_order(entry: Mapping) -> tuple:
     """Sort key of a YouTube-VIS results entry: video, then descending score.
 
     Category and masks break score ties, so the order is total: the evaluator
-    breaks score ties by position, and results.json and the in-pipeline scoring
+    breaks score ties by position, and results.json and each video's matching
     must see one and the same order whatever order the runner delivers.
     """
     masks_text = json.dumps(entry["segmentations"], sort_keys=True)
     return entry["video_id"], -entry["score"], entry["category_id"], masks_text
-
-
-def write_json(value, url: str) -> str:
-    """Write ``value`` as JSON to any fsspec URL; returns the URL."""
-    with fsspec.open(url, "w") as handle:
-        json.dump(value, handle)
-    return url
-
-
-class WriteResultsFile(beam.PTransform):
-    """YouTube-VIS results entries -> one ``results.json`` (a list in ``results_order``).
-
-    The entries are gathered with :class:`~tubelets.transforms.portable.GatherAll`, not
-    ``beam.combiners.ToList``, whose side input makes Beam's Dask runner re-run the upstream.
-    """
-
-    def __init__(self, url: str):
-        super().__init__()
-        self._url = url
-
-    def expand(self, entries):
-        url = self._url
-        return (
-            entries
-            | "AllEntries" >> GatherAll()
-            | "Sort" >> beam.Map(sorted, key=results_order)
-            | "WriteJson" >> beam.Map(write_json, url)
-        )

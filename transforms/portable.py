@@ -145,6 +145,15 @@ class GatherAll(beam.PTransform):
     which re-runs the whole upstream (decoding, inference, tracking, file
     writes) each time. Here one GroupByKey on one key gathers the elements; a
     seed element under that key makes the group exist for an empty input too.
+
+    It is still a global step: on Beam's Dask runner a GroupByKey is a task
+    shuffle (``dask.bag.groupby_tasks``) over every partition of its input, one
+    per video, whose tasks grow faster than the partitions (a shuffle of ``n``
+    partitions has about ``n * stages * (k + 2)`` tasks, ``k = n ** (1 /
+    stages)``, ``stages = ceil(log(n) / log(32))``), and the gathered list sits
+    on one worker. Gather small collections (a table of a few rows); what
+    needs a whole bucket is better made from the run's per-video files once
+    the pipeline has ended (as ``evaluate`` does its results and metrics).
     """
 
     def expand(self, pcoll):
@@ -177,7 +186,7 @@ def join_leaves(pipeline: beam.Pipeline, label: str = "AllSinks") -> None:
 
     Beam's Dask runner 2.78 computes only the lineage of the last transform it
     visits (``dask_runner.py:261``): a sink on any other branch (dead letters,
-    results.json, the metrics table) would silently never run. Joining every
+    a video's matches) would silently never run. Joining every
     leaf into one Flatten (then a Filter that drops all) makes every sink part
     of that lineage. Other runners run one more, empty, step.
     """

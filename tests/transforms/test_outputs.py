@@ -1,5 +1,4 @@
 import io
-import json
 import os
 
 import numpy as np
@@ -12,7 +11,7 @@ import tubelets
 from tubelets import masks, tables
 from tubelets.tubelet_rows import tubelet_rows
 from tubelets.records import Tubelet, TubeletFrame, VideoMeta
-from tubelets.transforms.outputs import WriteResultsFile, WriteTable, results_order
+from tubelets.transforms.outputs import WriteTable, results_order, write_table_file
 
 PROVENANCE = {"config_hash": "c0ffee", "checkpoint_id": "ckpt-1", "tracker": "iou", "input": "/data/clips"}
 
@@ -97,20 +96,19 @@ def test_results_order_is_video_then_score_then_category_then_masks():
     assert sorted(reversed(entries), key=results_order) == ordered  # total: the input order does not matter
 
 
-def test_write_results_file_writes_one_sorted_json_list(tmp_path, pipeline):
-    url = str(tmp_path / "results.json")
-    entries = [entry(2, 0.4), entry(1, 0.2), entry(2, 0.8, 5), entry(1, 0.7)]
-    with pipeline as p:
-        _ = p | Create(entries) | WriteResultsFile(url)
-    with open(url) as handle:
-        written = json.load(handle)
-    assert written == sorted(entries, key=results_order)
-    assert [(e["video_id"], e["score"]) for e in written] == [(1, 0.7), (1, 0.2), (2, 0.8), (2, 0.4)]
+def test_write_table_file_writes_one_file_with_the_run_id_and_metadata_and_no_temporary(tmp_path):
+    folder = str(tmp_path / "run-5" / "dead_letters")
+    schema = tables.with_provenance(tables.DEAD_LETTERS, "run-5", **PROVENANCE)
+    rows = dead_letter_rows(2)
+    url = write_table_file(folder, "clip0.0badc0de", rows, schema, "run-5", {"video_frames": 12})
+    assert url == f"{folder}/clip0.0badc0de.parquet" and os.listdir(folder) == ["clip0.0badc0de.parquet"]
+    table = pq.read_table(url)
+    assert table.to_pylist() == [{**row, "run_id": "run-5"} for row in rows]
+    assert tables.provenance(table)["video_frames"] == "12" and tables.provenance(table)["run_id"] == "run-5"
 
 
-def test_write_results_file_of_nothing_is_an_empty_list(tmp_path, pipeline):
-    url = str(tmp_path / "results.json")
-    with pipeline as p:
-        _ = p | Create([]) | WriteResultsFile(url)
-    with open(url) as handle:
-        assert json.load(handle) == []
+def test_write_table_file_of_no_rows_still_writes_the_schema(tmp_path):
+    schema = tables.with_provenance(tables.METRICS, "run-6", **PROVENANCE)
+    url = write_table_file(str(tmp_path / "metrics"), WriteTable.FILE_NAME, [], schema, "run-6")
+    assert pq.read_table(url).num_rows == 0
+    assert pq.read_schema(url).equals(parquet_schema(tables.METRICS), check_metadata=False)

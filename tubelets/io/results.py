@@ -5,12 +5,15 @@ Each entry is ``{"video_id": int, "category_id": int, "score": float,
 the video (``None`` where the track has no mask). ``write_results`` and
 ``read_results`` check the structure; ``validate_results`` also checks the
 entries against a data set (known video, one mask per frame, mask size).
+``stream_results`` writes entries as they come, one at a time, so a file of a
+whole bucket's results never has to be held in memory.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import uuid
 from numbers import Integral, Real
 from typing import Iterable
 
@@ -24,9 +27,31 @@ REQUIRED_KEYS = ("video_id", "category_id", "score", "segmentations")
 
 def write_results(url: str, results: Iterable[dict]) -> None:
     """Check ``results`` and write them as one JSON list to any fsspec ``url``."""
-    entries = [normalize_result(entry, url, i) for i, entry in enumerate(results)]
-    with fsspec.open(url, "w") as f:
-        json.dump(entries, f)
+    stream_results(url, (normalize_result(entry, url, i) for i, entry in enumerate(results)))
+
+
+def stream_results(url: str, entries: Iterable[dict]) -> int:
+    """Write ``entries`` as one JSON list to any fsspec ``url``, entry by entry; returns how many.
+
+    The bytes are ``json.dump(list(entries))``'s, but only one entry is held at a time. The file is
+    written under a temporary name and moved in place, so ``url`` never holds half a list (nor
+    anything, when ``entries`` raises).
+    """
+    fs, path = fsspec.core.url_to_fs(url)
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    count = 0
+    try:
+        with fs.open(temporary, "w") as handle:
+            handle.write("[")
+            for entry in entries:
+                handle.write(", " + json.dumps(entry) if count else json.dumps(entry))  # json.dump's separator
+                count += 1
+            handle.write("]")
+        fs.mv(temporary, path)
+    finally:
+        if fs.exists(temporary):
+            fs.rm(temporary)
+    return count
 
 
 def read_results(url: str) -> list[dict]:

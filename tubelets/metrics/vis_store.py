@@ -3,8 +3,8 @@
 An ``evaluate`` run stores each video's :class:`VideoMatches` (a few KB: the
 kept predictions' categories, scores, ranks and TP/FP flags at every area range
 and IoU threshold, and the ground truth's counts). That is all the accumulation
-needs, so comparing two runs, a bootstrap over their videos, per-video AP or
-precision-recall curves never read a mask again.
+needs, so a run's metrics, comparing two runs, a bootstrap over their videos,
+per-video AP or precision-recall curves never read a mask again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tubelets.metrics.vis_match import NUM_AREAS, NUM_THRESHOLDS, VideoMatches
 
 
 def matches_to_row(matches: VideoMatches, video: str) -> dict:
-    """One row of ``tubelets.tables.VIDEO_MATCHES`` (``run_id`` and ``dataset`` are added by the writer)."""
+    """One row of ``tubelets.tables.VIDEO_MATCHES`` (``run_id`` is added by the writer)."""
     return {
         "video": video,
         "video_id": int(matches.video_id),

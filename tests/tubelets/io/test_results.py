@@ -6,7 +6,7 @@ import pytest
 from tubelets import masks
 from tubelets.errors import DatasetError
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.io.results import read_results, validate_results, write_results
+from tubelets.io.results import read_results, stream_results, validate_results, write_results
 
 
 def track_result(video_id=2, frames=4, size=(24, 32), **overrides):
@@ -38,6 +38,24 @@ def test_round_trip_normalises_types_and_rle(tmp_path, media):
 def test_empty_results_and_memory_url():
     write_results("memory://results-test/empty.json", [])
     assert read_results("memory://results-test/empty.json") == []
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_streamed_results_are_json_dumps_bytes_and_leave_no_temporary(tmp_path, count):
+    entries = [track_result(video_id=v, score=0.5 + v / 10) for v in range(count)]
+    assert stream_results(str(tmp_path / "results.json"), iter(entries)) == count
+    assert (tmp_path / "results.json").read_text() == json.dumps(entries)
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_stream_that_fails_leaves_no_file(tmp_path):
+    def entries():
+        yield track_result()
+        raise RuntimeError("the second video's file is unreadable")
+
+    with pytest.raises(RuntimeError, match="unreadable"):
+        stream_results(str(tmp_path / "results.json"), entries())
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
