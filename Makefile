@@ -42,24 +42,33 @@ GPU_WHEELS_DIR := .gpu-wheels
 GPU_WHEELS := pycocotools pydantic pydantic-core annotated-types typing-inspection typing-extensions \
 	ffmpeg-python future
 
-gpu-wheels: $(VENV)/.installed-runtime
-	rm -rf $(GPU_WHEELS_DIR)
+# $(call fetch_wheels,FOLDER,PACKAGES): the installed versions of PACKAGES, for cp312 manylinux x86_64, afresh in
+# FOLDER. A canned recipe, so that each target runs its own: a target that borrowed another's recipe through
+# target-specific variables would be built once per make run (`make gpu-wheels gpu-check-wheels` made one folder).
+define fetch_wheels
+	rm -rf $(1)
 	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-		--platform manylinux2014_x86_64 -d $(GPU_WHEELS_DIR) \
+		--platform manylinux2014_x86_64 -d $(1) \
 		$$($(PY) -c 'import sys, importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' \
-		$(GPU_WHEELS))
-	du -sh $(GPU_WHEELS_DIR)
+		$(2))
+	du -sh $(1)
+endef
+
+gpu-wheels: $(VENV)/.installed-runtime
+	$(call fetch_wheels,$(GPU_WHEELS_DIR),$(GPU_WHEELS))
 
 # benchmarks/gpu_check.py's wheels, in their own git-ignored folder: the gpu-wheels set and Beam with those of its
 # dependencies the machine lacks. Measured (an image-like site and these wheels, --no-deps): pymongo, dnspython and
 # orjson are never imported on the pipeline's paths and stay out (1.5 MB), as do duckdb (24 MB; `tubelets query`
 # only) and imageio-ffmpeg (65 MB; gpu_check.py reads JPEG frames where there is no ffmpeg); protobuf travels for a
 # version Beam accepts. About 40 MB: with the code (11 MB), 51 MB of the 64 MiB a device call carries.
-gpu-check-wheels: GPU_WHEELS_DIR := .gpu-check-wheels
-gpu-check-wheels: GPU_WHEELS += apache-beam beartype cryptography cffi pycparser fastavro fasteners httplib2 \
+GPU_CHECK_WHEELS_DIR := .gpu-check-wheels
+GPU_CHECK_PACKAGES := $(GPU_WHEELS) apache-beam beartype cryptography cffi pycparser fastavro fasteners httplib2 \
 	jsonpickle objsize proto-plus protobuf pytz zstandard
-gpu-check-wheels: gpu-wheels
+
+gpu-check-wheels: $(VENV)/.installed-runtime
+	$(call fetch_wheels,$(GPU_CHECK_WHEELS_DIR),$(GPU_CHECK_PACKAGES))
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) $(DEMO_OUT) .pytest_cache

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from shapes_vis import PRESET, TUBELETS, runner_flags, synthesize
+from shapes_vis import PRESET, TUBELETS, as_set_args, runner_flags, synthesize
 
 from tubelets import runs
 from tubelets.tables import read_table
@@ -101,10 +101,9 @@ def evaluate(dataset: Path, output: Path, run_id: str, tracker: str, overrides: 
     interrupted one is resumed)."""
     status = (runs.read_manifest(str(output), run_id) or {}).get("status")
     if status != runs.COMPLETE:
-        sets = [arg for override in overrides for arg in ("--set", override)]
         name = ["--resume", run_id] if status in (runs.FAILED, runs.INTERRUPTED) else ["--run-id", run_id]
         command = [*TUBELETS, "evaluate", str(dataset), str(output), "--config", PRESET, "--tracker", tracker,
-                   *name, *sets, *runner_flags(workers)]
+                   *name, *as_set_args(overrides), *runner_flags(workers)]
         started = time.monotonic()
         subprocess.run(command, check=True)
         print(f"{run_id}: {time.monotonic() - started:.0f} s", file=sys.stderr)

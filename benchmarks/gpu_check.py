@@ -23,8 +23,8 @@ CPU it runs the same phases (``--tiny``: 64x48 frames, one video a set,
   pipeline runs it, and batches of 8 (frames/s, peak GPU memory by torch);
 - ``stages-r50``, ``stages-small``: where the time goes, ``benchmarks/
   pipeline_bench.py --modes ""``: its bare stages decode, detect, track and
-  write in one process on 4 videos (it times mp4 files only: without ffmpeg
-  these rows give its refusal);
+  write in one process on 4 videos (decode: the mp4 files, or without ffmpeg
+  the JPEG files, read as the pipeline's ``DecodeVideo`` reads them);
 - ``segment-r50``: ``tubelets segment`` on the 640x360 set with r50-fpn at
   random weights and the iou tracker (IPDT's heads are tied to detector-small);
 - ``segment-small``, ``evaluate-small``: ``tubelets segment`` and
@@ -34,7 +34,8 @@ the pipeline commands as a user runs them (``python -m tubelets.cli``,
 ``--config shapes-vis``, ``--direct_num_workers`` = the machine's cores).
 While each phase runs, every 0.5 s: the GPU's utilisation and memory in use
 (``nvidia-smi``, else NVML; n/a on a machine without either) and the resident
-memory of the phase's processes together (psutil).
+memory of the phase's processes together (psutil; as ``scale_bench.py`` counts
+it, a fork copy about to run ffmpeg left out: ``process_memory.py``).
 
 Time: the script ends ``--budget-seconds`` after its start at the latest. Each
 phase may run for its share of the time left (shares: ``PHASES``; what an
@@ -80,7 +81,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from shapes_vis import PRESET, TUBELETS, runner_flags
+from process_memory import tree_rss
+from shapes_vis import PRESET, TUBELETS, as_set_args, runner_flags, workers_label
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
@@ -186,10 +188,6 @@ class Context:
 
     def size(self, name: str) -> str:
         return self.plan.sets[name].size
-
-    def workers_label(self) -> str:
-        workers = self.args.workers
-        return "in memory" if workers == 0 else f"{workers} worker process{'es' if workers > 1 else ''}"
 
 
 @dataclasses.dataclass
@@ -348,7 +346,7 @@ def read_run(label: str, name: str) -> Callable[[str, Context], Reading]:
     last progress line), and AP where it scored."""
 
     def read(output: str, ctx: Context) -> Reading:
-        title = f"{label}, {ctx.size(name)}, {ctx.workers_label()}"
+        title = f"{label}, {ctx.size(name)}, {workers_label(ctx.args.workers)}"
         summary = list(RUN_LINE.finditer(output))
         if not summary:
             progress = list(PROGRESS_LINE.finditer(output))
@@ -436,7 +434,8 @@ def gpu_sampler() -> Optional[Callable[[], tuple[float, float]]]:
 
 
 def process_tree(pid: int) -> list:
-    """The psutil processes of ``pid`` and its descendants (empty without psutil or once it has ended)."""
+    """The psutil processes of ``pid`` and its descendants, all of them, to be ended (empty without psutil or once
+    it has ended)."""
     try:
         import psutil
 
@@ -457,12 +456,7 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while True:
-            resident = 0
-            for process in process_tree(self._pid):
-                try:
-                    resident += process.memory_info().rss
-                except Exception:  # noqa: BLE001 - a process that ended between listing and reading
-                    pass
+            resident = tree_rss(self._pid)
             if resident:
                 self.host_mib.append(resident / 2**20)
             if self._gpu:
@@ -719,7 +713,7 @@ def table(results: dict, ctx: Context) -> str:
     caption = (f"`benchmarks/gpu_check.py` on **{device}**, {env.get('cores', os.cpu_count())} CPU cores "
                f"({env.get('cpu', cpu_model())}), {env.get('memory_gib', '?')} GiB; Python {env.get('python', '?')}, "
                f"torch {versions.get('torch', '?')}, Beam {versions.get('apache-beam', '?')}; frames from {frames}; "
-               f"pipeline runs: {ctx.workers_label()}; {results['total_seconds']:.0f} s of a "
+               f"pipeline runs: {workers_label(ctx.args.workers)}; {results['total_seconds']:.0f} s of a "
                f"{results['budget_seconds']:.0f} s budget. GPU figures: nvidia-smi samples every {SAMPLE_SECONDS} s "
                "(n/a: none); host: resident memory of the phase's processes together.")
     lines = [caption, "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
@@ -755,10 +749,6 @@ def fmt(value, missing: str = "") -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def as_set_args(overrides) -> list[str]:
-    return [arg for override in overrides for arg in ("--set", override)]
 
 
 def last_json(output: str) -> dict:
@@ -797,8 +787,9 @@ def child_prepare(spec: dict) -> None:
         ffmpeg = None
     source = spec["source"] if spec["source"] != "auto" else ("video" if ffmpeg else "jpeg")
     sets = spec["sets"]
-    # Forked before torch is imported below (generation needs numpy only).
-    with multiprocessing.get_context("fork").Pool(len(sets)) as pool:
+    # Spawned, not forked: a forked worker keeps this process's command line, and the phase's memory samples
+    # leave such copies out (process_memory.is_fork_copy); a spawned one is counted, with the ffmpeg it runs.
+    with multiprocessing.get_context("spawn").Pool(len(sets)) as pool:
         jobs = {name: pool.apply_async(generate_set, (data, source == "video")) for name, data in sets.items()}
         environment = describe_machine(ffmpeg)
         generated = {name: {**sets[name], **job.get()} for name, job in jobs.items()}

@@ -3,10 +3,12 @@
 1. proposals: decode -> proposals as one real Beam pipeline (the pipeline's own
    ``MatchInputs -> Decode -> Proposals`` transforms, wired and configured as
    ``tubelets segment`` wires them) against a bare loop over the same videos in
-   this process: the pipeline's decoder (``iter_frames`` with the ``io:``
-   settings) and the pipeline's model handler (its ``load_model``, so the same
-   model and torch threads, and its ``run_inference``: a forward pass a frame,
-   ``proposals.batch_size`` frames a call).
+   this process: the pipeline's decoder (``input_frames`` with the ``io:``
+   settings: a video file decoded, or a data set's JPEG frames read, as
+   ``DecodeVideo`` reads them) and the pipeline's model handler (its
+   ``load_model``, so the same model and torch threads, and its
+   ``run_inference``: a forward pass a frame, ``proposals.batch_size`` frames
+   a call).
 2. end to end: ``tubelets segment INPUT OUTPUT --config shapes-vis`` as a user
    runs it (a process of its own: start-up, launch checks, every stage, the
    Parquet files) against the sum of the bare stages: decode, detect, track
@@ -45,11 +47,10 @@ from typing import Callable
 
 import apache_beam as beam
 import numpy as np
-from shapes_vis import PRESET, TUBELETS
+from shapes_vis import PRESET, TUBELETS, as_set_args, workers_label
 
 from tubelets import tables
 from tubelets.config import load_config
-from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_scoring import scorer_from_config
@@ -59,7 +60,7 @@ from tubelets.pipelines.segment import detector_handler
 from tubelets.records import FrameDetections, VideoMeta
 from tubelets.runs import video_file_stem
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
-from tubelets.transforms.decode import META, DecodeVideo, input_frames
+from tubelets.transforms.decode import META, DecodeVideo, input_frames, open_dataset, video_meta
 from tubelets.transforms.inputs import MatchInputs, VideoInput, expand_input
 from tubelets.transforms.portable import SplitOutputs
 from tubelets.transforms.proposals import ProposeInstances, detects_frame
@@ -134,17 +135,16 @@ class Decoded:
 
 
 def decode(inputs: list[VideoInput], io: dict) -> list[Decoded]:
-    """Every video's frames, read as the pipeline's DecodeVideo reads them (a video file, or a data set's JPEGs)."""
+    """Every video's frames, read as the pipeline's DecodeVideo reads them (a video file, a data set's JPEGs or
+    DAVIS sequence: each data set parsed once)."""
     decoded, datasets = [], {}
     for item in inputs:
-        if item.source != "video" and item.url not in datasets:
-            datasets[item.url] = YouTubeVISDataset(item.url)
+        if (item.source, item.url) not in datasets:
+            datasets[(item.source, item.url)] = open_dataset(item)
         pairs = list(input_frames(item, stride=io["stride"], fps=io["fps"], max_size=io["max_size"],
-                                  dataset=datasets.get(item.url)))
+                                  dataset=datasets[(item.source, item.url)]))
         frames = [frame for _, frame in pairs]
-        meta = VideoMeta(item.key, frames[0].shape[1], frames[0].shape[0], len(frames), video_id=item.video_id,
-                         frame_indices=[index for index, _ in pairs], url=item.url, source=item.source)
-        decoded.append(Decoded(meta, frames))
+        decoded.append(Decoded(video_meta(item, [index for index, _ in pairs], frames[0].shape), frames))
     return decoded
 
 
@@ -194,10 +194,6 @@ def mode_flags(mode: str, workers: int) -> list[str]:
     return flags + ([f"--direct_num_workers={workers}"] if mode != "in_memory" else [])
 
 
-def mode_name(mode: str, workers: int) -> str:
-    return "in memory" if mode == "in_memory" else f"{workers} worker process{'es' if workers > 1 else ''}"
-
-
 def beam_proposals(input_url: str, inputs: list[VideoInput], config: dict, flags: list[str], folder: Path) -> int:
     """MatchInputs -> Decode -> Proposals as ``tubelets segment`` builds them, run to the end; the proposals made."""
     io, every = config["io"], config["proposals"]["detect_every"]
@@ -219,9 +215,8 @@ SUMMARY = re.compile(r"run \S+: .* in ([0-9.]+)s")
 
 def segment(input_url: str, output: Path, run_id: str, overrides: list[str], flags: list[str]) -> tuple[int, str]:
     """``tubelets segment`` in a process of its own; the tubelets it wrote and the run time it reported."""
-    sets = [arg for override in overrides for arg in ("--set", override)]
     command = [*TUBELETS, "segment", input_url, str(output), "--config", PRESET, "--run-id", run_id,
-               "--progress-every", "0", *sets, *flags]
+               "--progress-every", "0", *as_set_args(overrides), *flags]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -280,7 +275,7 @@ def bare_rows(inputs: list[VideoInput], config: dict, folder: Path) -> tuple[lis
     frames = sum(video.meta.length for video in videos)
     proposals, found = sum(len(d) for each in detections for d in each), sum(len(each) for each in tubelets)
     tracker = config["tracker"]["name"]
-    stages = [Row("bare: decode (iter_frames)", frames, cost_decode),
+    stages = [Row("bare: decode (input_frames)", frames, cost_decode),
               Row("bare: detect (the model handler, model loading included)", frames, cost_detect, proposals),
               Row(f"bare: track ({tracker}, track_video, tracker building included)", frames, cost_track,
                   tubelets=found),
@@ -305,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         stages, proposal_part, whole = bare_rows(inputs, config, work / "bare")
         proposal_rows, segment_rows = [proposal_part], [whole]
         for mode in args.modes:
-            flags, name = mode_flags(mode, args.workers), mode_name(mode, args.workers)
+            flags, name = mode_flags(mode, args.workers), workers_label(0 if mode == "in_memory" else args.workers)
             (work / mode).mkdir()
             cost, proposals = timed(lambda: beam_proposals(url, inputs, config, flags, work / mode))
             proposal_rows.append(Row(f"Beam: MatchInputs -> Decode -> Proposals, {name}", proposal_part.frames,

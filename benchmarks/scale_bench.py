@@ -52,6 +52,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import psutil
+from process_memory import is_fork_copy, tree_rss
 
 from tubelets.io.video_writer import write_mp4
 from tubelets.synth import spec
@@ -65,24 +66,35 @@ MB = 1024 * 1024
 # ---- data -----------------------------------------------------------------------------------------------
 
 
-def make_clips(folder: str, count: int, frames: int, width: int, height: int, seed: int) -> list[str]:
-    """``count`` distinct Shapes-VIS clips of ``frames`` frames (their videos' first frames), as mp4s."""
+def make_clips(folder: str, count: int, frames: int, width: int, height: int,
+               seed: int) -> list[tuple[str, SyntheticVideo]]:
+    """``count`` distinct Shapes-VIS clips of ``frames`` frames (:func:`fit`), as mp4s: ``(mp4 path, video)``
+    each. Made once for both commands: ``segment`` buckets link the files, ``evaluate`` ones add the ground truth."""
     os.makedirs(folder, exist_ok=True)
-    paths = []
+    clips = []
     for index in range(count):
-        video = generate_video(video_rng(seed, index), width, height)
+        video = fit(generate_video(video_rng(seed, index), width, height), frames)
         path = os.path.join(folder, f"clip_{index:03d}.mp4")
-        write_mp4(path, np.resize(video.frames, (frames, *video.frames.shape[1:])), spec.FPS)  # looped if short
-        paths.append(path)
-    return paths
+        write_mp4(path, video.frames, spec.FPS)
+        clips.append((path, video))
+    return clips
 
 
-def make_bucket(folder: str, clips: list[str], videos: int) -> str:
-    """``videos`` files (hard links to the clips, in turn) in ``folder``; the glob that matches them."""
+def fit(video: SyntheticVideo, frames: int) -> SyntheticVideo:
+    """The video's first ``frames`` frames, looped from its start where it is shorter, with the instances seen
+    in them (their masks looped with the frames) and the camera path."""
+    order = np.arange(frames) % video.length
+    instances = [dataclasses.replace(instance, masks=[instance.masks[t] for t in order])
+                 for instance in video.instances if any(instance.masks[t] is not None for t in order)]
+    return dataclasses.replace(video, frames=video.frames[order], instances=instances, camera=video.camera[order])
+
+
+def make_bucket(folder: str, clips: list[tuple[str, SyntheticVideo]], videos: int) -> str:
+    """``videos`` files (hard links to the clips' mp4s, in turn) in ``folder``; the glob that matches them."""
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     for index in range(videos):
-        link(clips[index % len(clips)], os.path.join(folder, f"video_{index:05d}.mp4"))
+        link(clips[index % len(clips)][0], os.path.join(folder, f"video_{index:05d}.mp4"))
     return os.path.join(folder, "*.mp4")
 
 
@@ -91,27 +103,6 @@ def link(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy(source, target)
-
-
-def cut(video: SyntheticVideo, frames: int) -> SyntheticVideo:
-    """The video's first ``frames`` frames, with the instances seen in them."""
-    keep = min(frames, video.length)
-    instances = [dataclasses.replace(instance, masks=instance.masks[:keep]) for instance in video.instances
-                 if any(mask is not None for mask in instance.masks[:keep])]
-    return dataclasses.replace(video, frames=video.frames[:keep], instances=instances, camera=video.camera[:keep])
-
-
-def make_labelled_clips(folder: str, count: int, frames: int, width: int, height: int,
-                        seed: int) -> list[tuple[str, SyntheticVideo]]:
-    """``count`` distinct Shapes-VIS videos cut to their first ``frames`` frames: ``(mp4 path, video)`` each."""
-    os.makedirs(folder, exist_ok=True)
-    clips = []
-    for index in range(count):
-        video = cut(generate_video(video_rng(seed, index), width, height), frames)
-        path = os.path.join(folder, f"clip_{index:03d}.mp4")
-        write_mp4(path, video.frames, spec.FPS)
-        clips.append((path, video))
-    return clips
 
 
 def make_dataset_bucket(folder: str, clips: list[tuple[str, SyntheticVideo]], videos: int) -> str:
@@ -148,45 +139,6 @@ def make_long_video(path: str, frames: int, width: int, height: int, seed: int) 
 
 
 # ---- processes and their memory -------------------------------------------------------------------------
-
-
-def is_fork_copy(process: psutil.Process, parent: psutil.Process) -> bool:
-    """Whether ``process`` is still a copy of ``parent``: forked, not yet running a program of its own.
-
-    Its RSS is the parent's pages over again (shared until written, or the very same with vfork), so adding
-    it counts the parent twice. Measured: a DirectRunner worker of 0.9 GB polled at 1.8 GB whenever a poll
-    fell between the fork and the exec of one of the ffmpeg/ffprobe processes it starts for each video
-    (under load that copy lived up to a second). Told by its command line: until the exec it is the parent's.
-    """
-    try:
-        return process.name() == parent.name() and process.cmdline() == parent.cmdline()
-    except psutil.Error:
-        return True
-
-
-def tree_rss(pid: int) -> int:
-    """RSS of a process and its descendants (fork copies left out, :func:`is_fork_copy`), 0 when it is gone."""
-    try:
-        root = psutil.Process(pid)
-        total = root.memory_info().rss
-    except psutil.Error:
-        return 0
-    pending = [(child, root) for child in _children(root)]
-    while pending:
-        process, parent = pending.pop()
-        if is_fork_copy(process, parent):
-            continue
-        with contextlib.suppress(psutil.Error):
-            total += process.memory_info().rss
-            pending += [(child, process) for child in _children(process)]
-    return total
-
-
-def _children(process: psutil.Process) -> list[psutil.Process]:
-    try:
-        return process.children()
-    except psutil.Error:
-        return []
 
 
 class PeakRss:
@@ -386,8 +338,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     commands = [command for command in args.commands.split(",") if command]
     side = max(args.width, args.height)
     clips = make_clips(os.path.join(work, "clips"), args.clips, args.frames, args.width, args.height, args.seed)
-    labelled = (make_labelled_clips(os.path.join(work, "labelled"), args.clips, args.frames, args.width, args.height,
-                                    args.seed) if "evaluate" in commands else [])
     long_glob = make_long_video(os.path.join(work, "long", "long.mp4"), args.long_frames, args.width, args.height,
                                 args.seed) if args.long else None
     print(f"work folder {work}; {psutil.cpu_count()} CPUs", file=sys.stderr)
@@ -395,7 +345,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     def bucket(command: str, size: int) -> str:
         folder = os.path.join(work, f"{command}-{size}")
         if command == "evaluate":
-            return make_dataset_bucket(folder, labelled, size)
+            return make_dataset_bucket(folder, clips, size)
         return make_bucket(folder, clips, size)
 
     rows = []

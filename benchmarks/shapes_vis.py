@@ -23,6 +23,16 @@ def runner_flags(workers: int) -> list[str]:
     return ["--direct_running_mode=in_memory"] if workers == 0 else [f"--direct_num_workers={workers}"]
 
 
+def workers_label(workers: int) -> str:
+    """How a table names the runner's setting of :func:`runner_flags`: "in memory" (0), "1 worker process", ..."""
+    return "in memory" if workers == 0 else f"{workers} worker process{'es' if workers > 1 else ''}"
+
+
+def as_set_args(overrides) -> list[str]:
+    """Config overrides as a command line's options: ``["a=1", "b=2"]`` -> ``["--set", "a=1", "--set", "b=2"]``."""
+    return [arg for override in overrides for arg in ("--set", override)]
+
+
 def synthesize(folder: Path, videos: int, seed: int, flags: list[str]) -> Path:
     """``tubelets synth FOLDER --videos --seed FLAGS`` unless the set is there; a set of another size is refused."""
     if not (folder / "instances.json").exists():

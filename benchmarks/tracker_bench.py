@@ -39,7 +39,7 @@ import tracemalloc
 
 import numpy as np
 import torch
-from shapes_vis import PRESET
+from shapes_vis import PRESET, as_set_args
 
 from tubelets import masks
 from tubelets.config import load_config
@@ -221,8 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             pickle.dump(proposals, handle)
         for window in (cfg["tracker"]["ipdt"]["feature_window"], args.frames):
             command = [sys.executable, __file__, "--memory-child", f"{folder}:{window}", "--threads", str(args.threads),
-                       "--device", args.device]
-            command += [arg for override in args.overrides for arg in ("--set", override)]
+                       "--device", args.device, *as_set_args(args.overrides)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             print(json.dumps({"memory": json.loads(out.strip().splitlines()[-1])}), flush=True)
 

@@ -58,7 +58,7 @@ from typing import Iterable
 import numpy as np
 
 from tubelets import masks
-from tubelets.errors import ConfigError
+from tubelets.models.setting_checks import FRACTION, check_settings, count_from
 from tubelets.records import FrameDetections, Tubelet, VideoProposals
 
 
@@ -92,9 +92,9 @@ def calibrate_classes(
     each frame's detections come back sorted by descending re-weighted score;
     disabled, they keep their order.
     """
-    _check_settings(score_threshold=score_threshold, th_cc=th_cc, beta=beta, th_iou=th_iou)
-    if isinstance(other_classes, bool) or not isinstance(other_classes, int) or other_classes < 0:
-        raise ConfigError(f"calibration.other_classes must be an integer >= 0, got {other_classes!r}")
+    settings = {"score_threshold": score_threshold, "th_cc": th_cc, "beta": beta, "th_iou": th_iou,
+                "other_classes": other_classes}
+    check_settings(settings, _RULES, "calibration.")
     kept = [detections.select(detections.scores >= score_threshold) for detections in proposals.frames]
     means = class_means(kept)
     reliable = frozenset(label for label, mean in means.items() if mean > th_cc or not enabled)
@@ -179,12 +179,9 @@ def _drop_duplicates(detections: FrameDetections, th_iou: float) -> FrameDetecti
     return detections.select(np.asarray(kept, dtype=np.int64))
 
 
+# Every threshold and weight is a fraction.
+_RULES = {**{name: FRACTION for name in ("score_threshold", "th_cc", "beta", "th_iou")}, "other_classes": count_from(0)}
+
+
 def _count(frames: Iterable[FrameDetections]) -> int:
     return sum(len(detections) for detections in frames)
-
-
-def _check_settings(**settings: float) -> None:
-    """Every threshold and weight is a fraction in ``[0, 1]``."""
-    for name, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ConfigError(f"calibration.{name} must be a number in [0, 1], got {value!r}")

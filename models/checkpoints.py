@@ -1,4 +1,4 @@
-"""Detector checkpoint files: our format, reading from any fsspec URL, atomic writing.
+"""Checkpoint files: the detector's format, reading from any fsspec URL, checks every kind shares, atomic writing.
 
 Our checkpoint is a ``torch.save``d dict (readable with ``weights_only=True``)::
 
@@ -16,6 +16,12 @@ A plain torchvision state dict (``maskrcnn_resnet50_fpn_coco-*.pth``) and a
 torchvision reference-training checkpoint (``{"model": state_dict, ...}``) are
 read too; :mod:`tubelets.models.loading` decides how to apply them.
 ``builtin:NAME`` names ``checkpoints/NAME.pt`` shipped inside this package.
+
+The tracker's and the scorer's checkpoints (:mod:`tubelets.models.ipdt.checkpoint`,
+:mod:`tubelets.models.tubelet_scoring`) are dicts of the same kind, with a
+``format``, ``model`` weights and their ``checkpoint_id``, read with
+:func:`read_own_checkpoint`; each belongs to the detector it was trained on
+(:func:`check_same_detector`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import importlib.resources
 import io
 import posixpath
 import uuid
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional, Sequence
 
 import fsspec
 import torch
@@ -73,6 +79,48 @@ def read_checkpoint(url: str) -> dict:
     if not isinstance(loaded, Mapping):
         raise CheckpointError(f"checkpoint {url!r} holds a {type(loaded).__name__}, expected a dict")
     return dict(loaded)
+
+
+def read_own_checkpoint(url: str, expected_format: str, kind: str, keys: Sequence[str] = ()) -> dict:
+    """The checkpoint dict at ``url``, checked to be a tubelets ``kind`` checkpoint with intact weights.
+
+    ``CheckpointError`` naming the file when it is missing or corrupt (:func:`read_checkpoint`), of another
+    format than ``expected_format``, lacks ``model``, ``checkpoint_id`` or one of ``keys``, or its weights are
+    not those its ``checkpoint_id`` names (:func:`check_weights`).
+    """
+    checkpoint = read_checkpoint(url)
+    found = checkpoint.get("format")
+    if found != expected_format:
+        raise CheckpointError(f"checkpoint {url!r} is not a tubelets {kind} checkpoint (format {found!r}, "
+                              f"expected {expected_format!r}, made by `tubelets train {kind}`)")
+    missing = [key for key in ("model", "checkpoint_id", *keys) if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{kind} checkpoint {url!r} lacks {missing}")
+    check_weights(checkpoint, url, kind)
+    return checkpoint
+
+
+def check_weights(checkpoint: Mapping[str, Any], url: str, kind: str) -> None:
+    """``CheckpointError`` unless the ``model`` weights are those the checkpoint's ``checkpoint_id`` names."""
+    if weights_id(checkpoint["model"]) != checkpoint["checkpoint_id"]:
+        raise CheckpointError(
+            f"{kind} checkpoint {url!r}: weights do not match checkpoint_id {checkpoint['checkpoint_id']}"
+        )
+
+
+def check_same_detector(checkpoint: str, reads: str, trained_on: tuple[str, Optional[str]],
+                        loaded: tuple[str, Optional[str]], fix: str) -> None:
+    """``CheckpointError`` unless the detector ``loaded`` is the one a model was ``trained_on`` (both
+    ``(checkpoint_id, url)``): its heads read that detector's ``reads`` (features, scores), which another's
+    mean something else.
+
+    ``checkpoint`` names the model's checkpoint in the message, ``fix`` says how to mend the mismatch.
+    """
+    if loaded[0] != trained_on[0]:
+        raise CheckpointError(
+            f"{checkpoint} was trained on the {reads} of detector checkpoint {trained_on[0]} ({trained_on[1]}), "
+            f"but the detector loaded is {loaded[0]} ({loaded[1]}): {fix}"
+        )
 
 
 def _read_bytes(url: str) -> bytes:

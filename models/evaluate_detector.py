@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
-import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm.auto import tqdm
@@ -59,16 +58,12 @@ def evaluate_detector(
 
 
 def evaluate_checkpoint(
-    cfg: Mapping[str, Any], dataset_url: str, source: str = "jpeg", stride: int = 1,
-    threads: Optional[int] = None, progress: bool = False,
+    cfg: Mapping[str, Any], dataset_url: str, source: str = "jpeg", stride: int = 1, progress: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate_detector` of the detector ``cfg["detector"]`` names, with the checkpoint it loaded.
 
-    Returns ``{"checkpoint": URL, "checkpoint_id": ID, **stats, "seconds": evaluation time}``;
-    ``threads``: torch's CPU threads for this process (None: torch's choice).
+    Returns ``{"checkpoint": URL, "checkpoint_id": ID, **stats, "seconds": evaluation time}``.
     """
-    if threads:
-        torch.set_num_threads(threads)
     model, info = load_detector(cfg)
     started = time.monotonic()
     stats = evaluate_detector(model, dataset_url, source, stride, progress=progress)

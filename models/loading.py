@@ -32,7 +32,7 @@ import torch
 from torchvision.models.detection import MaskRCNN
 
 from tubelets.errors import CheckpointError, ConfigError
-from tubelets.models.checkpoints import FORMAT, read_checkpoint, weights_id
+from tubelets.models.checkpoints import FORMAT, check_weights, read_checkpoint, weights_id
 from tubelets.models.detector import build_detector
 
 UNMAPPED_LOGIT = -30.0
@@ -163,10 +163,8 @@ def _apply_own(model: MaskRCNN, checkpoint: dict, url: str, detector_cfg: Mappin
             f"checkpoint {url!r} has categories {names}, "
             f"the config detector.categories are {[c['name'] for c in wanted]}"
         )
-    state = checkpoint["model"]
-    if weights_id(state) != checkpoint["checkpoint_id"]:
-        raise CheckpointError(f"checkpoint {url!r}: weights do not match checkpoint_id {checkpoint['checkpoint_id']}")
-    load_matching(model, state, url)
+    check_weights(checkpoint, url, "detector")
+    load_matching(model, checkpoint["model"], url)
     return CheckpointInfo(
         url, checkpoint["checkpoint_id"], "tubelets", preset, num_classes, checkpoint["categories"], checkpoint["step"]
     )

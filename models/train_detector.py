@@ -101,14 +101,12 @@ def train_detector(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
-    threads: Optional[int] = None,
     max_seconds: Optional[float] = None,
     mixed_precision: bool = False,
     cache_videos: Optional[int] = None,
 ) -> TrainResult:
     """Train ``cfg["detector"]`` on the data set at ``dataset_url`` (or several, as one); checkpoints to ``out_url``.
 
-    ``threads``: torch's CPU threads for this process (None: torch's choice).
     ``max_seconds``: stop at this wall-clock budget, counted from this call
     (None: run all ``train_detector.steps``). ``mixed_precision``: bfloat16
     autocast on CUDA (off on the CPU). ``cache_videos``: videos of decoded
@@ -120,8 +118,6 @@ def train_detector(
         raise ConfigError("a run with a time budget (max_seconds) cannot resume: its schedule follows the time "
                           "spent, which a resumed run does not know; resume without a budget or start afresh")
     budget = Budget(float(max_seconds), started) if max_seconds is not None else None
-    if threads:
-        torch.set_num_threads(threads)
     detector_cfg, train_cfg = cfg["detector"], cfg[SECTION]
     frames = open_frames(dataset_url, source=train_cfg["source"], frame_stride=train_cfg["frame_stride"],
                          cache_videos=cache_videos)
@@ -158,11 +154,12 @@ def train_detector(
     )
 
 
-def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progress, budget: Optional[Budget] = None,
-              autocast: bool = False) -> list[training_loop.StepLosses]:
+def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progress, budget: Optional[Budget],
+              autocast: bool) -> list[training_loop.StepLosses]:
     """The training loop from ``start_step`` to ``train_detector.steps``; returns each step's ``loss`` and ``lr``.
 
-    It stops earlier when the ``budget`` is spent. ``autocast``: the forward passes under bfloat16 autocast (CUDA).
+    It stops earlier when the ``budget`` (None: none) is spent. ``autocast``: the forward passes under bfloat16
+    autocast (CUDA).
     """
     train_cfg = cfg[SECTION]
     batches = TrainingBatches(frames, int(train_cfg["batch_size"]), int(train_cfg["seed"]), train_cfg["augment"])
@@ -194,8 +191,8 @@ def training_checkpoint(
     )
 
 
-def train_step(model, optimizer, images, targets, step, train_cfg, device, lr=None, autocast=False) -> float:
-    """One optimiser step on a batch at ``lr`` (None: the step's); returns the total loss.
+def train_step(model, optimizer, images, targets, step, train_cfg, device, lr: float, autocast: bool) -> float:
+    """One optimiser step on a batch at ``lr``; returns the total loss.
 
     RPN/RoI sampling is seeded by the step. ``autocast``: the forward pass
     under bfloat16 autocast (CUDA); the backward pass runs outside it, as torch advises.

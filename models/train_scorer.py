@@ -13,17 +13,16 @@ with L-BFGS: deterministic, seconds on a CPU for thousands of entries.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-import fsspec
 import numpy as np
 import torch
 
 from tubelets import runs
 from tubelets.errors import ConfigError
-from tubelets.metrics.vis import evaluate
+from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.metrics.vis import evaluate, load_json
 from tubelets.metrics.vis_data import index_ground_truth
 from tubelets.metrics.vis_iou import video_iou
 from tubelets.metrics.vis_tracks import ground_truth_tracks, prediction_tracks
@@ -39,8 +38,7 @@ L2 = 1e-3  # penalty on the standardised weights: 18 features, thousands of entr
 def run_examples(dataset_url: str, run_folder: str) -> tuple[np.ndarray, np.ndarray, list[dict], dict, dict]:
     """Features ``[E, F]``, best same-class video IoU ``[E]``, the results entries, the ground truth, the manifest."""
     manifest = _training_run(run_folder)
-    with fsspec.open(f"{dataset_url.rstrip('/')}/instances.json") as handle:
-        gt = json.load(handle)
+    gt = load_json(YouTubeVISDataset(dataset_url).annotations_url, "ground truth")
     rows = read_table(run_folder, "tubelets").to_pylist()
     by_video: dict[Any, list[dict]] = defaultdict(list)
     for row in rows:
@@ -75,9 +73,11 @@ def _training_run(run_folder: str) -> dict:
     return manifest
 
 
-def fit_scorer(features: np.ndarray, targets: np.ndarray, seed: int = 0) -> TubeletScorer:
-    """A logistic regression of ``targets`` (0/1) on ``features``, standardised by their mean and spread."""
-    torch.manual_seed(seed)
+def fit_scorer(features: np.ndarray, targets: np.ndarray) -> TubeletScorer:
+    """A logistic regression of ``targets`` (0/1) on ``features``, standardised by their mean and spread.
+
+    Nothing in it is random (zero start, full batch), so the same examples give the same weights.
+    """
     x = torch.from_numpy(features).float()
     y = torch.from_numpy(targets).float()
     mean, std = x.mean(0), x.std(0)
@@ -98,7 +98,7 @@ def fit_scorer(features: np.ndarray, targets: np.ndarray, seed: int = 0) -> Tube
     return scorer.eval()
 
 
-def train_scorer(pairs: Sequence[tuple[str, str]], out_url: str, seed: int = 0) -> dict:
+def train_scorer(pairs: Sequence[tuple[str, str]], out_url: str) -> dict:
     """Fit a scorer on ``(dataset_url, run_folder)`` pairs, write it to ``out_url``; its AP before and after."""
     examples = [run_examples(dataset, run) for dataset, run in pairs]
     detectors = {manifest["checkpoint_id"] for *_, manifest in examples}
@@ -107,7 +107,7 @@ def train_scorer(pairs: Sequence[tuple[str, str]], out_url: str, seed: int = 0) 
                           "detector's scores")
     features = np.concatenate([example[0] for example in examples])
     targets = (np.concatenate([example[1] for example in examples]) >= MATCH_IOU).astype(np.float64)
-    scorer = fit_scorer(features, targets, seed)
+    scorer = fit_scorer(features, targets)
     metrics: dict[str, Any] = {"runs": []}
     trained_on = []
     for (dataset, run), (run_features, ious, entries, gt, manifest) in zip(pairs, examples):

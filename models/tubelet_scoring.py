@@ -40,7 +40,7 @@ import torch
 
 from tubelets import masks
 from tubelets.errors import CheckpointError
-from tubelets.models.checkpoints import read_checkpoint, weights_id
+from tubelets.models.checkpoints import check_same_detector, read_own_checkpoint, weights_id
 from tubelets.records import Tubelet
 
 FORMAT = "tubelets.scorer/1"
@@ -123,6 +123,7 @@ class LoadedScorer:
     url: str
     checkpoint_id: str
     detector_checkpoint_id: str
+    detector_url: Optional[str]
 
 
 def make_scorer_checkpoint(scorer: TubeletScorer, *, detector: Mapping[str, Any], trained_on: Sequence[Mapping],
@@ -137,18 +138,13 @@ def make_scorer_checkpoint(scorer: TubeletScorer, *, detector: Mapping[str, Any]
 
 def load_scorer(url: str) -> LoadedScorer:
     """The scorer at ``url`` (fsspec URL or ``builtin:NAME``); ``CheckpointError`` naming what is wrong."""
-    checkpoint = read_checkpoint(url)
-    if checkpoint.get("format") != FORMAT:
-        raise CheckpointError(f"scorer checkpoint {url!r} has format {checkpoint.get('format')!r}, "
-                              f"expected {FORMAT!r} (made by `tubelets train scorer`)")
+    checkpoint = read_own_checkpoint(url, FORMAT, "scorer", ("features", "detector"))
     if tuple(checkpoint["features"]) != FEATURES:
         raise CheckpointError(f"scorer checkpoint {url!r} was trained on other features "
                               f"({len(checkpoint['features'])}, this version has {len(FEATURES)}): train it again")
-    if weights_id(checkpoint["model"]) != checkpoint["checkpoint_id"]:
-        raise CheckpointError(f"scorer checkpoint {url!r}: weights do not match checkpoint_id "
-                              f"{checkpoint['checkpoint_id']}")
+    detector = checkpoint["detector"]
     return LoadedScorer(TubeletScorer.from_state(checkpoint["model"]), url, checkpoint["checkpoint_id"],
-                        checkpoint["detector"]["checkpoint_id"])
+                        detector["checkpoint_id"], detector.get("url"))
 
 
 def scorer_from_config(scoring: Mapping[str, Any]) -> Optional[TubeletScorer]:
@@ -158,17 +154,17 @@ def scorer_from_config(scoring: Mapping[str, Any]) -> Optional[TubeletScorer]:
 
 def check_detector(scorer: LoadedScorer, detector_checkpoint_id: str, detector_url: Optional[str]) -> None:
     """The scorer read the scores of one detector; another detector's scores mean something else."""
-    if scorer.detector_checkpoint_id != detector_checkpoint_id:
-        raise CheckpointError(
-            f"scorer checkpoint {scorer.url!r} was trained on the scores of detector checkpoint "
-            f"{scorer.detector_checkpoint_id}, but the detector loaded is {detector_checkpoint_id} ({detector_url}): "
-            "train a scorer for this detector (tubelets train scorer), or set scoring.checkpoint=null")
+    check_same_detector(f"scorer checkpoint {scorer.url!r} ({scorer.checkpoint_id})", "scores",
+                        (scorer.detector_checkpoint_id, scorer.detector_url), (detector_checkpoint_id, detector_url),
+                        "train a scorer for this detector (tubelets train scorer), or set scoring.checkpoint=null")
 
 
 def rescore(tubelets: Sequence[Tubelet], video_length: int, scorer: TubeletScorer) -> list[Tubelet]:
     """``tubelets`` with each entry's score (own class and other classes) replaced by the scorer's probability."""
     rescored = []
     for tubelet in tubelets:
+        # One call a tubelet, not one a video: torch's float32 matmul and sigmoid kernels depend on the row count,
+        # so stacking the video's rows moves probabilities by an ulp or so and with them the results' bytes.
         probabilities = scorer.probabilities(entry_features(tubelet, video_length))
         others = [(category, float(p)) for (category, _), p in zip(tubelet.other_classes, probabilities[1:])]
         rescored.append(dataclasses.replace(tubelet, score=float(probabilities[0]), other_classes=others))

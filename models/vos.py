@@ -57,6 +57,7 @@ from tubelets.models.ipdt.features import FeatureWindow
 from tubelets.models.ipdt.model import FrameEncoding
 from tubelets.models.ipdt.point import exclusive_masks, grow_from_points
 from tubelets.models.ipdt.propagation import Instance, PropagationSettings, Propagator
+from tubelets.models.setting_checks import FRACTION, TRACKING_RULES, check_settings, or_null
 from tubelets.models.trackers.base import FrameSource, frame_getter
 from tubelets.models.vos_redetect import ProposalSource, snap_to_proposals
 from tubelets.records import FrameDetections, ObjectPrompt, TubeletFrame
@@ -177,19 +178,11 @@ class VosSegmenter(UsesTrackingModels):
             raise ConfigError("the VOS segmenter has no checkpoint: set vos.checkpoint")
 
     def _check_settings(self) -> None:
-        snap = self.snap_iou
-        if snap is not None and (isinstance(snap, bool) or not isinstance(snap, (int, float)) or not 0 <= snap <= 1):
-            raise ConfigError(f"vos setting snap_iou must be a number in [0, 1] or null, got {self.snap_iou!r}")
-        for name in ("mask_threshold", "min_confidence", "window_influence", "point_threshold", "proposal_score"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ConfigError(f"vos setting {name} must be a number in [0, 1], got {value!r}")
-        for name, minimum in (("max_lost", 0), ("feature_window", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"vos setting {name} must be an integer >= {minimum}, got {value!r}")
-        if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or self.box_margin < 1:
-            raise ConfigError(f"vos setting box_margin must be a number >= 1, got {self.box_margin!r}")
+        check_settings(vars(self), _RULES, "vos setting ")
+
+
+# The tracking rules; re-detection may be off (snap_iou null).
+_RULES = {**TRACKING_RULES, "snap_iou": or_null(FRACTION), "point_threshold": FRACTION, "proposal_score": FRACTION}
 
 
 def prompt_mask(prompt: ObjectPrompt, frame_size: tuple[int, int]) -> np.ndarray:

@@ -20,9 +20,10 @@ from tubelets.pipelines.options import pipeline_options
 from tubelets.tables import TASKS
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, input_help: str) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments every pipeline command takes; unknown ``--flags`` go to Beam."""
-    parser.add_argument("input", help=input_help)
+    parser.add_argument("input", help="a glob of video files, or a YouTube-VIS or DAVIS data set folder (any fsspec "
+                        "URL)")
     parser.add_argument("output", help="OUTPUT folder on a file system Beam writes (a local path, gs://, s3:// ...); "
                         "each run gets OUTPUT/<run_id>/")
     parser.add_argument("--config", default=None, help="a preset name or a YAML file (any fsspec URL)")
@@ -73,7 +74,7 @@ def parse_run_arguments(
 ) -> tuple[argparse.Namespace, dict, PipelineOptions]:
     """``argv`` -> (our arguments, the config, Beam options from the remaining flags)."""
     parser = argparse.ArgumentParser(prog=f"tubelets {command}")
-    add_run_arguments(parser, "a glob of video files, or a YouTube-VIS or DAVIS data set folder (any fsspec URL)")
+    add_run_arguments(parser)
     if extend:
         extend(parser)
     argv = list(sys.argv[1:] if argv is None else argv)

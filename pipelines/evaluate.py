@@ -10,7 +10,6 @@ turns a real drop into exit 4.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import sys
@@ -23,22 +22,20 @@ import pyarrow.parquet as pq
 from tubelets import runs
 from tubelets.compare import (Gate, check_run, check_same_dataset, compare_runs, parse_gates, regression, table_rows,
                               to_text, unchecked_gates)
-from tubelets.errors import ConfigError, DatasetError, RegressionError, RunFailedError
+from tubelets.errors import ConfigError, DatasetError, RegressionError
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.io.results import stream_results
+from tubelets.io.results import ordered_results, stream_results
 from tubelets.metrics.vis import VideoMatches, accumulate
 from tubelets.metrics.vis_store import row_to_matches
 from tubelets.pipelines.arguments import parse_run_arguments
-from tubelets.pipelines.lifecycle import execute, one_line, resume_command
+from tubelets.pipelines.lifecycle import ending_the_run, execute
 from tubelets.pipelines.run_setup import RunSpec, check_native_frames, prepare_run
 from tubelets.pipelines.segment import build_pipeline as build_segment
 from tubelets.pipelines.vos import run_vos
-from tubelets.tables import (METRICS, TABLES, table_files, table_folder, to_arrow, utc_now, with_provenance,
-                             write_parquet)
+from tubelets.tables import METRICS, PART_FILE, TABLES, read_table, table_folder, with_provenance, write_table_file
 from tubelets.transforms.evaluation import GroundTruth, MatchVideo, headline, load_ground_truth, metric_rows
 from tubelets.transforms.inputs import ANNOTATIONS, is_dataset
-from tubelets.transforms.outputs import WriteRunFiles, WriteTable, results_order, write_table_file
-from tubelets.tubelet_rows import results_from_rows
+from tubelets.transforms.outputs import WriteRunFiles
 
 # Scoring compares masks with the ground truth frame by frame, at the data set's frame size: a strided,
 # resampled or resized run would be scored against the wrong frames or sizes (and silently get about zero).
@@ -56,13 +53,12 @@ def check_dataset(dataset_url: str) -> YouTubeVISDataset:
 
 
 def build_pipeline(p: beam.Pipeline, spec: RunSpec, digest: Optional[str] = None) -> dict[str, beam.PCollection]:
-    """The segment graph plus each tracked video's matches. Graph only.
+    """The segment graph plus each tracked video's matches. Graph only: :func:`run` has checked the frames and
+    the data set before any video.
 
     ``digest``: the annotations' :func:`dataset_digest` (computed when not given). Nothing here
     gathers the bucket: results.json and the metrics are made after the run (:func:`score_run`).
     """
-    check_native_frames(spec.config, EVERY_FRAME)
-    check_dataset(spec.input_url)
     outputs = build_segment(p, spec)
     matches = outputs["rows"] | "MatchVideo" >> beam.ParDo(MatchVideo(spec.input_url,
                                                                       digest or dataset_digest(spec.input_url)))
@@ -96,21 +92,27 @@ def score_run(spec: RunSpec, digest: str) -> list[dict]:
        its matches stored, is matched here, from its tubelets file if it has one;
     2. the metrics: one accumulation over the ``video_matches`` table, written as the ``metrics`` table;
     3. ``results.json``: the tubelets files in video id order, one video at a time (:func:`stream_results`).
+
+    The ``tubelets`` folder is listed once, here; the ``video_matches`` folder once for what it lacks and
+    once read whole (:func:`stored_matches`), after the missing files are written.
     """
     truth = load_ground_truth(spec.input_url, digest)
-    match_missing_videos(spec, truth)
+    with_tubelets = runs.inputs_with_files(spec.output_url, spec.run_id, "tubelets")
+    match_missing_videos(spec, truth, with_tubelets)
     metrics = accumulate(stored_matches(spec), truth.index.category_ids)
     rows = metric_rows(metrics, spec.input_url, spec.config["tracker"]["name"], spec.category_names)
-    write_table_file(table_folder(spec.output_url, spec.run_id, "metrics"), WriteTable.FILE_NAME, rows,
+    write_table_file(table_folder(spec.output_url, spec.run_id, "metrics"), PART_FILE, rows,
                      with_provenance(METRICS, spec.run_id, **spec.provenance), spec.run_id)
-    stream_results(f"{spec.run_url}/results.json", results_in_order(spec, truth))
+    stream_results(f"{spec.run_url}/results.json", results_in_order(spec, truth, with_tubelets))
     return rows
 
 
-def match_missing_videos(spec: RunSpec, truth: GroundTruth) -> None:
-    """Write the ``video_matches`` file of each video of the data set that has none yet."""
+def match_missing_videos(spec: RunSpec, truth: GroundTruth, with_tubelets: set[str]) -> None:
+    """Write the ``video_matches`` file of each video of the data set that has none yet.
+
+    ``with_tubelets``: the stems of the videos with a tubelets file (a video without one is all missed).
+    """
     with_matches = runs.inputs_with_files(spec.output_url, spec.run_id, "video_matches")
-    with_tubelets = runs.inputs_with_files(spec.output_url, spec.run_id, "tubelets")
     folder = table_folder(spec.output_url, spec.run_id, "video_matches")
     schema = with_provenance(TABLES["video_matches"], spec.run_id, **spec.provenance)
     for stem in sorted(set(truth.videos) - with_matches):
@@ -119,42 +121,25 @@ def match_missing_videos(spec: RunSpec, truth: GroundTruth) -> None:
 
 
 def stored_matches(spec: RunSpec) -> list[VideoMatches]:
-    """Every video's matches from the run's ``video_matches`` table, a file at a time."""
-    fs, files = table_files(spec.output_url, [spec.run_id], ["video_matches"])
-    return [row_to_matches(row) for path in files["video_matches"]
-            for row in pq.read_table(path, filesystem=fs).to_pylist()]
+    """Every video's matches from the run's ``video_matches`` table."""
+    return [row_to_matches(row) for row in read_table(spec.output_url, "video_matches", spec.run_id).to_pylist()]
 
 
-def results_in_order(spec: RunSpec, truth: GroundTruth) -> Iterator[dict]:
+def results_in_order(spec: RunSpec, truth: GroundTruth, with_tubelets: set[str]) -> Iterator[dict]:
     """The run's YouTube-VIS results entries in ``results_order``, read a video at a time.
 
     ``results_order`` sorts by video id first, so the videos in id order, each one's entries sorted, are
-    the whole file's order.
+    the whole file's order. ``with_tubelets``: the stems of the videos with a tubelets file.
     """
-    with_tubelets = runs.inputs_with_files(spec.output_url, spec.run_id, "tubelets")
     for video_id, stem in sorted((video_id, stem) for stem, (video_id, _) in truth.videos.items()):
         if stem in with_tubelets:
-            yield from sorted(results_from_rows(tubelet_rows_of(spec, stem)), key=results_order)
+            yield from ordered_results(tubelet_rows_of(spec, stem))
 
 
 def tubelet_rows_of(spec: RunSpec, stem: str) -> list[dict]:
     """The rows of one video's tubelets file."""
     fs, path = fsspec.core.url_to_fs(f"{table_folder(spec.output_url, spec.run_id, 'tubelets')}/{stem}.parquet")
     return pq.read_table(path, filesystem=fs).to_pylist()
-
-
-@contextlib.contextmanager
-def failing_the_run(spec: RunSpec, argv: Sequence[str]) -> Iterator[None]:
-    """Work done after the pipeline that, should it fail, fails the run: the manifest says so and how to resume."""
-    try:
-        yield
-    except BaseException as error:
-        with contextlib.suppress(Exception):
-            runs.update_manifest(spec.output_url, spec.run_id, status=runs.FAILED, reason=one_line(error),
-                                 ended_at=utc_now().isoformat(), resume=resume_command("evaluate", argv, spec.run_id))
-        if isinstance(error, Exception):
-            raise RunFailedError(f"run {spec.run_id} failed while scoring: {one_line(error)}") from error
-        raise
 
 
 def _add_source(parser) -> None:
@@ -196,8 +181,8 @@ def compare_with_baseline(spec: RunSpec, baseline: str, gates: Sequence[Gate]) -
     comparison = compare_runs(spec.output_url, baseline, spec.run_id)
     print(to_text(comparison, overall_only=True), end="", file=sys.stderr)
     schema = with_provenance(METRICS, spec.run_id, **spec.provenance)
-    write_parquet(to_arrow(table_rows(comparison), schema),
-                  f"{table_folder(spec.output_url, spec.run_id, 'metrics')}/comparison.parquet")
+    write_table_file(table_folder(spec.output_url, spec.run_id, "metrics"), "comparison", table_rows(comparison),
+                     schema, spec.run_id)
     for line in unchecked_gates(comparison, gates):
         print(line, file=sys.stderr)
     return regression(comparison, gates)
@@ -232,8 +217,9 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
     build = functools.partial(build_pipeline, digest=extra["dataset_digest"])
     spec, outcome = execute(spec, options, build, "evaluate", args.argv, args.max_failed, resume=resume,
                             test_pipeline=test_pipeline, progress_every=args.progress_every, extra=extra)
-    # The run is marked complete by now (lifecycle.execute ends with that); a failure while scoring marks it failed.
-    with failing_the_run(spec, args.argv):
+    # The run is marked complete by now (lifecycle.execute ends with that); a failure while scoring marks it failed,
+    # a signal interrupted, as in the pipeline.
+    with ending_the_run(spec, "evaluate", args.argv, during="while scoring"):
         rows = score_run(spec, extra["dataset_digest"])
     print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
     print(f"results: {spec.run_url}/results.json", file=sys.stderr)

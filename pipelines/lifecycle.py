@@ -271,6 +271,32 @@ def stop_child_processes(grace_seconds: float = 3.0) -> None:
             child.kill()
 
 
+def fail_run(spec, command: str, argv: Sequence[str], error: BaseException, during: str = "") -> RunFailedError:
+    """Mark the run failed (the reason, its end, how to resume) and return the error to raise.
+
+    ``during`` says what failed when it was not the pipeline (``"while scoring"``). The manifest is
+    updated on a best-effort basis: the run's own error is the one worth reporting.
+    """
+    reason = one_line(error)
+    with contextlib.suppress(Exception):
+        runs.update_manifest(spec.output_url, spec.run_id, status=runs.FAILED, reason=reason,
+                             ended_at=utc_now().isoformat(), resume=resume_command(command, argv, spec.run_id))
+    log = logs.active_log_path()
+    return RunFailedError(f"run {spec.run_id} failed{f' {during}' if during else ''}: {reason}"
+                          + (f" (log: {log})" if log else ""))
+
+
+@contextlib.contextmanager
+def ending_the_run(spec, command: str, argv: Sequence[str], during: str = "") -> Iterator[None]:
+    """Work that ends the run should it stop: SIGINT/SIGTERM mark it interrupted (:func:`interrupts_end_the_run`),
+    an error marks it failed (:func:`fail_run`, raised as ``RunFailedError``)."""
+    with interrupts_end_the_run(spec, command, argv):
+        try:
+            yield
+        except Exception as error:
+            raise fail_run(spec, command, argv, error, during) from error
+
+
 def one_line(error: BaseException) -> str:
     """The gist of a pipeline error in one line: Beam wraps a worker's traceback into its message."""
     text = str(error)
@@ -313,20 +339,12 @@ def execute(spec, options, build: Callable, command: str, argv: Sequence[str], m
     between progress lines (0: none).
     """
     spec = open_run(spec, command, argv, resume, extra)
-    with interrupts_end_the_run(spec, command, argv), progress_lines(spec, progress_every):
-        try:
-            counts = run_to_end(spec, options, build, test_pipeline)
-            failed, missing = account_inputs(spec)
-            if missing:
-                raise RuntimeError(f"{len(missing)} input(s) have neither tubelets nor a dead letter, "
-                                   f"e.g. {sorted(missing)[:3]}")
-        except Exception as error:
-            reason = one_line(error)
-            with contextlib.suppress(Exception):
-                runs.update_manifest(spec.output_url, spec.run_id, status=runs.FAILED, reason=reason,
-                                     ended_at=utc_now().isoformat(), resume=resume_command(command, argv, spec.run_id))
-            log = logs.active_log_path()
-            raise RunFailedError(f"run {spec.run_id} failed: {reason}" + (f" (log: {log})" if log else "")) from error
+    with ending_the_run(spec, command, argv), progress_lines(spec, progress_every):
+        counts = run_to_end(spec, options, build, test_pipeline)
+        failed, missing = account_inputs(spec)
+        if missing:
+            raise RuntimeError(f"{len(missing)} input(s) have neither tubelets nor a dead letter, "
+                               f"e.g. {sorted(missing)[:3]}")
     outcome = RunOutcome(counts, len(spec.input_stems), len(failed), max_failed or MaxFailed(), spec.run_url)
     runs.update_manifest(spec.output_url, spec.run_id, status=runs.COMPLETE, ended_at=utc_now().isoformat(),
                          counters=dict(counts), failed_inputs=len(failed), exit_code=outcome.exit_code,

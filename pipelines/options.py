@@ -43,7 +43,7 @@ def runner_path(runner: Optional[str]) -> Optional[str]:
 
 
 def is_dask_runner(runner: Optional[str]) -> bool:
-    return runner_path(runner) == DASK_RUNNER or (runner or "").lower() == "daskrunner"
+    return runner_path(runner) == DASK_RUNNER
 
 
 def _expand_dask_address(args: list[str]) -> tuple[list[str], Optional[str]]:
@@ -62,6 +62,15 @@ def _expand_dask_address(args: list[str]) -> tuple[list[str], Optional[str]]:
     if address is not None:
         expanded.append(f"--dask_client_address={address}")
     return expanded, address
+
+
+def _implied_runner(beam_args: Sequence[str]) -> Optional[str]:
+    """The ``--runner`` given; with none, ``dask`` where ``--dask-address`` names a scheduler (the address implies
+    the Dask runner), else None."""
+    runner = _option_value(beam_args, "runner")
+    if runner is None and _expand_dask_address(list(beam_args))[1] is not None:
+        return "dask"
+    return runner
 
 
 def _name_runner(args: list[str], path: str) -> list[str]:
@@ -92,9 +101,8 @@ def with_default_runner(beam_args: Sequence[str]) -> list[str]:
     one partition, which one worker runs one after the other.
     """
     args, address = _expand_dask_address(list(beam_args))
-    runner = _option_value(args, "runner")
-    if runner is None:
-        runner = "dask" if address is not None else "DirectRunner"
+    runner = _implied_runner(beam_args) or "DirectRunner"
+    if _option_value(args, "runner") is None:
         args.append(f"--runner={runner}")
     if is_dask_runner(runner):
         if runner_path(runner) != runner:
@@ -142,10 +150,7 @@ def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> 
 
     The message, one line, names each unknown flag with the closest of ``own_flags`` and Beam's flags.
     """
-    runner = _option_value(beam_args, "runner")
-    if runner is None and any(arg == DASK_ADDRESS or arg.startswith(f"{DASK_ADDRESS}=") for arg in beam_args):
-        runner = "dask"  # --dask-address implies the Dask runner, whose flags are then known too
-    known = beam_flags(runner) | {DASK_ADDRESS}
+    known = beam_flags(_implied_runner(beam_args)) | {DASK_ADDRESS}  # the Dask runner's flags with --dask-address
     unknown = []
     for arg in beam_args:
         if arg == "--":  # argparse: what follows is positional

@@ -38,9 +38,13 @@ class RunSpec:
     config: Mapping[str, Any]
     checkpoint_id: str
     category_names: Mapping[int, str]
-    input_keys: frozenset = frozenset()  # every input's key (VideoInput.key)
     done: frozenset = frozenset()  # stems (tubelets.runs.video_file_stem) of the inputs a resumed run finished before
     inputs: tuple = ()  # every input's VideoInput, as listed at launch (MatchInputs lists INPUT itself when empty)
+
+    @property
+    def input_keys(self) -> frozenset:
+        """Every input's key (``VideoInput.key``)."""
+        return frozenset(item.key for item in self.inputs)
 
     @property
     def input_stems(self) -> frozenset:
@@ -168,7 +172,7 @@ def prepare_run(input_url: str, output_url: str, config: Mapping[str, Any], resu
     inputs = list_inputs(input_url, config["io"]["source"])
     names = {int(c["id"]): str(c["name"]) for c in checkpoint.categories}
     return RunSpec(input_url, output_url, config["run"]["run_id"], config, checkpoint.checkpoint_id, names,
-                   frozenset(item.key for item in inputs), inputs=inputs)
+                   inputs=inputs)
 
 
 def skip_finished(videos: beam.PCollection, done: frozenset) -> beam.PCollection:

@@ -109,8 +109,7 @@ def prepare_vos_run(input_url: str, output_url: str, config: Mapping[str, Any], 
     inputs = list_inputs(input_url, config["io"]["source"])
     prompts = load_prompts(input_url, config)
     return VosRunSpec(input_url, output_url, config["run"]["run_id"], config, segmenter.info.checkpoint_id,
-                      OBJECT_CATEGORY, frozenset(item.key for item in inputs), inputs=inputs, prompts=prompts,
-                      evaluate=evaluate)
+                      OBJECT_CATEGORY, inputs=inputs, prompts=prompts, evaluate=evaluate)
 
 
 def build_pipeline(p: beam.Pipeline, spec: VosRunSpec) -> dict[str, beam.PCollection]:

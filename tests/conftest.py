@@ -5,11 +5,12 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_shapes_set(tmp_path_factory):
-    """``make(name, videos, seed, **options)``: a Shapes-VIS set of 64x48 frames (cheap for any model); its URL."""
+    """``make(name, videos, seed, folder=None, **options)``: a Shapes-VIS set of 64x48 frames (cheap for any model)
+    in a fresh temporary folder ``name``, or at ``folder`` where a test needs it at a given path; its URL."""
     from tubelets.synth import generate_dataset
 
-    def make(name: str, videos: int, seed: int, **options) -> str:
-        root = tmp_path_factory.mktemp(name) / name
+    def make(name: str, videos: int, seed: int, folder=None, **options) -> str:
+        root = folder if folder is not None else tmp_path_factory.mktemp(name) / name
         generate_dataset(str(root), videos=videos, seed=seed, width=64, height=48, **options)
         return str(root)
 

@@ -63,12 +63,8 @@ class DecodeVideo(beam.DoFn):
                 yield (item.key, position), frame
         if shape is None:
             raise ValueError(f"no frames decoded from {item.url}")
-        meta = VideoMeta(
-            key=item.key, width=shape[1], height=shape[0], length=len(indices), video_id=item.video_id,
-            frame_indices=indices, url=item.url, source=item.source,
-        )
         self._videos.inc()
-        yield beam.pvalue.TaggedOutput(META, (item.key, meta))
+        yield beam.pvalue.TaggedOutput(META, (item.key, video_meta(item, indices, shape)))
 
     def _frames_of(self, item) -> Iterator[tuple[int, np.ndarray]]:
         dataset = None if item.source == "video" else self._dataset(item)
@@ -76,9 +72,16 @@ class DecodeVideo(beam.DoFn):
 
     def _dataset(self, item) -> YouTubeVISDataset | DavisDataset:
         if (item.source, item.url) not in self._datasets:
-            kind = DavisDataset if item.source == "davis" else YouTubeVISDataset
-            self._datasets[(item.source, item.url)] = kind(item.url)
+            self._datasets[(item.source, item.url)] = open_dataset(item)
         return self._datasets[(item.source, item.url)]
+
+
+def open_dataset(item) -> YouTubeVISDataset | DavisDataset | None:
+    """The data set whose frames an input names, its folder parsed (a DAVIS or YouTube-VIS one); None for a video
+    file. Parsing lists or reads the whole folder: a caller reading several of its videos keeps it."""
+    if item.source == "video":
+        return None
+    return (DavisDataset if item.source == "davis" else YouTubeVISDataset)(item.url)
 
 
 def input_frames(item, *, stride: int, fps: float | None, max_size: int | None,
@@ -95,3 +98,11 @@ def input_frames(item, *, stride: int, fps: float | None, max_size: int | None,
             raise ValueError("DAVIS sequences are read frame by frame: io.stride must be 1")
         return dataset.iter_frames(item.key)
     return iter_frames(item.url, stride=stride, fps=fps, max_size=max_size)
+
+
+def video_meta(item, indices: list[int], shape: tuple[int, ...]) -> VideoMeta:
+    """The VideoMeta of an input read whole: its frames' source ``indices`` and their ``shape`` (H, W, 3)."""
+    return VideoMeta(
+        key=item.key, width=shape[1], height=shape[0], length=len(indices), video_id=item.video_id,
+        frame_indices=indices, url=item.url, source=item.source,
+    )

@@ -12,21 +12,20 @@ with ground truth.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
 
 from tubelets.errors import DatasetError
-from tubelets.io.dataset import YouTubeVISDataset
+from tubelets.io.dataset import YouTubeVISDataset, video_records
+from tubelets.io.results import ordered_results
 from tubelets.metrics.vis import VisMetrics, category_stats, load_json
 from tubelets.metrics.vis_data import GroundTruthIndex, index_ground_truth
 from tubelets.metrics.vis_match import VideoMatches, match_video
 from tubelets.metrics.vis_store import matches_to_row
+from tubelets.process_cache import process_cached
 from tubelets.runs import video_file_stem
 from tubelets.tables import METRIC_NAMES, utc_now
-from tubelets.transforms.outputs import results_order
-from tubelets.tubelet_rows import results_from_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +47,9 @@ class GroundTruth:
         """One video's matches from its rows of the ``tubelets`` table (no rows: its ground truth is missed,
         as the official evaluator counts a video without results). The entries are put in results.json's
         order first, which breaks score ties."""
-        entries = sorted(results_from_rows(rows), key=results_order)
         index = self.index
-        return match_video(index.videos[video_id], index.annotations_by_video.get(video_id, []), entries,
-                           index.category_ids)
+        return match_video(index.videos[video_id], index.annotations_by_video.get(video_id, []),
+                           ordered_results(rows), index.category_ids)
 
     def matches_row(self, stem: str, rows: Sequence[Mapping]) -> dict:
         """The ``video_matches`` row of the video whose files are named ``stem``, from its tubelet rows."""
@@ -59,19 +57,22 @@ class GroundTruth:
         return matches_to_row(self.match(video_id, rows), name)
 
 
-@functools.lru_cache(maxsize=2)
+@process_cached(maxsize=2)
 def load_ground_truth(dataset_url: str, digest: str) -> GroundTruth:
     """The ground truth of the YouTube-VIS data set at ``dataset_url``, read once per process.
 
     Once, because Beam's Dask runner sets a DoFn up for every partition it runs, that is for every
-    video (``--dask_partition_size=1``): without the cache each video would parse the whole data
+    video (:mod:`tubelets.process_cache`): without the cache each video would parse the whole data
     set's annotations, a cost per video that grows with the bucket. ``digest`` (the annotations'
     :func:`tubelets.pipelines.evaluate.dataset_digest`) is part of the key, so a worker that outlives
-    a run reads a rewritten file again.
+    a run reads a rewritten file again. The file is parsed once: the index and the videos' names
+    come from the same parsed JSON.
     """
-    dataset = YouTubeVISDataset(dataset_url)
-    index = index_ground_truth(load_json(dataset.annotations_url, "ground truth"), dataset.annotations_url)
-    return GroundTruth(index, {video_file_stem(video.name): (video.id, video.name) for video in dataset.videos})
+    url = YouTubeVISDataset(dataset_url).annotations_url
+    data = load_json(url, "ground truth")
+    index = index_ground_truth(data, url)
+    return GroundTruth(index, {video_file_stem(video.name): (video.id, video.name)
+                               for video in video_records(url, data)})
 
 
 class MatchVideo(beam.DoFn):

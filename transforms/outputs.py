@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import uuid
-from typing import Iterable, Mapping, Optional
+from typing import Mapping
 
 import apache_beam as beam
-import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tubelets import runs, tables
 from tubelets.transforms.portable import GatherAll
 
-SHARD_SUFFIX = ".parquet"
-
 
 class WriteTable(beam.PTransform):
-    """Rows (dicts) -> ``OUTPUT/<run_id>/<table>/part-00000-of-00001.parquet`` with the table's schema.
+    """Rows (dicts) -> ``OUTPUT/<run_id>/<table>/<tables.PART_FILE>.parquet`` with the table's schema.
 
     ``run_id`` is filled into every row; the schema carries the run's
     provenance. An empty collection still writes the file (with its schema),
@@ -34,8 +28,6 @@ class WriteTable(beam.PTransform):
     rows go through :class:`WriteRunFiles`.
     """
 
-    FILE_NAME = "part-00000-of-00001"
-
     def __init__(self, output_url: str, run_id: str, table: str, provenance: Mapping[str, str]):
         super().__init__()
         self._folder = tables.table_folder(output_url, run_id, table)
@@ -43,7 +35,7 @@ class WriteTable(beam.PTransform):
         self._run_id = run_id
 
     def expand(self, rows):
-        name = self.FILE_NAME
+        name = tables.PART_FILE
         return (
             rows
             | "AllRows" >> GatherAll()
@@ -83,41 +75,14 @@ class WriteRunFiles(beam.PTransform):
         return named_rows | "WriteFiles" >> beam.ParDo(_WriteFile(self._folder, self._schema, self._run_id))
 
 
-def write_table_file(folder_url: str, name: str, rows: Iterable[Mapping], schema: pa.Schema, run_id: str,
-                     metadata: Optional[Mapping[str, object]] = None) -> str:
-    """``rows`` (``run_id`` filled in) as ``<folder_url>/<name>.parquet`` with ``schema``; returns its URL.
-
-    Written to a temporary name first and then moved in place, so a reader or ``--resume`` never sees
-    half a file. ``metadata`` goes into the schema's metadata as ``tubelets.<key>``.
-    """
-    if metadata:
-        schema = schema.with_metadata({**schema.metadata, **{f"tubelets.{k}".encode(): str(v).encode()
-                                                              for k, v in metadata.items()}})
-    table = tables.to_arrow([{**row, "run_id": run_id} for row in rows], schema)
-    fs, folder = fsspec.core.url_to_fs(folder_url)
-    fs.makedirs(folder, exist_ok=True)
-    temporary = f"{folder}/{name}.{uuid.uuid4().hex}.tmp"
-    with fs.open(temporary, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
-    fs.mv(temporary, f"{folder}/{name}{SHARD_SUFFIX}")
-    return f"{folder_url}/{name}{SHARD_SUFFIX}"
-
-
 class _WriteFile(beam.DoFn):
+    """``(name, rows[, metadata])`` -> ``<folder>/<name>.parquet`` (:func:`tubelets.tables.write_table_file`)."""
+
     def __init__(self, folder: str, schema: pa.Schema, run_id: str):
         self._folder, self._schema, self._run_id = folder, schema, run_id
 
     def process(self, named_rows: tuple):
         name, rows, *extra = named_rows  # (name, rows) or (name, rows, {metadata key: value})
-        yield write_table_file(self._folder, name, rows, self._schema, self._run_id, extra[0] if extra else None)
+        yield tables.write_table_file(self._folder, name, rows, self._schema, self._run_id,
+                                      extra[0] if extra else None)
 
-
-def results_order(entry: Mapping) -> tuple:
-    """Sort key of a YouTube-VIS results entry: video, then descending score.
-
-    Category and masks break score ties, so the order is total: the evaluator
-    breaks score ties by position, and results.json and each video's matching
-    must see one and the same order whatever order the runner delivers.
-    """
-    masks_text = json.dumps(entry["segmentations"], sort_keys=True)
-    return entry["video_id"], -entry["score"], entry["category_id"], masks_text

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from tubelets.config import config_hash
 from tubelets.io.frames import VideoFrames
+from tubelets.process_cache import process_cached
 from tubelets.records import FrameDetections, VideoMeta, VideoProposals
 from tubelets.transforms.proposals import detects_frame
 
@@ -51,14 +53,35 @@ class GroupProposals(beam.PTransform):
         )
 
 
+def _models_key(run_id: Optional[str], tracker_cfg: Mapping[str, Any], scoring: Mapping[str, Any]) -> str:
+    # The run is part of the key: a worker that outlives a run loads a checkpoint rewritten at the same URL again.
+    return config_hash({"run_id": run_id, "tracker": tracker_cfg, "scoring": scoring})
+
+
+@process_cached(maxsize=2, key=_models_key)
+def tracking_models(run_id: Optional[str], tracker_cfg: Mapping[str, Any], scoring: Mapping[str, Any]):
+    """``(tracker, scorer or None)`` of the ``tracker:`` and ``scoring:`` sections, built once per process and run.
+
+    Once: Beam's Dask runner sets :class:`TrackVideo` up for every video (:mod:`tubelets.process_cache`), and
+    a tracker loads its checkpoint when built. Shared by the process's threads: a tracker keeps every video's
+    state inside its ``track`` call (:class:`tubelets.models.trackers.Tracker`; the IPDT trackers make a
+    ``Propagator`` and a ``FeatureWindow`` per call) and the models only run inference; the scorer holds weights.
+    """
+    from tubelets.models.trackers import build_tracker
+    from tubelets.models.tubelet_scoring import scorer_from_config
+
+    return build_tracker(tracker_cfg["name"], tracker_cfg), scorer_from_config(scoring)
+
+
 class TrackVideo(beam.DoFn):
     """``VideoProposals`` -> ``(VideoMeta, [Tubelet])``: calibration, the named tracker, other classes, the score.
 
-    The steps are :func:`tubelets.models.video_tracking.track_video`'s; this DoFn builds the tracker once per
-    worker, hands it the video's frames and counts what comes out.
+    The steps are :func:`tubelets.models.video_tracking.track_video`'s; this DoFn takes the tracker built once
+    per worker process (:func:`tracking_models`), hands it the video's frames and counts what comes out.
     """
 
     def __init__(self, config: Mapping[str, Any]):
+        self._run_id = config["run"]["run_id"]
         self._calibration = dict(config["calibration"])
         self._tracker_cfg = dict(config["tracker"])
         self._scoring = dict(config["scoring"])
@@ -68,16 +91,12 @@ class TrackVideo(beam.DoFn):
     def setup(self):
         import torch
 
-        from tubelets.models.trackers import build_tracker
-        from tubelets.models.tubelet_scoring import scorer_from_config
-
         # The tracker's convolutions sum in another order with another thread count (measured: other tubelets
         # with 1 and 2 threads); fixing it here, not only where the detector happens to load in the same process,
         # keeps a video's tubelets the same on every worker.
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
-        self._tracker = build_tracker(self._tracker_cfg["name"], self._tracker_cfg)
-        self._scorer = scorer_from_config(self._scoring)
+        self._tracker, self._scorer = tracking_models(self._run_id, self._tracker_cfg, self._scoring)
         self._proposals = Metrics.counter("tubelets", "proposals")
         self._tubelets = Metrics.counter("tubelets", "tubelets")
 

@@ -112,9 +112,8 @@ class SegmentObjects(beam.DoFn):
     fixes torch's CPU thread count on each worker, so masks do not depend on the worker.
     """
 
-    def __init__(self, vos_cfg: Mapping[str, Any], max_size: int | None = None, torch_threads: int | None = None):
+    def __init__(self, vos_cfg: Mapping[str, Any], torch_threads: int | None = None):
         self._vos_cfg = dict(vos_cfg)
-        self._max_size = max_size
         self._torch_threads = torch_threads
 
     def setup(self):
@@ -132,7 +131,7 @@ class SegmentObjects(beam.DoFn):
         meta, prompts = item
         try:
             check_prompts(prompts, video_name(meta), meta.length, (meta.height, meta.width))
-            frames = VideoFrames(meta, max_size=self._max_size)
+            frames = VideoFrames(meta)  # the video's own size: prompts are given on it (no io.max_size)
             tubelets = objects_to_tubelets(self._segmenter.segment(frames, meta.length, prompts))
         except Exception as error:  # noqa: BLE001 - one bad video or prompt must not stop the others
             LOG.warning("video %s goes to dead letters: %s", meta.key, error)

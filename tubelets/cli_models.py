@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-from tubelets.config import load_config
+from typing import Optional
 
 # The config section each `train MODEL` reads its settings from, and --steps and --seed override.
 TRAIN_SECTIONS = {"detector": "train_detector", "tracker": "train_tracker"}
@@ -47,11 +46,21 @@ def add_training_arguments(
 
 def training_config(args: argparse.Namespace) -> dict:
     """The run's config: ``--config``, ``--set``, then ``--steps``/``--seed`` as overrides of the model's section."""
+    from tubelets.config import load_config  # here: pydantic, yaml and fsspec cost every command 0.1 s at start
+
     section = TRAIN_SECTIONS[args.model]
     overrides = list(args.overrides)
     overrides += [f"{section}.steps={args.steps}"] if args.steps is not None else []
     overrides += [f"{section}.seed={args.seed}"] if args.seed is not None else []
     return load_config(args.config, overrides)
+
+
+def set_torch_threads(threads: Optional[int]) -> None:
+    """``--threads``: torch's CPU threads for this process (None: torch's choice)."""
+    if threads:
+        import torch  # here: the command line starts without torch
+
+        torch.set_num_threads(threads)
 
 
 def trained_line(result, data: str, note: str = "") -> str:
@@ -64,8 +73,9 @@ def trained_line(result, data: str, note: str = "") -> str:
 def _train_detector(args: argparse.Namespace) -> int:
     from tubelets.models.train_detector import train_detector
 
+    set_torch_threads(args.threads)
     result = train_detector(args.dataset, args.out, training_config(args), args.resume, args.device,
-                            progress=not args.no_progress, threads=args.threads, max_seconds=args.max_seconds)
+                            progress=not args.no_progress, max_seconds=args.max_seconds)
     stopped = " (stopped at --max-seconds)" if result.stopped_by_budget else ""
     print(trained_line(result, f"{result.frames} frames", stopped), file=sys.stderr)
     return 0
@@ -74,8 +84,9 @@ def _train_detector(args: argparse.Namespace) -> int:
 def _train_tracker(args: argparse.Namespace) -> int:
     from tubelets.models.ipdt.train import train_tracker
 
+    set_torch_threads(args.threads)
     result = train_tracker(args.dataset, args.out, training_config(args), args.resume, args.device,
-                           progress=not args.no_progress, threads=args.threads)
+                           progress=not args.no_progress)
     against = f" against detector {result.detector_checkpoint_id}"
     print(trained_line(result, f"{result.instances} instance frames", against), file=sys.stderr)
     return 0
@@ -84,7 +95,7 @@ def _train_tracker(args: argparse.Namespace) -> int:
 def _train_scorer(args: argparse.Namespace) -> int:
     from tubelets.models.train_scorer import summary_lines, train_scorer
 
-    result = train_scorer([tuple(pair) for pair in args.run], args.out, seed=args.seed)
+    result = train_scorer([tuple(pair) for pair in args.run], args.out)
     print("\n".join(summary_lines(result)), file=sys.stderr)
     return 0
 
@@ -107,16 +118,17 @@ def add_train(commands) -> None:
     scorer.add_argument("--run", nargs=2, action="append", required=True, metavar=("DATASET", "RUN_FOLDER"),
                         help="a labelled data set and a complete `tubelets evaluate` run on it made with "
                         "--set scoring.checkpoint=null (repeatable; all on one detector)")
-    scorer.add_argument("--seed", type=int, default=0, help="seed of the fit")
     scorer.set_defaults(handler=_train_scorer)
 
 
 def _evaluate_detector(args: argparse.Namespace) -> int:
+    from tubelets.config import load_config
     from tubelets.models.evaluate_detector import evaluate_checkpoint
 
     overrides = args.overrides + ([f"detector.checkpoint={args.checkpoint}"] if args.checkpoint else [])
+    set_torch_threads(args.threads)
     report = evaluate_checkpoint(load_config(args.config, overrides), args.dataset, args.source, args.stride,
-                                 threads=args.threads, progress=True)
+                                 progress=True)
     print(json.dumps(report, indent=2))
     print(f"mask AP {report['AP']:.3f}, AP50 {report['AP50']:.3f} on {report['frames']} frames", file=sys.stderr)
     return 0

@@ -47,10 +47,10 @@ def check_run(output_url: str, run_id: str, what: str = "run") -> dict:
                            f"matches): evaluate again to compare it")
     if manifest is None:
         raise runs.RunNotFoundError(f"{what} {run_id}: {output_url} holds no such run (no {run_id}/manifest.json)")
-    info = runs.RunInfo(run_id, str(manifest.get("status")), str(manifest.get("reason") or ""))
+    info = runs.RunInfo.from_manifest(run_id, manifest)
     if not info.complete:
         raise CompareError(f"{what} {info.describe()}: only complete runs are compared")
-    task = ((manifest.get("config") or {}).get("run") or {}).get("task", "vis")
+    task = runs.run_task(manifest)
     if task != "vis":
         raise CompareError(f"{what} run {run_id} is a {task} run: only VIS evaluate runs store the matches compared")
     if not manifest.get("dataset_digest") or not runs.inputs_with_files(output_url, run_id, "video_matches"):

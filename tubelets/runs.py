@@ -137,6 +137,13 @@ class RunInfo:
     status: str
     reason: str = ""
 
+    @classmethod
+    def from_manifest(cls, run_id: str, manifest: Optional[Mapping[str, Any]]) -> "RunInfo":
+        """The run as its manifest records it (``None``: a folder without one, :data:`NO_MANIFEST`)."""
+        if manifest is None:
+            return cls(run_id, NO_MANIFEST)
+        return cls(run_id, str(manifest.get("status", "unknown")), str(manifest.get("reason") or ""))
+
     @property
     def complete(self) -> bool:
         return self.status == COMPLETE
@@ -191,10 +198,12 @@ def list_runs(output_url: str) -> list[RunInfo]:
 
 
 def _info(output_url: str, run_id: str) -> RunInfo:
-    manifest = read_manifest(output_url, run_id)
-    if manifest is None:
-        return RunInfo(run_id, NO_MANIFEST)
-    return RunInfo(run_id, str(manifest.get("status", "unknown")), str(manifest.get("reason") or ""))
+    return RunInfo.from_manifest(run_id, read_manifest(output_url, run_id))
+
+
+def run_task(manifest: Mapping[str, Any]) -> str:
+    """The run's ``run.task`` as its manifest's config records it; ``vis`` for a run from before tasks."""
+    return str(((manifest.get("config") or {}).get("run") or {}).get("task", "vis"))
 
 
 def select_runs(runs: Iterable[RunInfo], include_incomplete: bool = False) -> tuple[list[str], list[RunInfo]]:

@@ -6,7 +6,8 @@ folder, so nightly runs sit side by side and a rerun never overwrites another ru
     OUTPUT/<run_id>/manifest.json         (the run's life cycle: tubelets.runs)
     OUTPUT/<run_id>/tubelets/<video stem>.parquet              (one file per video)
     OUTPUT/<run_id>/dead_letters/<input stem>.<digest>.parquet (one file per failure)
-    OUTPUT/<run_id>/metrics/part-00000-of-00001.parquet
+    OUTPUT/<run_id>/video_matches/<video stem>.parquet         (evaluate runs: one file per video)
+    OUTPUT/<run_id>/metrics/part-00000-of-00001.parquet        (PART_FILE: a table written whole)
     OUTPUT/<run_id>/results.json          (evaluate runs: YouTube-VIS results)
 
 Each file's schema metadata carries provenance: the package version, the
@@ -16,7 +17,9 @@ table's schema version, the run id, the config hash and the model checkpoint id.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Mapping, Sequence
+import io
+import uuid
+from typing import Iterable, Mapping, Optional, Sequence
 
 import fsspec
 import pyarrow as pa
@@ -195,20 +198,55 @@ def to_arrow(rows: Iterable[Mapping], schema: pa.Schema) -> pa.Table:
     return table
 
 
-def write_parquet(table: pa.Table, url: str) -> None:
-    """Write one Parquet file to any fsspec URL, creating parent folders."""
+# The one file of a table written whole (a run's metrics), rather than a file per video.
+PART_FILE = "part-00000-of-00001"
+
+
+def write_parquet(table: pa.Table, url: str, exclusive: bool = False) -> str:
+    """Write one Parquet file to any fsspec URL, creating parent folders; returns ``url``.
+
+    The file goes to a temporary name first and is then moved in place, so a reader (or ``--resume``) never
+    sees half a file. ``exclusive``: never over an existing file, even one another writer finished meanwhile
+    (``FileExistsError``): the bytes are made in memory and written by one exclusive create (``O_EXCL`` locally,
+    ``ifGenerationMatch=0`` on GCS, where an object appears whole), for small tables only.
+    """
     fs, path = fsspec.core.url_to_fs(url)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
+    if exclusive:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        with fs.open(path, "xb") as handle:
+            handle.write(buffer.getvalue())
+        return url
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    try:
+        with fs.open(temporary, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+        fs.mv(temporary, path)
+    finally:
+        if fs.exists(temporary):
+            fs.rm(temporary)
+    return url
+
+
+def write_table_file(folder_url: str, name: str, rows: Iterable[Mapping], schema: pa.Schema, run_id: str,
+                     metadata: Optional[Mapping[str, object]] = None, exclusive: bool = False) -> str:
+    """``rows`` (``run_id`` filled in) as ``<folder_url>/<name>.parquet`` with ``schema``; returns its URL.
+
+    ``metadata`` goes into the schema's metadata as ``tubelets.<key>``; written by :func:`write_parquet`
+    (``exclusive`` there).
+    """
+    if metadata:
+        schema = schema.with_metadata({**(schema.metadata or {}), **{f"tubelets.{k}".encode(): str(v).encode()
+                                                                      for k, v in metadata.items()}})
+    table = to_arrow([{**row, "run_id": run_id} for row in rows], schema)
+    return write_parquet(table, f"{folder_url}/{name}.parquet", exclusive)
 
 
 def write_rows(rows: Iterable[Mapping], output_url: str, run_id: str, table: str, **provenance_values: str) -> str:
-    """Write one table of one run as a single Parquet file; returns its URL."""
+    """Write one table of one run as a single Parquet file (:data:`PART_FILE`); returns its URL."""
     schema = with_provenance(TABLES[table], run_id, **provenance_values)
-    url = f"{table_folder(output_url, run_id, table)}/part-00000-of-00001.parquet"
-    write_parquet(to_arrow(rows, schema), url)
-    return url
+    return write_table_file(table_folder(output_url, run_id, table), PART_FILE, rows, schema, run_id)
 
 
 class NoRunsError(TubeletsError):

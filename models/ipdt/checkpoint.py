@@ -27,12 +27,12 @@ import torch
 from torchvision.models.detection import MaskRCNN
 
 from tubelets.errors import CheckpointError, ConfigError
-from tubelets.models.checkpoints import read_checkpoint, stored_state_dict, weights_id
+from tubelets.models.checkpoints import check_same_detector, read_own_checkpoint, stored_state_dict, weights_id
 from tubelets.models.ipdt.model import IPDT, IPDTConfig
 from tubelets.models.loading import CheckpointInfo, load_detector, load_matching
 
 FORMAT = "tubelets.tracker/1"
-REQUIRED = ("model", "model_config", "detector", "step", "checkpoint_id")
+REQUIRED = ("model_config", "detector", "step")  # besides the model and its checkpoint_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,20 +69,7 @@ def make_tracker_checkpoint(model: IPDT, *, detector: CheckpointInfo, detector_s
 
 def read_tracker_checkpoint(url: str) -> dict:
     """The checkpoint dict at ``url``; ``CheckpointError`` naming the file when missing, corrupt or not ours."""
-    checkpoint = read_checkpoint(url)
-    if checkpoint.get("format") != FORMAT:
-        raise CheckpointError(
-            f"checkpoint {url!r} is not a tubelets tracker checkpoint (format {checkpoint.get('format')!r}, "
-            f"expected {FORMAT!r})"
-        )
-    missing = [key for key in REQUIRED if key not in checkpoint]
-    if missing:
-        raise CheckpointError(f"tracker checkpoint {url!r} lacks {missing}")
-    if weights_id(checkpoint["model"]) != checkpoint["checkpoint_id"]:
-        raise CheckpointError(
-            f"tracker checkpoint {url!r}: weights do not match checkpoint_id {checkpoint['checkpoint_id']}"
-        )
-    return checkpoint
+    return read_own_checkpoint(url, FORMAT, "tracker", REQUIRED)
 
 
 def model_from_checkpoint(checkpoint: Mapping[str, Any], url: str) -> IPDT:
@@ -104,12 +91,9 @@ def tracker_info(checkpoint: Mapping[str, Any], url: str) -> TrackerCheckpointIn
 
 def check_detector(tracker: TrackerCheckpointInfo, detector: CheckpointInfo) -> None:
     """``CheckpointError`` unless ``detector`` is the one ``tracker`` was trained against."""
-    if detector.checkpoint_id != tracker.detector_checkpoint_id:
-        raise CheckpointError(
-            f"tracker checkpoint {tracker.url!r} ({tracker.checkpoint_id}) was trained on the features of detector "
-            f"checkpoint {tracker.detector_checkpoint_id} ({tracker.detector_url}), but the detector loaded is "
-            f"{detector.checkpoint_id} ({detector.url}): train the tracker against this detector, or use that one"
-        )
+    check_same_detector(f"tracker checkpoint {tracker.url!r} ({tracker.checkpoint_id})", "features",
+                        (tracker.detector_checkpoint_id, tracker.detector_url), (detector.checkpoint_id, detector.url),
+                        "train the tracker against this detector, or use that one")
 
 
 def load_tracking_models(url: str, detector_checkpoint: Optional[str] = None,

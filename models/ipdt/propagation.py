@@ -52,8 +52,8 @@ class PropagationSettings:
     No setting has a default here: ``configs/default.yaml`` is their one home
     (the ``tracker.<name>`` sections; VOS gives its own). A setting that only
     one level reads (``PIXEL_LEVEL``, ``INSTANCE_LEVEL``, ``BOTH_LEVELS``) is
-    None when that level is off, which :meth:`of_levels` fills in; the
-    trackers take exactly the settings their levels read.
+    None when that level is off (:meth:`unread_by`); the trackers take
+    exactly the settings their levels read.
     """
 
     use_instance: bool  # Siamese box + discriminator
@@ -108,12 +108,6 @@ class PropagationSettings:
         """The settings that a propagation running only these levels does not read."""
         return ((() if use_pixel else cls.PIXEL_LEVEL) + (() if use_instance else cls.INSTANCE_LEVEL)
                 + (() if use_instance and use_pixel else cls.BOTH_LEVELS))
-
-    @classmethod
-    def of_levels(cls, *, use_instance: bool, use_pixel: bool, **settings) -> "PropagationSettings":
-        """The settings of a propagation running these levels: ``settings`` holds what they read, the rest is None."""
-        unread = dict.fromkeys(cls.unread_by(use_instance, use_pixel))
-        return cls(use_instance=use_instance, use_pixel=use_pixel, **{**unread, **settings})
 
     @property
     def checks_colour(self) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -127,14 +127,9 @@ def train_step(model, bank, samples, optimizer, step: int, train_cfg: Mapping, d
 
 
 def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume: bool = False,
-                  device: str = "auto", progress: bool = True, threads: Optional[int] = None) -> TrackerTrainResult:
-    """Train the IPDT heads on the data set at ``dataset_url``; checkpoints to ``out_url``.
-
-    ``threads``: torch's CPU threads for this process (None: torch's choice).
-    """
+                  device: str = "auto", progress: bool = True) -> TrackerTrainResult:
+    """Train the IPDT heads on the data set at ``dataset_url``; checkpoints to ``out_url``."""
     started = time.monotonic()
-    if threads:
-        torch.set_num_threads(threads)
     train_cfg = cfg[SECTION]
     torch_device = resolve_device(device)
     detector_section = {**cfg["detector"], "device": str(torch_device)}

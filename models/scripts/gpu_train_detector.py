@@ -74,9 +74,8 @@ import torch
 import torchvision
 
 from tubelets.config import load_config
-from tubelets.models.checkpoints import read_checkpoint
-from tubelets.models.evaluate_detector import evaluate_checkpoint
-from tubelets.models.loading import resolve_device
+from tubelets.models.evaluate_detector import evaluate_detector
+from tubelets.models.loading import load_detector, resolve_device
 from tubelets.models.train_detector import train_detector
 from tubelets.synth import generate_dataset
 
@@ -234,7 +233,7 @@ def train_and_evaluate_after(run: Run, cfg: dict, device: torch.device, eval_set
     for name, stats in evaluate_sets(cfg, checkpoint, eval_sets, run.work, device).items():
         log["AP"][name]["after"] = stats
     log["checkpoint"] = {"file": "detector.pt", "checkpoint_id": result.checkpoint_id,
-                         "bytes": os.path.getsize(checkpoint), "step": read_checkpoint(checkpoint)["step"]}
+                         "bytes": os.path.getsize(checkpoint), "step": result.steps}
     run.phase_done("evaluate_after", after, f"; AP {ap_line(log, 'after')}")
     run.phase_done("total", run.started)
 
@@ -309,15 +308,16 @@ def training_seconds(budget: float, now: float, deadline: float, reserve: float)
 
 
 def evaluate_sets(cfg: dict, checkpoint: str, sets: list, work: str, device: torch.device) -> dict[str, dict]:
-    """Per-frame mask AP of ``checkpoint`` on each held-out set (every frame, JPEG)."""
-    detector = {**cfg["detector"], "checkpoint": checkpoint, "device": str(device)}
+    """Per-frame mask AP of ``checkpoint`` on each held-out set (every frame, JPEG); the detector loads once."""
+    model, info = load_detector({**cfg, "detector": {**cfg["detector"], "checkpoint": checkpoint,
+                                                     "device": str(device)}})
     reports = {}
     for shard, _ in sets:
-        report = evaluate_checkpoint({**cfg, "detector": detector}, f"{work}/{shard.name}", source="jpeg")
+        report = evaluate_detector(model, f"{work}/{shard.name}", source="jpeg")
         reports[shard.name] = {
             **{key: round(report[key], 4) for key in ("AP", "AP50", "AP75", "APs", "APm", "AR100")},
             "per_category_AP": {name: round(ap, 4) for name, ap in report["per_category_AP"].items()},
-            **{key: report[key] for key in ("frames", "instances", "checkpoint_id")},
+            **{key: report[key] for key in ("frames", "instances")}, "checkpoint_id": info.checkpoint_id,
         }
     return reports
 

@@ -60,12 +60,12 @@ class Tracker(abc.ABC):
         """
 
     @classmethod
-    def from_config(cls, settings: Mapping[str, Any], section: Optional[str] = None) -> "Tracker":
-        """An instance from this tracker's config sub-section (named ``section`` in errors).
+    def from_config(cls, settings: Mapping[str, Any], section: str) -> "Tracker":
+        """An instance from this tracker's config sub-section (named ``section`` in errors, e.g. ``tracker.iou``).
 
         A key the tracker does not take, or one it needs and ``settings`` lacks, is a ConfigError.
         """
-        return build_from_section(cls, settings, section or f"tracker {cls.__name__}")
+        return build_from_section(cls, settings, section)
 
 
 TRACKERS: Registry[type[Tracker]] = Registry("tracker", check=_must_be_tracker)

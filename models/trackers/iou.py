@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from tubelets import masks
-from tubelets.errors import ConfigError
+from tubelets.models.setting_checks import FRACTION, POSITIVE_FRACTION, check_settings, count_from
 from tubelets.models.trackers.base import FrameSource, Tracker, register_tracker
 from tubelets.models.tubelet_ops import box_iou, finalize_tubelet, frame_of, majority_label, number_tubelets
 from tubelets.records import FrameDetections, Tubelet, TubeletFrame, VideoProposals
@@ -110,11 +110,7 @@ class IouTracker(Tracker):
     class_mismatch_scale: float  # similarity factor when the classes differ
 
     def __post_init__(self) -> None:
-        _require_int("max_age", self.max_age, minimum=0)
-        _require_int("min_length", self.min_length, minimum=1)
-        _require_fraction("min_similarity", self.min_similarity, zero_allowed=False)  # 0 would link disjoint pairs
-        _require_fraction("mask_weight", self.mask_weight)
-        _require_fraction("class_mismatch_scale", self.class_mismatch_scale)
+        check_settings(vars(self), _RULES, "tracker.iou.")
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
         """Tubelets of one video; ``frames`` is not used."""
@@ -173,19 +169,16 @@ class IouTracker(Tracker):
         return number_tubelets(tubelets)
 
 
+_RULES = {
+    "max_age": count_from(0),
+    "min_length": count_from(1),
+    "min_similarity": POSITIVE_FRACTION,  # 0 would link disjoint pairs
+    "mask_weight": FRACTION,
+    "class_mismatch_scale": FRACTION,
+}
+
+
 def _check_frame_order(proposals: VideoProposals) -> None:
     numbers = [detections.frame for detections in proposals.frames]
     if any(later <= earlier for earlier, later in zip(numbers, numbers[1:])):
         raise ValueError(f"video {proposals.meta.key!r}: proposals must be in increasing frame order, got {numbers}")
-
-
-def _require_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"tracker.iou.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _require_fraction(name: str, value: object, zero_allowed: bool = True) -> None:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or not (0 <= value <= 1) or (value == 0 and not zero_allowed):
-        interval = "[0, 1]" if zero_allowed else "(0, 1]"
-        raise ConfigError(f"tracker.iou.{name} must be a number in {interval}, got {value!r}")

@@ -33,12 +33,13 @@ so a missing or mismatched checkpoint fails before any video is read.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Optional
+from typing import ClassVar, Optional
 
 from tubelets.errors import ConfigError
 from tubelets.models.ipdt.checkpoint import UsesTrackingModels
 from tubelets.models.ipdt.features import FeatureWindow
 from tubelets.models.ipdt.propagation import PropagationSettings, Propagator
+from tubelets.models.setting_checks import TRACKING_RULES, check_settings
 from tubelets.models.trackers.base import FrameSource, Tracker, frame_getter, register_tracker
 from tubelets.models.tubelet_merge import merge_tubelets
 from tubelets.records import Tubelet, VideoProposals
@@ -76,11 +77,9 @@ class DualTracker(UsesTrackingModels, Tracker):
     def settings(self) -> PropagationSettings:
         use_instance, use_pixel = self.LEVELS
         propagated = {field.name for field in dataclasses.fields(PropagationSettings)}
-        return PropagationSettings.of_levels(
-            use_instance=use_instance,
-            use_pixel=use_pixel,
-            **{field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name in propagated},
-        )
+        own = {name: value for name, value in vars(self).items() if name in propagated}
+        unread = dict.fromkeys(PropagationSettings.unread_by(use_instance, use_pixel))  # not among this one's fields
+        return PropagationSettings(use_instance=use_instance, use_pixel=use_pixel, **unread, **own)
 
     def track(self, proposals: VideoProposals, frames: Optional[FrameSource] = None) -> list[Tubelet]:
         """Tubelets of one video; ``frames`` (the decoded RGB frames) are read only if there is a proposal."""
@@ -95,13 +94,7 @@ class DualTracker(UsesTrackingModels, Tracker):
         return merge_tubelets(candidates, self.th_seq)
 
     def _check_settings(self) -> None:
-        for field in dataclasses.fields(self):
-            if field.name not in _RULES:  # the checkpoints and the device: checked where they load
-                continue
-            value = getattr(self, field.name)
-            expected, accepts = _RULES[field.name]
-            if not accepts(value):
-                raise ConfigError(f"tracker setting {field.name} must be {expected}, got {value!r}")
+        check_settings(vars(self), TRACKING_RULES, "tracker setting ")
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -149,41 +142,6 @@ class InstanceTracker(DualTracker, InstanceLevel):
     """Instance level only (Siamese box tracking, the mask carried along)."""
 
     LEVELS: ClassVar[tuple[bool, bool]] = (True, False)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _or_none(accepts: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: value is None or accepts(value)
-
-
-def _fraction(value: Any) -> bool:
-    return _number(value) and 0 <= value <= 1
-
-
-def _count_from(minimum: int) -> Callable[[Any], bool]:
-    return lambda value: _integer(value) and value >= minimum
-
-
-# Setting -> (what it must be, in words; whether a value is that): checked for the settings a tracker has.
-_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    **{name: ("a number in [0, 1]", _fraction)
-       for name in ("min_confidence", "mask_threshold", "window_influence", "snap_iou", "cover_iou", "th_seq")},
-    "switch_iou": ("a number in [0, 1] or null", _or_none(_fraction)),
-    "max_lost": ("an integer >= 0", _count_from(0)),
-    "feature_window": ("an integer >= 2", _count_from(2)),
-    "max_unconfirmed": ("an integer >= 0 or null", _or_none(_count_from(0))),
-    "relink_frames": ("an integer >= 0 or null", _or_none(_count_from(0))),
-    "box_margin": ("a number >= 1", lambda value: _number(value) and value >= 1),
-    "check_fill_colour": ("true or false", lambda value: isinstance(value, bool)),
-    "max_colour_distance": ("a number > 0 or null", _or_none(lambda value: _number(value) and value > 0)),
-}
 
 
 def _check_frame_order(proposals: VideoProposals) -> None:

@@ -1,6 +1,5 @@
 import json
 
-import ablation
 import ablation_significance
 import pytest
 
@@ -10,11 +9,7 @@ pytestmark = pytest.mark.smoke
 
 
 def test_compares_the_ablation_runs_of_the_selected_variants(tmp_path, bench, capsys):
-    gt = bench.instances(bench.tiny_set(ablation.set_folder(tmp_path, 1234, "default")))
-    for seed, variant in enumerate(v for v in ablation.VARIANTS if v.name in ("iou", "instance")):
-        folder = tmp_path / "runs" / ablation.run_id("default", variant.label)
-        folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps(noisy_predictions(gt, seed, skip_video_rate=0.0)))
+    bench.fake_runs(tmp_path, ["iou", "instance"])
     ablation_significance.main(["--work", str(tmp_path), "--variants", "iou,instance", "--sets", "default",
                                 "--samples", "20", "--videos", "1"])
     rows = bench.markdown_rows(capsys.readouterr().out, "default")
@@ -22,7 +17,7 @@ def test_compares_the_ablation_runs_of_the_selected_variants(tmp_path, bench, ca
 
 
 def test_compares_any_result_files_of_one_set(tmp_path, bench, capsys):
-    folder = bench.tiny_set(tmp_path / "tiny")
+    folder = bench.tiny_set(tmp_path / "tiny", write_videos=False, write_jpegs=False)
     paths = []
     for seed, name in enumerate(("ipdt", "pixel")):
         paths.append(tmp_path / f"{name}.json")

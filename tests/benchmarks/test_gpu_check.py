@@ -24,6 +24,7 @@ TINY_PHASES = [name for name in PHASES if name not in SAME_CODE_AS_OTHERS]
 TINY_BUDGET = 900
 
 
+@pytest.mark.slow  # seven phases, each a process of its own: see TINY_PHASES
 def test_a_tiny_run_measures_every_phase_and_writes_one_table(tmp_path, bench):
     out = tmp_path / "out"
     no_wheels = tmp_path / "wheels"  # none: the wrapper installs nothing and runs this interpreter's packages

@@ -1,9 +1,3 @@
-import os
-import signal
-import subprocess
-import time
-
-import psutil
 import pytest
 import scale_bench
 
@@ -26,7 +20,7 @@ def test_one_bucket_of_one_tiny_clip_on_the_direct_runner(tmp_path, capsys):
 
 
 def test_an_evaluation_bucket_is_a_labelled_data_set_of_the_clips(tmp_path):
-    clips = scale_bench.make_labelled_clips(str(tmp_path / "clips"), 2, 3, 32, 32, seed=1)
+    clips = scale_bench.make_clips(str(tmp_path / "clips"), 2, 3, 32, 32, seed=1)
     folder = scale_bench.make_dataset_bucket(str(tmp_path / "set"), clips, 3)
     dataset = YouTubeVISDataset(folder)
     assert [(v.id, v.name, v.length) for v in dataset.videos] == [(1, "video_00000", 3), (2, "video_00001", 3),
@@ -35,21 +29,3 @@ def test_an_evaluation_bucket_is_a_labelled_data_set_of_the_clips(tmp_path):
     assert again == first and first  # the first clip again, its ground truth too
     assert len({t.id for v in (1, 2, 3) for t in dataset.tracks(v)}) == sum(len(dataset.tracks(v)) for v in (1, 2, 3))
     assert [t for t, _ in iter_frames(f"{folder}/videos/video_00002.mp4")] == [0, 1, 2]
-
-
-def test_a_child_that_is_still_its_parents_copy_is_not_counted():
-    me = psutil.Process()
-    pid = os.fork()
-    if pid == 0:  # the copy: what a worker is between forking and running ffmpeg
-        time.sleep(3)
-        os._exit(0)
-    try:
-        time.sleep(0.2)
-        assert scale_bench.is_fork_copy(psutil.Process(pid), me)
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    with subprocess.Popen(["sleep", "5"]) as child:
-        time.sleep(0.2)
-        assert not scale_bench.is_fork_copy(psutil.Process(child.pid), me)  # running a program of its own
-        child.kill()

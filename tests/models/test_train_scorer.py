@@ -8,16 +8,13 @@ from tubelets.errors import ConfigError
 from tubelets.models.train_scorer import fit_scorer, run_examples, train_scorer
 from tubelets.models.tubelet_scoring import FEATURES, load_scorer
 from tubelets.records import Tubelet, TubeletFrame, VideoMeta
-from tubelets.synth import generate_dataset
 from tubelets.tables import write_rows
 from tubelets.tubelet_rows import tubelet_rows
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    url = str(tmp_path_factory.mktemp("shapes"))
-    generate_dataset(url, videos=3, seed=5, width=64, height=48, write_videos=False, write_jpegs=False)
-    return url
+def dataset(tiny_shapes_set) -> str:
+    return tiny_shapes_set("shapes", videos=3, seed=5, write_videos=False, write_jpegs=False)
 
 
 def true_and_false_tubelets(gt: dict, video: dict) -> list[Tubelet]:

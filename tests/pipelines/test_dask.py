@@ -16,6 +16,7 @@ import os
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
+from beam_dofns import Parity
 
 from tubelets import runs
 from tubelets.pipelines import evaluate, segment
@@ -32,18 +33,6 @@ NOT_COMPARED = {"run_id", "created_at"}  # the run's name, and the time a row wa
 
 
 # ---- the portable transforms, on Dask -------------------------------------------------------------------
-
-
-class Parity(beam.DoFn):
-    """Odd numbers to ``odd``, multiples of 4 to ``four`` (and main), the others to main."""
-
-    def process(self, x):
-        if x % 2:
-            yield beam.pvalue.TaggedOutput("odd", x)
-            return
-        if x % 4 == 0:
-            yield beam.pvalue.TaggedOutput("four", x)
-        yield x
 
 
 def write_json(values, path):

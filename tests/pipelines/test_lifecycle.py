@@ -4,6 +4,8 @@ import contextlib
 import io
 import json
 import shutil
+import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from tubelets import runs, tables
 from tubelets.cli import main
 from tubelets.errors import ConfigError, RunFailedError, TooManyFailedInputs
 from tubelets.pipelines import evaluate, segment
-from tubelets.pipelines.lifecycle import MaxFailed, first_difference, one_line, resume_command
+from tubelets.pipelines.lifecycle import MaxFailed, ending_the_run, first_difference, one_line, resume_command
 from tubelets.progress import run_progress
 from tubelets.transforms.tracking import TrackVideo
 
@@ -207,6 +209,21 @@ def test_a_run_that_fails_part_way_says_so_in_its_manifest_and_exits_1(clips, or
     assert manifest["resume"].endswith("--resume boom")
     with oracle(), pytest.raises(RunFailedError):
         segment.run([str(clips / "video_0001.mp4"), str(tmp_path), "--run-id", "boom2", *run_flags])
+
+
+def test_work_after_the_pipeline_fails_or_interrupts_the_run_as_the_pipeline_does(tmp_path):
+    # evaluate's scoring: the run is complete by then, and a failure or a signal must still say where it stands.
+    spec = SimpleNamespace(output_url=str(tmp_path), run_id="scored", run_url=str(tmp_path / "scored"))
+    runs.claim_run(spec.output_url, "scored", {})
+    with ending_the_run(spec, "evaluate", ["data", "out", "--run-id", "scored"], during="while scoring"):
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # a signal marks it interrupted
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(RunFailedError, match="^run scored failed while scoring: OSError: disk full"):
+        with ending_the_run(spec, "evaluate", ["data", "out", "--run-id", "scored"], during="while scoring"):
+            raise OSError("disk full")
+    manifest = runs.read_manifest(spec.output_url, "scored")
+    assert (manifest["status"], manifest["reason"]) == ("failed", "OSError: disk full")
+    assert manifest["resume"] == "tubelets evaluate data out --resume scored" and manifest["ended_at"]
 
 
 def test_one_line_keeps_the_last_error_of_a_wrapped_traceback():

@@ -171,3 +171,14 @@ def test_a_missing_davis_sequence_is_a_dead_letter(davis_url):
     _, metas, dead = run_decode(VideoInput(key="nope", url=davis_url, source="davis"))
     assert metas == [] and (dead[0]["input"], dead[0]["error_type"]) == ("nope", "DatasetError")
     assert "'nope'" in dead[0]["message"]
+
+
+def test_each_source_opens_its_own_kind_of_data_set(shapes_url, davis_url, first_video):
+    # The one choice DecodeVideo and benchmarks/pipeline_bench.py share: a DAVIS folder is not a YouTube-VIS one.
+    from tubelets.io.davis import DavisDataset
+    from tubelets.transforms.decode import open_dataset
+
+    assert open_dataset(first_video) is None
+    assert isinstance(open_dataset(VideoInput(key="video_0000", url=davis_url, source="davis")), DavisDataset)
+    jpeg = open_dataset(VideoInput(key=first_video.key, url=shapes_url, source="jpeg", video_id=1))
+    assert isinstance(jpeg, YouTubeVISDataset) and jpeg.video(1).name == first_video.key

@@ -7,6 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tubelets import masks, tables
 from tubelets.errors import DatasetError
+from tubelets.io.results import results_order
 from tubelets.metrics.vis import accumulate, evaluate
 from tubelets.metrics.vis_data import index_ground_truth
 from tubelets.metrics.vis_match import match_video
@@ -16,7 +17,6 @@ from tubelets.runs import video_file_stem
 from tubelets.synth.predictions import noisy_predictions, random_gt
 from tubelets.tables import METRIC_NAMES
 from tubelets.transforms.evaluation import MatchVideo, headline, load_ground_truth, metric_rows
-from tubelets.transforms.outputs import results_order
 from tubelets.tubelet_rows import results_from_rows, tubelet_rows
 
 # Seed 1 with scores rounded to one decimal: score ties whose order changes AP by 0.04,

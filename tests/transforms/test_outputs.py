@@ -11,7 +11,9 @@ import tubelets
 from tubelets import masks, tables
 from tubelets.tubelet_rows import tubelet_rows
 from tubelets.records import Tubelet, TubeletFrame, VideoMeta
-from tubelets.transforms.outputs import WriteTable, results_order, write_table_file
+from tubelets.io.results import results_order
+from tubelets.tables import write_table_file
+from tubelets.transforms.outputs import WriteTable
 
 PROVENANCE = {"config_hash": "c0ffee", "checkpoint_id": "ckpt-1", "tracker": "iou", "input": "/data/clips"}
 
@@ -109,6 +111,6 @@ def test_write_table_file_writes_one_file_with_the_run_id_and_metadata_and_no_te
 
 def test_write_table_file_of_no_rows_still_writes_the_schema(tmp_path):
     schema = tables.with_provenance(tables.METRICS, "run-6", **PROVENANCE)
-    url = write_table_file(str(tmp_path / "metrics"), WriteTable.FILE_NAME, [], schema, "run-6")
+    url = write_table_file(str(tmp_path / "metrics"), tables.PART_FILE, [], schema, "run-6")
     assert pq.read_table(url).num_rows == 0
     assert pq.read_schema(url).equals(parquet_schema(tables.METRICS), check_metadata=False)

@@ -4,6 +4,7 @@
 """
 
 import apache_beam as beam
+import beam_dofns
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
@@ -13,21 +14,15 @@ from tubelets.transforms.portable import GatherAll, Outputs, SplitOutputs, join_
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 
 
-class Parity(beam.DoFn):
-    """Odd numbers to ``odd``, multiples of 4 to ``four`` (and main), the others to main; counts its bundles."""
+class Parity(beam_dofns.Parity):
+    """The shared Parity, which checks that its ``setup`` ran and sends ``done`` at the end of each bundle."""
 
     def setup(self):
         self.ready = True
 
     def process(self, x, offset=0):
         assert self.ready
-        x += offset
-        if x % 2:
-            yield beam.pvalue.TaggedOutput("odd", x)
-            return
-        if x % 4 == 0:
-            yield beam.pvalue.TaggedOutput("four", x)
-        yield x
+        yield from super().process(x, offset)
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindow

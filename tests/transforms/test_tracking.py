@@ -109,3 +109,19 @@ def test_track_video_gives_a_tubelet_the_other_classes_calibration_deduplicated(
     tracker.setup()
     ((_, tubelets),) = list(tracker.process(VideoProposals(meta("clip", 5), frames)))
     assert [t.other_classes for t in tubelets] == [[], []]
+
+
+def test_the_tracker_is_built_once_per_process_and_run(config, two_objects):
+    # Beam's Dask runner sets the DoFn up for every video: the tracker (and its checkpoint) must not load each time.
+    first, again = TrackVideo(config), TrackVideo(config)
+    first.setup()
+    again.setup()
+    assert again._tracker is first._tracker and again._scorer is first._scorer
+    ((_, tubelets),) = list(again.process(two_objects))
+    assert [(t.tubelet_id, t.category_id, len(t.frames)) for t in tubelets] == [(0, 1, 5), (1, 3, 5)]
+    other_settings = TrackVideo({**config, "tracker": {**config["tracker"], "iou": {**config["tracker"]["iou"],
+                                                                                  "max_age": 3}}})
+    other_run = TrackVideo({**config, "run": {**config["run"], "run_id": "another"}})
+    for other in (other_settings, other_run):
+        other.setup()
+        assert other._tracker is not first._tracker

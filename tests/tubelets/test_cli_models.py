@@ -104,7 +104,7 @@ def test_evaluate_detector_prints_its_numbers_as_json(tiny_shapes, tiny_detector
 
 def test_train_scorer_takes_data_set_and_run_pairs(tmp_path, capsys):
     args = build_parser().parse_args(["train", "scorer", "s.pt", "--run", "d1", "r1", "--run", "d2", "r2"])
-    assert (args.out, args.run, args.seed) == ("s.pt", [["d1", "r1"], ["d2", "r2"]], 0)
+    assert (args.out, args.run) == ("s.pt", [["d1", "r1"], ["d2", "r2"]])
     # A folder that is no evaluate run: one line saying what a scorer trains on, exit 2, nothing written.
     assert main(["train", "scorer", str(tmp_path / "s.pt"), "--run", str(tmp_path), str(tmp_path / "run")]) == 2
     assert "not a complete `tubelets evaluate` run" in capsys.readouterr().err

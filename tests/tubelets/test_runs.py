@@ -97,6 +97,15 @@ def test_runs_are_listed_with_their_status_and_selected(tmp_path):
     assert runs.list_runs(str(tmp_path / "nothing-here")) == []
 
 
+def test_a_run_is_described_from_its_manifest_and_its_task_read_from_its_config():
+    manifest = {"status": runs.FAILED, "reason": "OSError: disk full", "config": {"run": {"task": "vos"}}}
+    assert runs.RunInfo.from_manifest("r", manifest) == runs.RunInfo("r", runs.FAILED, "OSError: disk full")
+    assert runs.RunInfo.from_manifest("r", None) == runs.RunInfo("r", runs.NO_MANIFEST)
+    assert runs.RunInfo.from_manifest("r", {}).status == "unknown"
+    assert runs.run_task(manifest) == "vos"
+    assert runs.run_task({}) == runs.run_task({"config": {"run": {}}}) == "vis"  # a run from before tasks
+
+
 def test_video_file_stems_are_readable_unique_and_dotless():
     stem = runs.video_file_stem("gs://b/clips/cat 1.v2.mp4")
     assert re.fullmatch(r"cat_1_v2-[0-9a-f]{16}", stem)

@@ -126,3 +126,33 @@ def test_a_vos_metrics_row_reads_back_and_needs_its_task(tmp_path):
         ("object", "bear", 2, None, None), ("overall", None, None, 0.75, None)]
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, ValueError)):
         tables.to_arrow([_vos_metric_row(task=None)], tables.METRICS)
+
+
+def test_write_rows_fills_in_the_run_id(tmp_path):
+    row = {key: value for key, value in _tubelet_row().items() if key != "run_id"}
+    url = tables.write_rows([row], str(tmp_path), "run-b", "tubelets")
+    assert url.endswith(f"run-b/tubelets/{tables.PART_FILE}.parquet")
+    assert pq.read_table(url).column("run_id").to_pylist() == ["run-b"]
+
+
+def test_an_exclusive_write_never_replaces_a_file(tmp_path):
+    schema = tables.with_provenance(tables.TUBELETS, "run-c")
+    folder = str(tmp_path / "run-c" / "tubelets")
+    url = tables.write_table_file(folder, "v", [_tubelet_row()], schema, "run-c", exclusive=True)
+    with pytest.raises(FileExistsError):
+        tables.write_table_file(folder, "v", [_tubelet_row(tubelet_id=1)], schema, "run-c", exclusive=True)
+    assert pq.read_table(url).column("tubelet_id").to_pylist() == [0]
+    tables.write_table_file(folder, "v", [_tubelet_row(tubelet_id=1)], schema, "run-c")  # not exclusive: replaced
+    assert pq.read_table(url).column("tubelet_id").to_pylist() == [1]
+    assert sorted(path.name for path in (tmp_path / "run-c" / "tubelets").iterdir()) == ["v.parquet"]
+
+
+def test_a_write_that_fails_leaves_no_file_and_no_temporary(tmp_path, monkeypatch):
+    def half_written(table, where, **kwargs):
+        where.write(b"PAR1")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        tables.write_parquet(pa.table({"x": [1]}), str(tmp_path / "run-d" / "x.parquet"))
+    assert list((tmp_path / "run-d").iterdir()) == []

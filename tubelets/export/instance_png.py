@@ -153,10 +153,10 @@ def complete_run(run_folder: str) -> tuple[str, str, dict]:
                           f"complete run")
     output_url, run_id = runs.runs_root(run_folder), run_folder.rstrip("/").rpartition("/")[2]
     manifest = runs.read_manifest(output_url, run_id) or {}
-    info = runs.RunInfo(run_id, str(manifest.get("status", "unknown")), str(manifest.get("reason") or ""))
+    info = runs.RunInfo.from_manifest(run_id, manifest)
     if not info.complete:
         raise ExportError(f"{info.describe()}: export reads complete runs only")
-    task = ((manifest.get("config") or {}).get("run") or {}).get("task", "vis")
+    task = runs.run_task(manifest)
     if task != "vis":
         raise ExportError(f"run {run_id} is a {task} run: its objects have no category to label; its frames are "
                           f"DAVIS palette PNGs already, under {run_folder.rstrip('/')}/Annotations/480p/")
@@ -384,9 +384,7 @@ def _write_class_iou(scoring: GroundTruthScoring, manifest: Mapping, names: Mapp
     schema = tables.with_provenance(tables.METRICS, run_id, config_hash=str(manifest.get("config_hash") or ""),
                                     checkpoint_id=str(manifest.get("checkpoint_id") or ""), gt=scoring.gt_url,
                                     min_score=repr(min_score))
-    table = tables.to_arrow([{**row, "run_id": run_id} for row in rows], schema)
-    fs, path = url_to_fs(metrics_url)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "xb") as handle:  # never over another scoring's rows, even one finished meanwhile
-        pq.write_table(table, handle, compression="zstd")
+    folder, _, file_name = metrics_url.rpartition("/")
+    # Exclusive: never over another scoring's rows, even one finished meanwhile.
+    tables.write_table_file(folder, file_name.removesuffix(".parquet"), rows, schema, run_id, exclusive=True)
     return rows

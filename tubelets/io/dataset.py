@@ -196,10 +196,17 @@ def _read_json(url: str):
         raise DatasetError(f"{url}: not valid JSON ({error})") from None
 
 
-def _build_index(url: str, data) -> _Index:
+def video_records(url: str, data) -> list[VideoRecord]:
+    """The videos of an already parsed ``instances.json`` (``url`` names it in errors), checked as the data set
+    checks them: for a reader that parses the file for more than its videos (the ground truth) and should not
+    parse it twice."""
     if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
         raise DatasetError(f"{url}: expected a JSON object with a 'videos' list (YouTube-VIS format)")
-    videos = [_video_record(url, i, entry) for i, entry in enumerate(data["videos"])]
+    return [_video_record(url, i, entry) for i, entry in enumerate(data["videos"])]
+
+
+def _build_index(url: str, data) -> _Index:
+    videos = video_records(url, data)
     by_id = {v.id: v for v in videos}
     categories = [_category(url, i, entry) for i, entry in enumerate(data.get("categories", []))]
     raw_annotations = data.get("annotations") or []

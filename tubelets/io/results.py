@@ -6,7 +6,8 @@ the video (``None`` where the track has no mask). ``write_results`` and
 ``read_results`` check the structure; ``validate_results`` also checks the
 entries against a data set (known video, one mask per frame, mask size).
 ``stream_results`` writes entries as they come, one at a time, so a file of a
-whole bucket's results never has to be held in memory.
+whole bucket's results never has to be held in memory; ``ordered_results`` puts
+a video's entries in the file's order (:func:`results_order`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 import math
 import uuid
 from numbers import Integral, Real
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 import fsspec
 
 from tubelets import masks
 from tubelets.errors import DatasetError
+from tubelets.tubelet_rows import results_from_rows
 
 REQUIRED_KEYS = ("video_id", "category_id", "score", "segmentations")
 
@@ -52,6 +54,22 @@ def stream_results(url: str, entries: Iterable[dict]) -> int:
         if fs.exists(temporary):
             fs.rm(temporary)
     return count
+
+
+def results_order(entry: Mapping) -> tuple:
+    """Sort key of a YouTube-VIS results entry: video, then descending score.
+
+    Category and masks break score ties, so the order is total: the evaluator
+    breaks score ties by position, and results.json and each video's matching
+    must see one and the same order whatever order the runner delivers.
+    """
+    masks_text = json.dumps(entry["segmentations"], sort_keys=True)
+    return entry["video_id"], -entry["score"], entry["category_id"], masks_text
+
+
+def ordered_results(rows: Sequence[Mapping]) -> list[dict]:
+    """The results entries of rows of the ``tubelets`` table, in :func:`results_order`."""
+    return sorted(results_from_rows(rows), key=results_order)
 
 
 def read_results(url: str) -> list[dict]:

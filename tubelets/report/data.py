@@ -41,7 +41,7 @@ class RunData:
 
     @property
     def task(self) -> str:
-        return str(((self.manifest.get("config") or {}).get("run") or {}).get("task", "vis"))
+        return runs.run_task(self.manifest)
 
     @property
     def overall(self) -> dict | None:
@@ -74,7 +74,7 @@ def load_run(output_url: str, run_id: str, what: str = "run") -> RunData:
     if manifest is None:
         raise ReportError(_missing(output_url, run_id, what))
     if manifest.get("status") != runs.COMPLETE:
-        info = runs.RunInfo(run_id, str(manifest.get("status", "unknown")), str(manifest.get("reason") or ""))
+        info = runs.RunInfo.from_manifest(run_id, manifest)
         raise ReportError(f"{what} {info.describe()}: a report needs a complete run"
                           + (f"; {manifest['resume']}" if manifest.get("resume") else ""))
     rows = {name: tables.read_table(output_url, name, run_id).to_pylist()

@@ -8,7 +8,7 @@ import pytest
 
 from tubelets import masks
 from tubelets.errors import DatasetError, VideoDecodeError
-from tubelets.io.dataset import Track, VideoRecord, YouTubeVISDataset, list_videos
+from tubelets.io.dataset import Track, VideoRecord, YouTubeVISDataset, list_videos, video_records
 
 
 @pytest.fixture
@@ -114,6 +114,14 @@ def test_frame_of_wrong_size(vis_copy):
     edit_json(vis_copy, lambda data: data["videos"][0].update(width=40))
     with pytest.raises(DatasetError, match="32x24"):
         next(YouTubeVISDataset(str(vis_copy)).iter_frames("vid_a"))
+
+
+def test_video_records_of_parsed_annotations_are_the_data_sets_videos(vis_root):
+    dataset = YouTubeVISDataset(str(vis_root))
+    data = json.loads((vis_root / "instances.json").read_text())
+    assert video_records(dataset.annotations_url, data) == dataset.videos
+    with pytest.raises(DatasetError, match="x.json: expected a JSON object with a 'videos' list"):
+        video_records("x.json", [])
 
 
 def test_bad_json(vis_copy):

@@ -6,7 +6,10 @@ import pytest
 from tubelets import masks
 from tubelets.errors import DatasetError
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.io.results import read_results, stream_results, validate_results, write_results
+from tubelets.io.results import (ordered_results, read_results, results_order, stream_results, validate_results,
+                                 write_results)
+from tubelets.records import Tubelet, TubeletFrame, VideoMeta
+from tubelets.tubelet_rows import results_from_rows, tubelet_rows
 
 
 def track_result(video_id=2, frames=4, size=(24, 32), **overrides):
@@ -17,6 +20,18 @@ def track_result(video_id=2, frames=4, size=(24, 32), **overrides):
         "segmentations": [masks.encode(mask)] * (frames - 1) + [None],
     }
     return {**entry, **overrides}
+
+
+def test_a_videos_rows_give_its_entries_in_results_order():
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1:4, 2:5] = 1
+    frame = TubeletFrame(0, masks.encode(mask), np.float32([2, 1, 5, 4]), 0.5)
+    tubelets = [Tubelet(0, 1, 0.3, [frame]), Tubelet(1, 2, 0.8, [frame]), Tubelet(2, 1, 0.8, [frame])]
+    rows = tubelet_rows(tubelets, VideoMeta("clip", 8, 6, 2, video_id=7), "r", {1: "a", 2: "b"})
+    entries = ordered_results(rows)
+    assert entries == sorted(results_from_rows(rows), key=results_order)
+    assert [(e["score"], e["category_id"]) for e in entries] == [(pytest.approx(0.8), 1), (pytest.approx(0.8), 2),
+                                                                 (pytest.approx(0.3), 1)]
 
 
 def test_round_trip_normalises_types_and_rle(tmp_path, media):
