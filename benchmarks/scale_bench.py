@@ -24,7 +24,7 @@ in that moment, more often the more videos a run decoded. ``--long`` adds one
 shows whether a video is streamed or held whole.
 
 Usage: python benchmarks/scale_bench.py [--sizes 10,100,1000] [--engines direct,dask] [--commands segment,evaluate]
-           [--long] [--work DIR] [--json results.json]
+           [--long] [--work DIR] [--json results.json] [--set KEY=VALUE ...]
 Prints one table: wall time, frames/s, peak RSS (MB), seconds per video, its
 ratio to the smallest size's on the same engine (below 1: the fixed start-up
 is spread over more videos), and the marginal seconds per video (the wall
@@ -48,11 +48,12 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import psutil
 from process_memory import is_fork_copy, tree_rss
+from shapes_vis import as_set_args
 
 from tubelets.io.video_writer import write_mp4
 from tubelets.synth import spec
@@ -243,11 +244,12 @@ class DaskCluster:
 
 
 def tubelets_command(command: str, input_url: str, output: str, run_id: str, engine: str, workers: int,
-                     frames_side: int, dask_address: Optional[str]) -> list[str]:
-    """``tubelets segment|evaluate INPUT OUTPUT`` on ``engine``, the shipped detector at the frames' size."""
+                     frames_side: int, dask_address: Optional[str], overrides: Sequence[str] = ()) -> list[str]:
+    """``tubelets segment|evaluate INPUT OUTPUT`` on ``engine``, the shipped detector at the frames' size, and
+    ``overrides`` (``KEY=VALUE``) last."""
     command = [os.path.join(BIN, "tubelets"), command, input_url, output, "--run-id", run_id, "--tracker", "iou",
                "--set", "detector.device=cpu", "--set", f"detector.min_size={frames_side}",
-               "--set", f"detector.max_size={frames_side}", "--progress-every", "0"]
+               "--set", f"detector.max_size={frames_side}", "--progress-every", "0", *as_set_args(overrides)]
     if engine == "direct":
         return command + ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     return command + ["--runner", "dask", "--dask-address", dask_address]
@@ -324,6 +326,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1500, help="seconds one run may take before it is killed")
     parser.add_argument("--work", default=None, help="folder for the data, outputs and logs (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every run, e.g. run.dask_wave_videos=0 (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -361,7 +365,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 run_id = f"{engine}-{command}-{size}"
                 input_url = long_glob if size == "long" else bucket(command, 2 if size == "warmup" else size)
                 line = tubelets_command(command, input_url, os.path.join(work, "out"), run_id, engine, args.workers,
-                                        side, cluster.address if cluster else None)
+                                        side, cluster.address if cluster else None, args.overrides)
                 shutil.rmtree(os.path.join(work, "out", run_id), ignore_errors=True)
                 result = run_once(line, env, os.path.join(logs, f"{run_id}.log"), roots, args.timeout)
                 if size != "warmup":

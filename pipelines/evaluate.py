@@ -28,7 +28,8 @@ from tubelets.io.results import ordered_results, stream_results
 from tubelets.metrics.vis import VideoMatches, accumulate
 from tubelets.metrics.vis_store import row_to_matches
 from tubelets.pipelines.arguments import parse_run_arguments
-from tubelets.pipelines.lifecycle import ending_the_run, execute
+from tubelets.pipelines.lifecycle import execute
+from tubelets.pipelines.options import wave_videos
 from tubelets.pipelines.run_setup import RunSpec, check_native_frames, prepare_run
 from tubelets.pipelines.segment import build_pipeline as build_segment
 from tubelets.pipelines.vos import run_vos
@@ -215,12 +216,12 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
     resume = args.resume is not None
     spec = prepare_run(args.input, args.output, config, resume=resume)
     build = functools.partial(build_pipeline, digest=extra["dataset_digest"])
+    # Scored before the run is marked complete: a failure while scoring marks it failed, a signal interrupted.
     spec, outcome = execute(spec, options, build, "evaluate", args.argv, args.max_failed, resume=resume,
-                            test_pipeline=test_pipeline, progress_every=args.progress_every, extra=extra)
-    # The run is marked complete by now (lifecycle.execute ends with that); a failure while scoring marks it failed,
-    # a signal interrupted, as in the pipeline.
-    with ending_the_run(spec, "evaluate", args.argv, during="while scoring"):
-        rows = score_run(spec, extra["dataset_digest"])
+                            test_pipeline=test_pipeline, progress_every=args.progress_every, extra=extra,
+                            wave_videos=wave_videos(config, options),
+                            score=functools.partial(score_run, digest=extra["dataset_digest"]))
+    rows = outcome.scored
     print(f"{spec.config['tracker']['name']}: {headline(rows)}", file=sys.stderr)
     print(f"results: {spec.run_url}/results.json", file=sys.stderr)
     finish(spec, outcome, args.baseline, gates)

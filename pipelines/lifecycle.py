@@ -81,13 +81,14 @@ class MaxFailed:
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """How a completed run ended: its counters, failed and total inputs, the command's exit code."""
+    """How a completed run ended: its counters, failed and total inputs, the command's exit code, its scores."""
 
     counts: Mapping[str, int]
     inputs: int
     failed_inputs: int
     max_failed: MaxFailed
     run_url: str
+    scored: Any = None  # what execute's ``score`` returned (evaluate: its metrics rows)
 
     @property
     def exit_code(self) -> int:
@@ -332,20 +333,27 @@ def progress_lines(spec, every: float) -> Iterator[None]:
 
 def execute(spec, options, build: Callable, command: str, argv: Sequence[str], max_failed: MaxFailed,
             resume: bool = False, test_pipeline: Optional[beam.Pipeline] = None, extra: Mapping[str, Any] = {},
-            progress_every: float = 0):
+            progress_every: float = 0, wave_videos: int = 0, score: Optional[Callable] = None):
     """Claim, run and close the run; returns ``(spec, RunOutcome)`` or raises ``RunFailedError``.
 
     ``extra``: more for the manifest (an evaluation's data set digest); ``progress_every``: seconds
-    between progress lines (0: none).
+    between progress lines (0: none); ``wave_videos``: run the inputs as one pipeline per that many
+    (:func:`tubelets.pipelines.runner.waves`); ``score``: work on the ended pipeline's files that the run
+    needs to be complete (``evaluate``'s metrics), done before the manifest says ``complete`` - its
+    return value is the outcome's ``scored``, and a failure or a signal there marks the run failed or interrupted.
     """
     spec = open_run(spec, command, argv, resume, extra)
     with ending_the_run(spec, command, argv), progress_lines(spec, progress_every):
-        counts = run_to_end(spec, options, build, test_pipeline)
+        counts = run_to_end(spec, options, build, test_pipeline, wave_videos)
         failed, missing = account_inputs(spec)
         if missing:
             raise RuntimeError(f"{len(missing)} input(s) have neither tubelets nor a dead letter, "
                                f"e.g. {sorted(missing)[:3]}")
-    outcome = RunOutcome(counts, len(spec.input_stems), len(failed), max_failed or MaxFailed(), spec.run_url)
+    scored = None
+    if score is not None:
+        with ending_the_run(spec, command, argv, during="while scoring"):
+            scored = score(spec)
+    outcome = RunOutcome(counts, len(spec.input_stems), len(failed), max_failed or MaxFailed(), spec.run_url, scored)
     runs.update_manifest(spec.output_url, spec.run_id, status=runs.COMPLETE, ended_at=utc_now().isoformat(),
                          counters=dict(counts), failed_inputs=len(failed), exit_code=outcome.exit_code,
                          max_failed=(max_failed or MaxFailed()).describe() or None, reason="")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
@@ -208,3 +208,12 @@ def is_local_runner(options: PipelineOptions) -> bool:
         _import_runner(DASK_RUNNER)  # defines DaskOptions, whose --dask_client_address is "address"
         return not options.get_all_options().get("address")
     return runner.lower() in (*DIRECT_RUNNER_NAMES, "inprocessrunner", "")
+
+
+def wave_videos(config: Mapping[str, Any], options: PipelineOptions) -> int:
+    """Videos a pipeline of a VIS run: ``run.dask_wave_videos`` on the Dask runner, else 0 (one pipeline).
+
+    Only Dask needs waves (its GroupByKey shuffle grows faster than the bucket; see the key's comment); the
+    DirectRunner and Dataflow run the bucket as one pipeline, as they always have.
+    """
+    return config["run"]["dask_wave_videos"] if is_dask_runner(options.get_all_options().get("runner")) else 0

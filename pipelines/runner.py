@@ -6,14 +6,16 @@ The commands' arguments are parsed in :mod:`tubelets.pipelines.arguments`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tubelets.runs import video_file_stem
 from tubelets.transforms.portable import join_leaves
 
 COUNTERS = ("videos", "frames", "proposals", "tubelets", "dead_letters")
@@ -75,23 +77,52 @@ def release(result: Any) -> None:
             cluster.close()
 
 
-def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: Optional[beam.Pipeline] = None) -> dict:
+def waves(spec, size: int) -> Iterator:
+    """``spec`` as one spec per ``size`` inputs still to run, in listing order; ``[spec]`` when ``size`` is 0 or
+    the inputs fit one wave.
+
+    A wave's spec lists only its inputs (``MatchInputs`` creates no element, hence no Dask partition, for the
+    others) and counts the others as done, so that counting from files (:func:`counts_from_files`) sees the wave's.
+    """
+    todo = [item for item in spec.inputs if video_file_stem(item.key) not in spec.done] if size else []
+    if len(todo) <= size:
+        yield spec
+        return
+    for start in range(0, len(todo), size):
+        wave = todo[start:start + size]
+        others = spec.input_stems - {video_file_stem(item.key) for item in wave}
+        yield dataclasses.replace(spec, inputs=tuple(wave), done=frozenset(others))
+
+
+def add_counts(total: Optional[Mapping[str, Optional[int]]], more: Mapping[str, Optional[int]]) -> dict:
+    """Two waves' counters together; a counter either could not count stays uncounted (None)."""
+    if total is None:
+        return dict(more)
+    return {name: None if total.get(name) is None or more.get(name) is None else total[name] + more[name]
+            for name in COUNTERS}
+
+
+def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: Optional[beam.Pipeline] = None,
+               wave_videos: int = 0) -> dict:
     """Build the graph with ``build(p, spec)``, run it, print a summary to stderr.
 
     Every sink is joined into one last step (:func:`tubelets.transforms.portable.join_leaves`), so a runner
-    that computes only the last step's lineage (Beam's Dask runner) runs them all.
+    that computes only the last step's lineage (Beam's Dask runner) runs them all. With ``wave_videos``, the
+    inputs run as one pipeline per that many, one after the other (:func:`waves`; a test pipeline runs once).
     """
     started = time.monotonic()
-    pipeline = test_pipeline or beam.Pipeline(options=options)
-    build(pipeline, spec)
-    join_leaves(pipeline)
-    result = pipeline.run()
-    try:
-        result.wait_until_finish()
-        seconds = time.monotonic() - started
-        counts = counter_values(result, spec)
-    finally:
-        release(result)
+    counts = None
+    for wave in waves(spec, 0 if test_pipeline is not None else wave_videos):
+        pipeline = test_pipeline or beam.Pipeline(options=options)
+        build(pipeline, wave)
+        join_leaves(pipeline)
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+            counts = add_counts(counts, counter_values(result, wave))
+        finally:
+            release(result)
+    seconds = time.monotonic() - started
     print(summary_line(spec.run_id, counts, seconds), file=sys.stderr)
     if counts["dead_letters"]:
         print(f"{counts['dead_letters']} input(s) went to dead letters: see {spec.run_url}/dead_letters/",

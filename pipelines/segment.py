@@ -15,6 +15,7 @@ import apache_beam as beam
 
 from tubelets.pipelines.arguments import parse_run_arguments
 from tubelets.pipelines.lifecycle import execute
+from tubelets.pipelines.options import wave_videos
 from tubelets.pipelines.run_setup import RunSpec, prepare_run, skip_finished, write_video_rows
 from tubelets.pipelines.vos import run_vos
 from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
@@ -70,6 +71,6 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
     spec = prepare_run(args.input, args.output, config, resume=args.resume is not None)
     spec, outcome = execute(spec, options, build_pipeline, "segment", args.argv, args.max_failed,
                             resume=args.resume is not None, test_pipeline=test_pipeline,
-                            progress_every=args.progress_every)
+                            progress_every=args.progress_every, wave_videos=wave_videos(config, options))
     outcome.check()
     return spec

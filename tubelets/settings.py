@@ -91,6 +91,7 @@ class Run(Section):
         Union[str, int, float, datetime.datetime, datetime.date, None], Expect("a name (string) or null")
     ]
     task: Task
+    dask_wave_videos: Annotated[int, Field(ge=0), Expect("an integer >= 0 (0: the whole bucket in one pipeline)")]
 
 
 class Io(Section):

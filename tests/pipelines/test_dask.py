@@ -148,15 +148,31 @@ def test_segment_on_dask_writes_the_direct_runners_tubelets_and_dead_letters(mix
     assert f"run dask: 3 videos, {dask['frames']} frames" in stderr and "not counted: proposals" in stderr
 
 
+def test_segment_on_dask_in_waves_of_one_video_writes_what_one_pipeline_does(mixed_glob, dask_flags, tmp_path,
+                                                                              capsys):
+    segment.run([mixed_glob, str(tmp_path), "--run-id", "one", *FLAGS, *dask_flags])
+    segment.run([mixed_glob, str(tmp_path), "--run-id", "waves", *FLAGS, *dask_flags,
+                 "--set", "run.dask_wave_videos=1"])  # four pipelines, one after the other
+    assert "run waves: 3 videos, " in capsys.readouterr().err  # the waves' counters, added up
+    for table in ("tubelets", "dead_letters"):
+        assert file_rows(tmp_path, "waves", table) == file_rows(tmp_path, "one", table)
+    assert folder_tree(tmp_path, "waves") == folder_tree(tmp_path, "one")
+    counters = [runs.read_manifest(str(tmp_path), run)["counters"] for run in ("one", "waves")]
+    assert counters[0] == counters[1]
+
+
 def test_evaluate_on_dask_writes_the_direct_runners_results_and_metrics(shapes_url, dask_flags, tmp_path):
     evaluate.run([shapes_url, str(tmp_path), "--run-id", "direct", *FLAGS, *DIRECT])
     evaluate.run([shapes_url, str(tmp_path), "--run-id", "dask", *FLAGS, *dask_flags])
+    evaluate.run([shapes_url, str(tmp_path), "--run-id", "waves", *FLAGS, *dask_flags,
+                  "--set", "run.dask_wave_videos=2"])  # two pipelines: 2 videos, then 1
 
-    results = [(tmp_path / run / "results.json").read_bytes() for run in ("direct", "dask")]
-    assert results[0] == results[1] and len(json.loads(results[1])) > 0
-    metrics = file_rows(tmp_path, "dask", "metrics")
-    assert list(metrics) == ["part-00000-of-00001.parquet"] and metrics == file_rows(tmp_path, "direct", "metrics")
-    assert file_rows(tmp_path, "dask", "video_matches") == file_rows(tmp_path, "direct", "video_matches")
-    assert file_rows(tmp_path, "dask", "tubelets") == file_rows(tmp_path, "direct", "tubelets")
-    assert folder_tree(tmp_path, "dask") == folder_tree(tmp_path, "direct")  # no beam-temp-* left
+    results = [(tmp_path / run / "results.json").read_bytes() for run in ("direct", "dask", "waves")]
+    assert results[0] == results[1] == results[2] and len(json.loads(results[1])) > 0
+    for run in ("dask", "waves"):
+        metrics = file_rows(tmp_path, run, "metrics")
+        assert list(metrics) == ["part-00000-of-00001.parquet"] and metrics == file_rows(tmp_path, "direct", "metrics")
+        assert file_rows(tmp_path, run, "video_matches") == file_rows(tmp_path, "direct", "video_matches")
+        assert file_rows(tmp_path, run, "tubelets") == file_rows(tmp_path, "direct", "tubelets")
+        assert folder_tree(tmp_path, run) == folder_tree(tmp_path, "direct")  # no beam-temp-* left
 

@@ -130,6 +130,30 @@ def test_resuming_an_evaluation_scores_every_video_as_an_uninterrupted_run_does(
     assert metrics["part"] == metrics["whole"] and metrics["whole"][0]["num_videos"] == 3
 
 
+def test_an_evaluation_is_complete_only_once_scored_and_a_failed_scoring_leaves_it_failed(
+        shapes_url, oracle, run_flags, tmp_path, monkeypatch):
+    flags = [shapes_url, str(tmp_path), "--tracker", "iou", *run_flags]
+    seen, score_run = [], evaluate.score_run
+
+    def look_then_score(spec, digest):
+        seen.append(runs.read_manifest(spec.output_url, spec.run_id)["status"])
+        return score_run(spec, digest)
+
+    monkeypatch.setattr(evaluate, "score_run", look_then_score)
+    with oracle(), contextlib.redirect_stderr(io.StringIO()):
+        evaluate.run([*flags, "--run-id", "scored"])
+    assert seen == ["running"] and runs.read_manifest(str(tmp_path), "scored")["status"] == "complete"
+
+    def full_disk(spec, digest):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(evaluate, "score_run", full_disk)
+    with oracle(), contextlib.redirect_stderr(io.StringIO()), pytest.raises(RunFailedError, match="while scoring"):
+        evaluate.run([*flags, "--run-id", "unscored"])
+    manifest = runs.read_manifest(str(tmp_path), "unscored")
+    assert manifest["status"] == "failed" and manifest["reason"] == "OSError: disk full" and "counters" not in manifest
+
+
 def test_resume_refuses_a_complete_run_another_config_or_an_unknown_run(clips, oracle, run_flags, tmp_path):
     flags = [str(clips / "video_0001.mp4"), str(tmp_path), *run_flags]
     run_segment(oracle, *flags, "--run-id", "done")
@@ -212,7 +236,7 @@ def test_a_run_that_fails_part_way_says_so_in_its_manifest_and_exits_1(clips, or
 
 
 def test_work_after_the_pipeline_fails_or_interrupts_the_run_as_the_pipeline_does(tmp_path):
-    # evaluate's scoring: the run is complete by then, and a failure or a signal must still say where it stands.
+    # evaluate's scoring, after the pipeline: a failure or a signal must say where the run stands.
     spec = SimpleNamespace(output_url=str(tmp_path), run_id="scored", run_url=str(tmp_path / "scored"))
     runs.claim_run(spec.output_url, "scored", {})
     with ending_the_run(spec, "evaluate", ["data", "out", "--run-id", "scored"], during="while scoring"):

@@ -4,7 +4,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from tubelets.pipelines.runner import COUNTERS, run_to_end
+from tubelets.pipelines.runner import COUNTERS, add_counts, run_to_end, waves
 
 
 class CountThings(beam.DoFn):
@@ -82,3 +82,28 @@ def test_counters_of_a_runner_without_metrics_come_from_the_run_folder(tmp_path,
     stderr = capsys.readouterr().err
     assert "run r9: 2 videos, 12 frames (" in stderr and " proposals" not in stderr.split("(this")[0]
     assert "3 tubelets in " in stderr and "not counted: proposals" in stderr
+
+
+def test_waves_split_the_inputs_still_to_run_and_count_the_others_done():
+    from tubelets.pipelines.run_setup import RunSpec
+    from tubelets.transforms.inputs import VideoInput
+
+    from tubelets.runs import video_file_stem
+
+    inputs = tuple(VideoInput(f"/in/v{index}.mp4", f"/in/v{index}.mp4") for index in range(5))
+    stem = {index: video_file_stem(f"/in/v{index}.mp4") for index in range(5)}
+    spec = RunSpec("/in", "/out", "r", {}, "c", {}, done=frozenset({stem[1]}), inputs=inputs)
+    assert list(waves(spec, 0)) == [spec] and list(waves(spec, 4)) == [spec]  # no waves, or all in one
+    parts = list(waves(spec, 3))
+    assert [[item.key for item in part.inputs] for part in parts] == [["/in/v0.mp4", "/in/v2.mp4", "/in/v3.mp4"],
+                                                                      ["/in/v4.mp4"]]
+    assert parts[0].done == {stem[1], stem[4]} and parts[1].done == {stem[0], stem[1], stem[2], stem[3]}
+    assert {part.run_id for part in parts} == {"r"}
+
+
+def test_waves_counters_add_up_and_an_uncounted_one_stays_uncounted():
+    first = {"videos": 2, "frames": 12, "proposals": None, "tubelets": 3, "dead_letters": 0}
+    second = {"videos": 1, "frames": 5, "proposals": None, "tubelets": 1, "dead_letters": 1}
+    assert add_counts(None, first) == first
+    assert add_counts(first, second) == {"videos": 3, "frames": 17, "proposals": None, "tubelets": 4,
+                                         "dead_letters": 1}
