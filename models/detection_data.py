@@ -158,8 +158,10 @@ def open_frames(urls: str | Sequence[str], source: str = "jpeg", frame_stride: i
     return parts[0] if len(parts) == 1 else CombinedFrames(parts, list(urls))
 
 
-# Independent random streams of a training run (see sample_seed).
+# Independent random streams of a training run (see sample_seed); the target ones are the unlabelled
+# frames' order and augmentations of a domain adaptation run (tubelets.models.domain_adaptation).
 ORDER_STREAM, AUGMENT_STREAM, MODEL_STREAM, INIT_STREAM = 0, 1, 2, 3
+TARGET_ORDER_STREAM, TARGET_AUGMENT_STREAM = 4, 5
 
 
 def batch_indices(step: int, batch_size: int, length: int, seed: int) -> list[int]:

@@ -194,16 +194,21 @@ def training_checkpoint(
 def train_step(model, optimizer, images, targets, step, train_cfg, device, lr: float, autocast: bool) -> float:
     """One optimiser step on a batch at ``lr``; returns the total loss.
 
-    RPN/RoI sampling is seeded by the step. ``autocast``: the forward pass
-    under bfloat16 autocast (CUDA); the backward pass runs outside it, as torch advises.
+    ``autocast``: the forward pass under bfloat16 autocast (CUDA); the backward
+    pass runs outside it, as torch advises.
     """
+    loss = detection_loss(model, images, targets, step, train_cfg, device, autocast)
+    training_loop.optimizer_step(model, optimizer, loss, step, train_cfg, SECTION, lr)
+    return float(loss.item())
+
+
+def detection_loss(model, images, targets, step, train_cfg, device, autocast: bool = False) -> torch.Tensor:
+    """The summed Mask R-CNN training losses of a batch, RPN/RoI sampling seeded by ``(train_cfg["seed"], step)``."""
     torch.manual_seed(sample_seed(int(train_cfg["seed"]), MODEL_STREAM, step))
     images = [image.to(device) for image in images]
     targets = [{key: value.to(device) for key, value in target.items()} for target in targets]
     with torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
-        loss = sum(model(images, targets).values())
-    training_loop.optimizer_step(model, optimizer, loss, step, train_cfg, SECTION, lr)
-    return float(loss.item())
+        return sum(model(images, targets).values())
 
 
 def load_training_checkpoint(model, out_url: str, detector_cfg: Mapping) -> dict:

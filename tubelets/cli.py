@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from tubelets.cli_adapt import add_adapt
 from tubelets.cli_models import add_evaluate_detector, add_train
 from tubelets.errors import EXIT_RUN_FAILED, TubeletsError
 
@@ -29,12 +30,14 @@ def _synth(args: argparse.Namespace) -> int:
         from tubelets.synth.davis_layout import generate_davis
 
         names = generate_davis(
-            args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard
+            args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard,
+            domain=args.domain,
         )
         print(f"wrote {len(names)} sequences in DAVIS layout to {args.out}", file=sys.stderr)
         return 0
     gt = generate_dataset(
-        args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard
+        args.out, videos=args.videos, seed=args.seed, width=args.width, height=args.height, hard=args.hard,
+        domain=args.domain,
     )
     frames = sum(video["length"] for video in gt["videos"])
     print(f"wrote {len(gt['videos'])} videos, {frames} frames, {len(gt['annotations'])} instances to {args.out}",
@@ -130,6 +133,10 @@ def _add_synth(commands) -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--hard", action="store_true", help="more objects, longer videos, blur, flicker, fast motion")
+    parser.add_argument("--domain", choices=("source", "shifted"), default="source",
+                        help="source: the look every shipped model was trained on; shifted: the same scenes (same "
+                        "annotations for a seed) in another look: washed-out hues, woven ground, uneven light, blur, "
+                        "noise, heavy JPEG (for domain adaptation)")
     parser.add_argument("--layout", choices=("youtube-vis", "davis"), default="youtube-vis",
                         help="youtube-vis: instances.json + JPEGImages/ + videos/; davis: JPEGImages/480p/, "
                         "Annotations/480p/ (palette PNGs), ImageSets/2017/val.txt + videos/ (same videos for a seed)")
@@ -253,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tubelets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_synth, _add_segment, _add_evaluate, _add_render, _add_report, _add_export, add_train,
-                add_evaluate_detector, _add_score, _add_query, _add_compare, _add_status, _add_demo):
+                add_adapt, add_evaluate_detector, _add_score, _add_query, _add_compare, _add_status, _add_demo):
         add(commands)
     return parser
 

@@ -167,6 +167,32 @@ class TrainDetector(Training):
     augment: DetectorAugment
 
 
+FeatureLevels = Annotated[
+    list[Union[Annotated[int, Field(ge=0)], Literal["pool"]]],
+    Field(min_length=1),
+    Expect("a non-empty list of FPN levels (0, 1, 2, 3, pool)"),
+]
+
+
+class AdaptDetector(Training):
+    """``tubelets adapt detector`` (tubelets.models.domain_adaptation)."""
+
+    READER = "tubelets adapt detector"
+    init_from: Annotated[str, Expect("a detector checkpoint URL (fsspec or builtin:NAME)")]
+    target_batch_size: Count
+    source: Source
+    frame_stride: Count
+    target_frame_stride: Count
+    target_frames_per_video: OptionalCount
+    workers: NonNegativeInt
+    feature_levels: FeatureLevels
+    discriminator_width: Count
+    domain_weight: NonNegative
+    grl_max: NonNegative
+    grl_gamma: Positive
+    augment: DetectorAugment
+
+
 class Calibration(Section):
     enabled: Switch
     score_threshold: Fraction
@@ -287,17 +313,46 @@ class TrainTracker(Training):
     augment: TrackerAugment
 
 
+def _lab_channels(dropped: str) -> str:
+    if not dropped or set(dropped) - set("Lab") or len(set(dropped)) != len(dropped):
+        raise ValueError("must name Lab channels to drop, e.g. ab or L")
+    return dropped
+
+
+ColourDropout = Annotated[
+    list[Annotated[str, AfterValidator(_lab_channels)]],
+    Field(min_length=1),
+    Expect("a non-empty list of Lab channel sets to drop, e.g. [ab, L]"),
+]
+
+
+class AdaptPixel(Training):
+    """``tubelets adapt pixel`` (tubelets.models.pixel_adaptation)."""
+
+    READER = "tubelets adapt pixel"
+    init_from: Annotated[str, Expect("a tracker checkpoint URL (fsspec or builtin:NAME)")]
+    from_scratch: Switch
+    memory_gaps: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1),
+                           Expect("a non-empty list of integers >= 1")]
+    radius: Count
+    colour_dropout: ColourDropout
+    huber_delta: Positive
+    frames_per_video: Annotated[Optional[Annotated[int, Field(ge=2)]], Expect("an integer >= 2 or null")]
+
+
 class Settings(Section):
     run: Run
     io: Io
     proposals: Proposals
     detector: Detector
     train_detector: TrainDetector
+    adapt_detector: AdaptDetector
     calibration: Calibration
     tracker: Tracker
     scoring: Scoring
     vos: Vos
     train_tracker: TrainTracker
+    adapt_pixel: AdaptPixel
 
 
 def not_read(dotted: str) -> Optional[str]:

@@ -147,17 +147,10 @@ def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume
     model.to(torch_device).train()
     training_loop.optimizer_to(optimizer, torch_device)
 
-    def checkpoint_at(step: int) -> dict:
-        return make_tracker_checkpoint(model, detector=detector_info, detector_section=cfg["detector"], config=cfg,
-                                       step=step, optimizer=optimizer)
-
-    def one_step(step: int, _) -> training_loop.StepLosses:
-        return train_step(model, bank, samples, optimizer, step, train_cfg, torch_device)
-
-    steps = range(start_step, int(train_cfg["steps"]))
-    history = training_loop.run_steps(steps, itertools.repeat(None), one_step, checkpoint_at, out_url, train_cfg,
-                                      progress, "train tracker")
-    final = training_loop.write_final(out_url, checkpoint_at(int(train_cfg["steps"])), train_cfg)
+    final, history = run_tracker_steps(
+        model, optimizer, start_step, lambda step: train_step(model, bank, samples, optimizer, step, train_cfg,
+                                                              torch_device),
+        out_url, cfg, train_cfg, detector_info, cfg["detector"], progress, "train tracker")
     return TrackerTrainResult(
         checkpoint_url=out_url,
         checkpoint_id=final["checkpoint_id"],
@@ -169,6 +162,25 @@ def train_tracker(dataset_url: str, out_url: str, cfg: Mapping[str, Any], resume
         device=str(torch_device),
         instances=len(samples),
     )
+
+
+def run_tracker_steps(model: IPDT, optimizer, start_step: int, one_step, out_url: str, cfg: Mapping[str, Any],
+                      section_cfg: Mapping[str, Any], detector: CheckpointInfo, detector_section: Mapping[str, Any],
+                      progress: bool, label: str) -> tuple[dict, list]:
+    """Steps ``start_step`` to ``section_cfg["steps"]`` of ``one_step(step)``, the tracker checkpoint (tied to
+    ``detector``) written to ``out_url`` as the section says and at the end; ``(final record, loss history)``.
+
+    Shared by the supervised trainer and the self-supervised one (:mod:`tubelets.models.pixel_adaptation`).
+    """
+    def checkpoint_at(step: int) -> dict:
+        return make_tracker_checkpoint(model, detector=detector, detector_section=detector_section, config=cfg,
+                                       step=step, optimizer=optimizer)
+
+    steps = range(start_step, int(section_cfg["steps"]))
+    history = training_loop.run_steps(steps, itertools.repeat(None), lambda step, _: one_step(step), checkpoint_at,
+                                      out_url, section_cfg, progress, label)
+    final = training_loop.write_final(out_url, checkpoint_at(int(section_cfg["steps"])), section_cfg)
+    return final, history
 
 
 def load_training_checkpoint(model: IPDT, out_url: str, detector: CheckpointInfo) -> dict:

@@ -5,7 +5,9 @@
     OUT/videos/video_0000.mp4           the same frames, H.264 yuv420p at spec.FPS
 
 Video ``k`` is drawn from its own generator, seeded by ``(seed, k)``, so it is the
-same however many videos are asked for.
+same however many videos are asked for. ``domain`` renders the same scenes with
+another look (``spec.DOMAINS``); ``info["domain"]`` names it, absent for the source
+domain (whose files stay what they always were).
 """
 
 from __future__ import annotations
@@ -42,17 +44,18 @@ def generate_dataset(
     hard: bool = False,
     write_videos: bool = True,
     write_jpegs: bool = True,
+    domain: str = spec.SOURCE_DOMAIN,
 ) -> dict:
     """Write the data set under ``out_url`` (any fsspec URL) and return its ``instances.json`` dict.
 
     Raises ``ValueError`` for a negative ``videos`` or ``seed``, a frame side under
-    32 pixels, or (with ``write_videos``) an odd side, which yuv420p cannot hold;
-    all before anything is written.
+    32 pixels, (with ``write_videos``) an odd side, which yuv420p cannot hold, or an
+    unknown ``domain``; all before anything is written.
     """
-    check_arguments(videos, seed, width, height, write_videos)
+    check_arguments(videos, seed, width, height, write_videos, domain)
     fs, root = output_root(out_url)
     video_records, annotations = [], []
-    for index, name, video in generated_videos(videos, seed, width, height, hard):
+    for index, name, video in generated_videos(videos, seed, width, height, hard, domain):
         if write_jpegs:
             writer.write_jpegs(fs, f"{root}/JPEGImages/{name}", video.frames)
         if write_videos:
@@ -60,7 +63,7 @@ def generate_dataset(
         video_records.append(video_record(index + 1, name, video))
         annotations.extend(annotation_records(video, index + 1, first_id=len(annotations) + 1))
     dataset = {
-        "info": _info(videos, seed, width, height, hard),
+        "info": _info(videos, seed, width, height, hard, domain),
         "videos": video_records,
         "annotations": annotations,
         "categories": [dict(c) for c in spec.CATEGORIES],
@@ -78,11 +81,11 @@ def output_root(out_url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def generated_videos(
-    videos: int, seed: int, width: int, height: int, hard: bool
+    videos: int, seed: int, width: int, height: int, hard: bool, domain: str = spec.SOURCE_DOMAIN
 ) -> Iterator[tuple[int, str, SyntheticVideo]]:
     """``(index, name, video)`` of the data set's videos, each drawn from its own generator."""
     for index in range(videos):
-        yield index, video_name(index), generate_video(video_rng(seed, index), width, height, hard)
+        yield index, video_name(index), generate_video(video_rng(seed, index), width, height, hard, domain)
 
 
 def write_video_file(fs: fsspec.AbstractFileSystem, root: str, name: str, video: SyntheticVideo) -> None:
@@ -123,8 +126,8 @@ def _annotation(instance: SyntheticInstance, video: SyntheticVideo, video_id: in
     }
 
 
-def _info(videos: int, seed: int, width: int, height: int, hard: bool) -> dict:
-    return {
+def _info(videos: int, seed: int, width: int, height: int, hard: bool, domain: str) -> dict:
+    info = {
         "description": DESCRIPTION,
         "generator": "tubelets.synth",
         "version": spec.GENERATOR_VERSION,
@@ -135,9 +138,20 @@ def _info(videos: int, seed: int, width: int, height: int, hard: bool) -> dict:
         "height": int(height),
         "fps": spec.FPS,
     }
+    if domain != spec.SOURCE_DOMAIN:
+        info["domain"] = domain
+    return info
 
 
-def check_arguments(videos: int, seed: int, width: int, height: int, write_videos: bool) -> None:
+def dataset_domain(info: dict) -> str:
+    """The domain an ``instances.json["info"]`` was rendered in (``source`` when it names none)."""
+    return info.get("domain", spec.SOURCE_DOMAIN)
+
+
+def check_arguments(
+    videos: int, seed: int, width: int, height: int, write_videos: bool, domain: str = spec.SOURCE_DOMAIN
+) -> None:
+    spec.domain_spec(domain)  # raises for an unknown domain
     for name, value in (("videos", videos), ("seed", seed)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

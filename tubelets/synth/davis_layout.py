@@ -5,8 +5,8 @@
     OUT/ImageSets/2017/val.txt                 every sequence name
     OUT/videos/video_0000.mp4                  the same frames, H.264 yuv420p at spec.FPS
 
-The videos are those ``generate_dataset`` writes for the same ``seed`` and
-``hard``. An object's id is its 1-based place among the video's instances,
+The videos are those ``generate_dataset`` writes for the same ``seed``,
+``hard`` and ``domain``. An object's id is its 1-based place among the video's instances,
 the order of its annotations in the YouTube-VIS export, so both layouts name
 the objects alike. The folder name ``480p`` is the layout's, whatever the frame size.
 """
@@ -17,6 +17,7 @@ from tubelets.io.davis import annotation_url, masks_to_id_map, write_annotation
 from tubelets.synth import writer
 from tubelets.synth.dataset import check_arguments, generated_videos, output_root, write_video_file
 from tubelets.synth.scene import SyntheticVideo
+from tubelets.synth.spec import SOURCE_DOMAIN
 
 SPLIT = "val"
 
@@ -29,16 +30,17 @@ def generate_davis(
     height: int = 192,
     hard: bool = False,
     resolution: str = "480p",
+    domain: str = SOURCE_DOMAIN,
 ) -> list[str]:
     """Write the data set under ``out_url`` (any fsspec URL); returns the sequence names.
 
     Raises ``ValueError`` as ``generate_dataset`` does (negative ``videos`` or
-    ``seed``, a side under 32 pixels, an odd side), before anything is written.
+    ``seed``, a side under 32 pixels, an odd side, an unknown domain), before anything is written.
     """
-    check_arguments(videos, seed, width, height, write_videos=True)
+    check_arguments(videos, seed, width, height, write_videos=True, domain=domain)
     fs, root = output_root(out_url)
     names = []
-    for _, name, video in generated_videos(videos, seed, width, height, hard):
+    for _, name, video in generated_videos(videos, seed, width, height, hard, domain):
         writer.write_jpegs(fs, f"{root}/JPEGImages/{resolution}/{name}", video.frames)
         write_id_maps(fs.unstrip_protocol(root), name, video, resolution)
         write_video_file(fs, root, name, video)

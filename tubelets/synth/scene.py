@@ -4,6 +4,8 @@ Objects keep one depth order for the whole video; each frame is painted back to
 front over the camera's view of the background, and an instance's mask is the part
 of its shape no nearer object covers. Masks are taken before blur, flicker and
 noise, and a frame where fewer than ``MIN_VISIBLE_PIXELS`` pixels show is ``None``.
+A domain other than the source one (``spec.DOMAINS``) changes the frames' look only
+(``domain``): same seed, same scene, same masks.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from tubelets.synth import appearance, shapes, spec
+from tubelets.synth import appearance, domain as domains, shapes, spec
 from tubelets.synth.background import Background, make_background
 from tubelets.synth.effects import Effects, apply_effects, sample_effects
 from tubelets.synth.motion import Trajectory, sample_camera_path, sample_trajectory
@@ -57,6 +59,7 @@ class SyntheticVideo:
     instances: list[SyntheticInstance]
     camera: np.ndarray
     hard: bool
+    domain: str = spec.SOURCE_DOMAIN
 
     @property
     def length(self) -> int:
@@ -72,24 +75,39 @@ class SyntheticVideo:
 
 
 def generate_video(
-    rng_or_seed: np.random.Generator | int, width: int = 256, height: int = 192, hard: bool = False
+    rng_or_seed: np.random.Generator | int,
+    width: int = 256,
+    height: int = 192,
+    hard: bool = False,
+    domain: str = spec.SOURCE_DOMAIN,
 ) -> SyntheticVideo:
-    """Sample and render one video; the same seed (or generator state) gives the same video."""
+    """Sample and render one video; the same seed (or generator state) gives the same video.
+
+    ``domain`` (a key of ``spec.DOMAINS``) picks the look; any domain renders the scene the
+    source domain renders for the same seed, so the annotations are the same.
+    """
     check_frame_size(width, height)
+    look_spec = spec.domain_spec(domain)
     rng = np.random.default_rng(rng_or_seed)
+    # The look's own generator, spawned before any draw: the scene's draws below stay the source domain's.
+    look_rng = rng.spawn(1)[0] if look_spec is not None else None
     scene = spec.scene_spec(hard)
     length = int(rng.integers(scene.frames[0], scene.frames[1] + 1))
     camera = sample_camera_path(rng, length, min(width, height), scene)
     background = make_background(rng, height, width, camera, scene)
     objects = _sample_objects(rng, length, width, height, background, scene)
     effects = sample_effects(rng, length, scene)
-    frames, masks = render_scene(objects, background, camera, effects, rng, height, width)
+    look = None
+    if look_spec is not None:
+        look = domains.sample_look(look_rng, height, width, look_spec)
+        background = domains.texture_background(look_rng, background, look_spec)
+    frames, masks = render_scene(objects, background, camera, effects, rng, height, width, look)
     instances = [
         SyntheticInstance(**{f.name: getattr(o, f.name) for f in dataclasses.fields(o)}, masks=m)
         for o, m in zip(objects, masks)
         if any(mask is not None for mask in m)
     ]
-    return SyntheticVideo(frames, instances, camera, hard)
+    return SyntheticVideo(frames, instances, camera, hard, domain)
 
 
 def check_frame_size(width: int, height: int) -> None:
@@ -127,9 +145,13 @@ def render_scene(
     rng: np.random.Generator,
     height: int,
     width: int,
+    look: domains.Look | None = None,
 ) -> tuple[np.ndarray, list[list]]:
     """Frames ``uint8 [T, H, W, 3]`` (``T = len(camera)``) and, per object, its per-frame
-    visible masks (``bool [H, W]`` or ``None``). ``rng`` draws the sensor noise."""
+    visible masks (``bool [H, W]`` or ``None``). ``rng`` draws the sensor noise.
+
+    ``look`` (another domain's) shades each painted frame before the
+    scene's effects and degrades it after them; ``None`` renders the source domain."""
     frames = np.empty((len(camera), height, width, 3), dtype=np.uint8)
     masks: list[list] = [[] for _ in objects]
     depths = [obj.depth for obj in objects]
@@ -138,7 +160,10 @@ def render_scene(
         shapes_drawn = _paint_objects(canvas, objects, t)
         for i, mask in enumerate(visible_parts(shapes_drawn, depths)):
             masks[i].append(mask)
-        frames[t] = apply_effects(canvas, t, effects, rng)
+        if look is None:
+            frames[t] = apply_effects(canvas, t, effects, rng)
+        else:
+            frames[t] = domains.degrade(apply_effects(domains.shade(canvas, look), t, effects, rng), look)
     return frames, masks
 
 

@@ -128,3 +128,63 @@ HARD_SPEC = SceneSpec(
 def scene_spec(hard: bool) -> SceneSpec:
     """The ranges of the default or the ``--hard`` data set."""
     return HARD_SPEC if hard else DEFAULT_SPEC
+
+
+# Domains: the same scenes (categories, shapes, motion, masks) seen through another world and camera.
+# "source" is the data set every model here was trained on and renders exactly as it always did;
+# another domain changes only how frames look, never what is annotated.
+SOURCE_DOMAIN = "source"
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainSpec:
+    """Ranges of one domain's look, sampled once per video (noise once per frame).
+
+    Colours are transformed about the grey axis: chroma scaled by ``saturation`` and
+    rotated by ``hue_rotation`` (radians), then each RGB channel multiplied by
+    ``white_balance`` (jittered by up to ``white_balance_jitter``). Lighting multiplies
+    the frame by ``exposure`` times a linear gradient (``light_gradient`` is the
+    relative change from the frame's centre to its edge, direction uniform) times a
+    vignette (``vignette`` is the relative darkening in the corners).
+    """
+
+    saturation: tuple[float, float]
+    hue_rotation: tuple[float, float]
+    white_balance: tuple[float, float, float]
+    white_balance_jitter: float
+    exposure: tuple[float, float]
+    light_gradient: tuple[float, float]
+    vignette: tuple[float, float]
+    texture_contrast: tuple[float, float]  # amplitude of the woven background texture, grey levels
+    texture_period_px: tuple[float, float]  # its full period in pixels (canvas-fixed: it pans with the camera)
+    blur: tuple[float, float]  # lens blur sigma in pixels, on top of the scene's own
+    sensor_noise: tuple[float, float]  # std of extra per-pixel noise, grey levels, on top of the scene's own
+    jpeg_quality: tuple[int, int]  # the camera's own JPEG compression (4:2:0), before the data set is written
+
+
+DOMAINS: dict[str, DomainSpec | None] = {
+    SOURCE_DOMAIN: None,
+    # A dim, washed-out, cold camera over woven ground: hues turned by 35-70 degrees, a third to
+    # a half of the chroma left, a blue cast, uneven light, soft focus, grain and blocky compression.
+    "shifted": DomainSpec(
+        saturation=(0.35, 0.6),
+        hue_rotation=(0.6, 1.2),
+        white_balance=(0.88, 1.0, 1.14),
+        white_balance_jitter=0.04,
+        exposure=(0.7, 0.9),
+        light_gradient=(0.15, 0.35),
+        vignette=(0.25, 0.45),
+        texture_contrast=(18.0, 35.0),
+        texture_period_px=(5.0, 12.0),
+        blur=(0.6, 1.2),
+        sensor_noise=(4.0, 8.0),
+        jpeg_quality=(20, 40),
+    ),
+}
+
+
+def domain_spec(name: str) -> DomainSpec | None:
+    """The look of domain ``name`` (``None`` for the source domain); ``ValueError`` for an unknown one."""
+    if name not in DOMAINS:
+        raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(DOMAINS)}")
+    return DOMAINS[name]
