@@ -200,7 +200,12 @@ def write_checkpoint(url: str, checkpoint: Mapping[str, Any]) -> None:
             fs.rm(temporary)
 
 
+# What only a resumed training run reads: left out of a released checkpoint (a DANN run's domain discriminator).
+TRAINING_ONLY = ("discriminator",)
+
+
 def strip_for_release(checkpoint: Mapping[str, Any]) -> dict:
-    """A copy of ``checkpoint`` for shipping: float16 weights, no optimizer state, a fresh id."""
+    """A copy of ``checkpoint`` for shipping: float16 weights, no optimizer or other training state, a fresh id."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
-    return {**checkpoint, "model": state, "optimizer": None, "checkpoint_id": weights_id(state)}
+    kept = {key: value for key, value in checkpoint.items() if key not in TRAINING_ONLY}
+    return {**kept, "model": state, "optimizer": None, "checkpoint_id": weights_id(state)}
