@@ -64,6 +64,7 @@ from tubelets.models.detection_data import (
     sample_seed,
 )
 from tubelets.models.detector import build_detector
+from tubelets.models.inference import fpn_levels
 from tubelets.models.loading import apply_checkpoint, resolve_device
 from tubelets.models.train_detector import (
     TrainingBatches,
@@ -150,12 +151,6 @@ def captured_output(module: nn.Module) -> Iterator[list]:
         yield outputs
     finally:
         handle.remove()
-
-
-def backbone_features(model, images: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The FPN levels of ``images`` as the detector sees them (its own normalising and resizing transform)."""
-    batch, _ = model.transform(images)
-    return model.backbone(batch.tensors)
 
 
 class TargetFrames:
@@ -255,7 +250,7 @@ def adapt_detector(
     )
     steps = range(start_step, int(adapt_cfg["steps"]))
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=steps,
-                                         num_workers=int(adapt_cfg["workers"]), collate_fn=_as_is)
+                                         num_workers=int(adapt_cfg["workers"]), collate_fn=training_loop.as_is)
 
     def one_step(step: int, batch) -> training_loop.StepLosses:
         (images, targets), target_images = batch
@@ -263,7 +258,7 @@ def adapt_detector(
         coefficient = grl_coefficient(step, adapt_cfg)
         with captured_output(model.backbone) as source_features:
             detection = detection_loss(model, images, targets, step, adapt_cfg, torch_device)
-        target_features = backbone_features(model, [image.to(torch_device) for image in target_images])
+        target_features, _ = fpn_levels(model, [image.to(torch_device) for image in target_images])
         domain, accuracy = domain_loss(discriminator, source_features[0], target_features, levels, coefficient)
         loss = detection + float(adapt_cfg["domain_weight"]) * domain
         training_loop.optimizer_step(trainable, optimizer, loss, step, adapt_cfg, SECTION, lr)
@@ -308,6 +303,3 @@ def _load_adaptation_checkpoint(model, discriminator, url: str, cfg: Mapping) ->
     discriminator.load_state_dict(checkpoint["discriminator"])
     return checkpoint
 
-
-def _as_is(batch):
-    return batch

@@ -38,6 +38,12 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def fpn_levels(model: MaskRCNN, images: list[torch.Tensor]) -> tuple[OrderedDict, list[tuple[int, int]]]:
+    """:func:`fpn_features` with autograd, for training through the backbone (domain adaptation)."""
+    batch, _ = model.transform(images)
+    return model.backbone(batch.tensors), [tuple(size) for size in batch.image_sizes]
+
+
 @torch.no_grad()
 def fpn_features(model: MaskRCNN, images: list[torch.Tensor]) -> tuple[OrderedDict, list[tuple[int, int]]]:
     """The FPN pyramid of ``images`` (``float32 [3, H, W]`` in ``[0, 1]``) and the transformed image sizes.
@@ -47,8 +53,7 @@ def fpn_features(model: MaskRCNN, images: list[torch.Tensor]) -> tuple[OrderedDi
     [B, C, h, w]``; ``image_sizes[i]`` is ``(height, width)`` of image ``i``
     after resizing, before padding.
     """
-    batch, _ = model.transform(images)
-    return model.backbone(batch.tensors), [tuple(size) for size in batch.image_sizes]
+    return fpn_levels(model, images)
 
 
 @torch.no_grad()

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from tubelets.errors import DatasetError
 from tubelets.io.dataset import list_videos
 from tubelets.io.video import read_frames
 from tubelets.models import training_loop
@@ -260,7 +261,7 @@ def draw_sample(bank: ColourBank, seed: int, gaps: Sequence[int]) -> ColourSampl
     span = max(gaps)
     videos = [v for v, colours in enumerate(bank.colours) if len(colours) > span]
     if not videos:
-        raise ValueError(f"no video has more than {span} frames (the largest of {SECTION}.memory_gaps)")
+        raise DatasetError(f"no video has more than {span} frames (the largest of {SECTION}.memory_gaps)")
     video = videos[int(rng.integers(len(videos)))]
     length = len(bank.colours[video])
     # Either direction in time: the tracker follows objects backward from a proposal too.
@@ -313,7 +314,7 @@ def adapt_pixel_embedding(videos: str, out: str, cfg: Mapping[str, Any], resume:
     torch_device = resolve_device(device)
     urls = list_videos(videos)
     if not urls:
-        raise ValueError(f"{videos!r} matches no video to adapt the pixel embedding on")
+        raise DatasetError(f"{videos!r} matches no video to adapt the pixel embedding on")
     init_url = adapt_cfg["init_from"]
     init = read_tracker_checkpoint(init_url)
     detector_section = dict(init["detector"]["section"])

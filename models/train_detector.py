@@ -165,7 +165,7 @@ def run_steps(model, optimizer, frames, cfg, out_url, start_step, device, progre
     batches = TrainingBatches(frames, int(train_cfg["batch_size"]), int(train_cfg["seed"]), train_cfg["augment"])
     steps = range(start_step, int(train_cfg["steps"]))
     loader = torch.utils.data.DataLoader(
-        batches, batch_size=None, sampler=steps, num_workers=int(train_cfg["workers"]), collate_fn=_as_is
+        batches, batch_size=None, sampler=steps, num_workers=int(train_cfg["workers"]), collate_fn=training_loop.as_is
     )
 
     def one_step(step: int, batch) -> training_loop.StepLosses:
@@ -230,6 +230,3 @@ def check_categories(categories: list[dict], detector_cfg: Mapping, dataset_url:
             f"set detector.num_classes to at least {max(int(c['id']) for c in categories) + 1}"
         )
 
-
-def _as_is(batch):
-    return batch

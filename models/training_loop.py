@@ -163,3 +163,9 @@ def recent_mean(history: list[StepLosses], key: str, count: int = 50) -> float:
     """The mean of ``key`` over the last ``count`` steps (NaN when none ran)."""
     recent = [h[key] for h in history[-count:]]
     return sum(recent) / len(recent) if recent else float("nan")
+
+
+def as_is(batch):
+    """A DataLoader ``collate_fn`` for datasets whose items are whole batches already (``batch_size=None``);
+    a named function, not a lambda, so that loader worker processes can unpickle it."""
+    return batch

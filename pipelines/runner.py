@@ -21,17 +21,14 @@ from tubelets.transforms.portable import join_leaves
 COUNTERS = ("videos", "frames", "proposals", "tubelets", "dead_letters")
 
 
-def counter_values(result: Any, spec) -> dict[str, Optional[int]]:
-    """The pipeline's ``tubelets`` counters, committed values, zero where absent.
-
-    A runner that reports no metrics (Beam's Dask runner 2.78: ``DaskRunnerResult.metrics()``
-    raises ``NotImplementedError``) is counted from ``spec``'s run folder instead
-    (:func:`tubelets.progress.count_files`); what the files cannot tell (proposals) is None, not 0.
-    """
+def counter_values(result: Any) -> Optional[dict[str, int]]:
+    """The pipeline's ``tubelets`` counters, committed values, zero where absent; None from a runner that
+    reports no metrics (Beam's Dask runner 2.78: ``DaskRunnerResult.metrics()`` raises ``NotImplementedError``),
+    whose run is counted from its files instead (:func:`counts_from_files`)."""
     try:
         queried = result.metrics().query(MetricsFilter().with_namespace("tubelets"))["counters"]
     except NotImplementedError:
-        return counts_from_files(spec)
+        return None
     values = dict.fromkeys(COUNTERS, 0)
     for counter in queried:
         values[counter.key.metric.name] = values.get(counter.key.metric.name, 0) + (counter.committed or 0)
@@ -79,27 +76,14 @@ def release(result: Any) -> None:
 
 def waves(spec, size: int) -> Iterator:
     """``spec`` as one spec per ``size`` inputs still to run, in listing order; ``[spec]`` when ``size`` is 0 or
-    the inputs fit one wave.
-
-    A wave's spec lists only its inputs (``MatchInputs`` creates no element, hence no Dask partition, for the
-    others) and counts the others as done, so that counting from files (:func:`counts_from_files`) sees the wave's.
-    """
+    the inputs fit one wave. A wave's spec lists only its inputs: ``MatchInputs`` creates no element, hence no
+    Dask partition, for the others."""
     todo = [item for item in spec.inputs if video_file_stem(item.key) not in spec.done] if size else []
     if len(todo) <= size:
         yield spec
         return
     for start in range(0, len(todo), size):
-        wave = todo[start:start + size]
-        others = spec.input_stems - {video_file_stem(item.key) for item in wave}
-        yield dataclasses.replace(spec, inputs=tuple(wave), done=frozenset(others))
-
-
-def add_counts(total: Optional[Mapping[str, Optional[int]]], more: Mapping[str, Optional[int]]) -> dict:
-    """Two waves' counters together; a counter either could not count stays uncounted (None)."""
-    if total is None:
-        return dict(more)
-    return {name: None if total.get(name) is None or more.get(name) is None else total[name] + more[name]
-            for name in COUNTERS}
+        yield dataclasses.replace(spec, inputs=tuple(todo[start:start + size]))
 
 
 def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: Optional[beam.Pipeline] = None,
@@ -111,7 +95,7 @@ def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: O
     inputs run as one pipeline per that many, one after the other (:func:`waves`; a test pipeline runs once).
     """
     started = time.monotonic()
-    counts = None
+    measured = []
     for wave in waves(spec, 0 if test_pipeline is not None else wave_videos):
         pipeline = test_pipeline or beam.Pipeline(options=options)
         build(pipeline, wave)
@@ -119,9 +103,12 @@ def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: O
         result = pipeline.run()
         try:
             result.wait_until_finish()
-            counts = add_counts(counts, counter_values(result, wave))
+            measured.append(counter_values(result))
         finally:
             release(result)
+    # Without metrics, the files are counted once, for the whole attempt, after its last wave.
+    counts = (counts_from_files(spec) if None in measured
+              else {name: sum(values[name] for values in measured) for name in COUNTERS})
     seconds = time.monotonic() - started
     print(summary_line(spec.run_id, counts, seconds), file=sys.stderr)
     if counts["dead_letters"]:

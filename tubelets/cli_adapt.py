@@ -14,24 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tubelets.cli_models import set_torch_threads, trained_line
+from tubelets.cli_models import add_training_flags, set_torch_threads, trained_line, training_config
 
 SECTIONS = {"detector": "adapt_detector", "pixel": "adapt_pixel"}
-
-
-def _config(args: argparse.Namespace) -> dict:
-    from tubelets.config import load_config  # here: the command line starts without pydantic/yaml
-
-    section = SECTIONS[args.model]
-    overrides = list(args.overrides) + ([f"{section}.steps={args.steps}"] if args.steps is not None else [])
-    return load_config(args.config, overrides)
 
 
 def _adapt_detector(args: argparse.Namespace) -> int:
     from tubelets.models.domain_adaptation import adapt_detector
 
     set_torch_threads(args.threads)
-    result = adapt_detector(args.source, args.target, args.out, _config(args), args.resume, args.device,
+    result = adapt_detector(args.source, args.target, args.out, training_config(args), args.resume, args.device,
                             progress=not args.no_progress)
     print(trained_line(result, f"{args.target} (unlabelled) and {len(args.source)} labelled set(s)"), file=sys.stderr)
     return 0
@@ -41,22 +33,10 @@ def _adapt_pixel(args: argparse.Namespace) -> int:
     from tubelets.models.pixel_adaptation import adapt_pixel_embedding
 
     set_torch_threads(args.threads)
-    result = adapt_pixel_embedding(args.videos, args.out, _config(args), args.resume, args.device,
+    result = adapt_pixel_embedding(args.videos, args.out, training_config(args), args.resume, args.device,
                                    progress=not args.no_progress)
     print(trained_line(result, f"{args.videos} (unlabelled)"), file=sys.stderr)
     return 0
-
-
-def _common(parser: argparse.ArgumentParser, section: str) -> None:
-    parser.add_argument("out", help="checkpoint to write (any fsspec URL)")
-    parser.add_argument("--config", default=None, help="config preset name or YAML file (default: default)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"config override, e.g. {section}.steps=500 (repeatable)")
-    parser.add_argument("--steps", type=int, default=None, help=f"{section}.steps")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at OUT if there is one")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_adapt(commands) -> None:
@@ -65,11 +45,11 @@ def add_adapt(commands) -> None:
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     detector = models.add_parser("detector", help="domain-adversarial (DANN) training of the detector")
     detector.add_argument("source", nargs="+", help="labelled YouTube-VIS data set folder(s) (any fsspec URL)")
-    _common(detector, SECTIONS["detector"])
+    add_training_flags(detector, SECTIONS["detector"], "adapted-detector.pt")
     detector.add_argument("--target", required=True,
                           help="the unlabelled videos: a glob or folder on any fsspec URL (e.g. 'gs://b/new/*.mp4')")
     detector.set_defaults(handler=_adapt_detector)
     pixel = models.add_parser("pixel", help="self-supervised (colour reconstruction) training of the pixel embedding")
     pixel.add_argument("videos", help="the unlabelled videos: a glob or folder on any fsspec URL")
-    _common(pixel, SECTIONS["pixel"])
+    add_training_flags(pixel, SECTIONS["pixel"], "adapted-tracker.pt")
     pixel.set_defaults(handler=_adapt_pixel)

@@ -31,6 +31,12 @@ def add_training_arguments(
                             "instances.json; several are trained on as one")
     else:
         parser.add_argument("dataset", help="YouTube-VIS data set folder (any fsspec URL) with instances.json")
+    return add_training_flags(parser, section, out_example)
+
+
+def add_training_flags(parser: argparse.ArgumentParser, section: str, out_example: str) -> argparse.ArgumentParser:
+    """OUT and the flags of every command that trains a model (``train``, ``adapt``), whose settings are the
+    config section ``section`` (``--steps`` and ``--seed`` override its keys; :func:`training_config`)."""
     parser.add_argument("out", help=f"checkpoint to write (any fsspec URL), e.g. {out_example}")
     parser.add_argument("--config", default=None, help="config preset name or YAML file (default: default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -41,14 +47,15 @@ def add_training_arguments(
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(config_section=section)
     return parser
 
 
 def training_config(args: argparse.Namespace) -> dict:
-    """The run's config: ``--config``, ``--set``, then ``--steps``/``--seed`` as overrides of the model's section."""
+    """The run's config: ``--config``, ``--set``, then ``--steps``/``--seed`` as overrides of the command's section."""
     from tubelets.config import load_config  # here: pydantic, yaml and fsspec cost every command 0.1 s at start
 
-    section = TRAIN_SECTIONS[args.model]
+    section = args.config_section
     overrides = list(args.overrides)
     overrides += [f"{section}.steps={args.steps}"] if args.steps is not None else []
     overrides += [f"{section}.seed={args.seed}"] if args.seed is not None else []

@@ -22,7 +22,8 @@ import torch
 from tubelets.config import load_config
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.models.checkpoints import read_checkpoint
-from tubelets.models.domain_adaptation import DomainDiscriminator, backbone_features, domain_loss
+from tubelets.models.domain_adaptation import DomainDiscriminator, domain_loss
+from tubelets.models.inference import fpn_features
 from tubelets.models.loading import load_detector
 
 LEVELS = ["0", "1", "2", "3"]
@@ -47,9 +48,8 @@ def probe(checkpoint: str, source: list[torch.Tensor], target: list[torch.Tensor
     """One line: the fresh discriminator's held-out accuracy (and the run's own, for an adapted checkpoint)."""
     model, _ = load_detector(load_config(None, [f"detector.checkpoint={checkpoint}", "detector.device=cpu"]))
     model.train()  # the transform as the adaptation runs it; no layer here behaves otherwise in eval
-    with torch.no_grad():
-        source_features = [backbone_features(model, [image]) for image in source]
-        target_features = [backbone_features(model, [image]) for image in target]
+    source_features = [fpn_features(model, [image])[0] for image in source]
+    target_features = [fpn_features(model, [image])[0] for image in target]
     half_source, half_target = len(source) // 2, len(target) // 2
     held_out = (stacked(source_features[half_source:], LEVELS), stacked(target_features[half_target:], LEVELS))
     own = ""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tubelets.config import load_config
+from tubelets.errors import DatasetError
 from tubelets.models import pixel_adaptation as pa
 from tubelets.models.ipdt.checkpoint import load_tracking_models, read_tracker_checkpoint
 from tubelets.models.ipdt.pixel import PixelEmbedding
@@ -154,7 +155,7 @@ def test_the_cli_adapts_and_ends_with_the_training_line(tiny_videos, tmp_path, c
 
 
 def test_a_glob_that_matches_no_video_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="matches no video"):
+    with pytest.raises(DatasetError, match="matches no video"):
         pa.adapt_pixel_embedding(str(tmp_path / "*.mp4"), str(tmp_path / "out.pt"), tiny_cfg(1), device="cpu")
 
 

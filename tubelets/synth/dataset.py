@@ -143,11 +143,6 @@ def _info(videos: int, seed: int, width: int, height: int, hard: bool, domain: s
     return info
 
 
-def dataset_domain(info: dict) -> str:
-    """The domain an ``instances.json["info"]`` was rendered in (``source`` when it names none)."""
-    return info.get("domain", spec.SOURCE_DOMAIN)
-
-
 def check_arguments(
     videos: int, seed: int, width: int, height: int, write_videos: bool, domain: str = spec.SOURCE_DOMAIN
 ) -> None:
