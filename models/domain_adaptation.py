@@ -71,6 +71,7 @@ from tubelets.models.train_detector import (
     TrainResult,
     check_categories,
     detection_loss,
+    finish_training,
     load_training_checkpoint,
     training_checkpoint,
 )
@@ -270,20 +271,8 @@ def adapt_detector(
 
     history = training_loop.run_steps(steps, loader, one_step, checkpoint_at, out_url, adapt_cfg, progress, "adapt")
     reached = start_step + len(history)
-    final = training_loop.write_final(
-        out_url, _adaptation_checkpoint(model, discriminator, optimizer, frames, cfg, reached), adapt_cfg
-    )
-    return TrainResult(
-        checkpoint_url=out_url,
-        checkpoint_id=final["checkpoint_id"],
-        start_step=start_step,
-        steps=reached,
-        loss=training_loop.recent_mean(history, "loss"),
-        wall_seconds=time.monotonic() - started,
-        device=str(torch_device),
-        frames=len(frames),
-        history=history,
-    )
+    return finish_training(out_url, _adaptation_checkpoint(model, discriminator, optimizer, frames, cfg, reached),
+                           adapt_cfg, start_step, history, started, torch_device, len(frames))
 
 
 def _adaptation_checkpoint(model, discriminator, optimizer, frames, cfg: Mapping, step: int) -> dict:

@@ -137,19 +137,29 @@ def train_detector(
     autocast = mixed_precision and torch_device.type == "cuda"
     history = run_steps(model, optimizer, frames, cfg, out_url, start_step, torch_device, progress, budget, autocast)
     reached = start_step + len(history)
-    final = training_loop.write_final(
-        out_url, training_checkpoint(model, optimizer, frames, cfg, reached), train_cfg
-    )
+    return finish_training(out_url, training_checkpoint(model, optimizer, frames, cfg, reached), train_cfg,
+                           start_step, history, started, torch_device, len(frames),
+                           stopped_by_budget=reached < int(train_cfg["steps"]))
+
+
+def finish_training(out_url: str, checkpoint: dict, section_cfg: Mapping, start_step: int,
+                    history: list[training_loop.StepLosses], started: float, device: torch.device, frames: int,
+                    stopped_by_budget: bool = False) -> TrainResult:
+    """Write a detector training run's last ``checkpoint`` (as ``section_cfg`` says) and say what the run did.
+
+    Shared by :func:`train_detector` and the DANN trainer (:mod:`tubelets.models.domain_adaptation`).
+    """
+    final = training_loop.write_final(out_url, checkpoint, section_cfg)
     return TrainResult(
         checkpoint_url=out_url,
         checkpoint_id=final["checkpoint_id"],
         start_step=start_step,
-        steps=reached,
+        steps=start_step + len(history),
         loss=training_loop.recent_mean(history, "loss"),
         wall_seconds=time.monotonic() - started,
-        device=str(torch_device),
-        frames=len(frames),
-        stopped_by_budget=reached < int(train_cfg["steps"]),
+        device=str(device),
+        frames=frames,
+        stopped_by_budget=stopped_by_budget,
         history=history,
     )
 
