@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from tubelets import masks as rle
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.models.inference import detect
+from tubelets.models.inference import detect, inference_precision, model_device
 from tubelets.models.loading import load_detector
 
 # COCOeval.stats positions (maxDets 100 unless named).
@@ -60,13 +60,15 @@ def evaluate_detector(
 def evaluate_checkpoint(
     cfg: Mapping[str, Any], dataset_url: str, source: str = "jpeg", stride: int = 1, progress: bool = False,
 ) -> dict[str, Any]:
-    """:func:`evaluate_detector` of the detector ``cfg["detector"]`` names, with the checkpoint it loaded.
+    """:func:`evaluate_detector` of the detector ``cfg["detector"]`` names, with the checkpoint it loaded, at its
+    ``precision``.
 
     Returns ``{"checkpoint": URL, "checkpoint_id": ID, **stats, "seconds": evaluation time}``.
     """
     model, info = load_detector(cfg)
     started = time.monotonic()
-    stats = evaluate_detector(model, dataset_url, source, stride, progress=progress)
+    with inference_precision(cfg["detector"]["precision"], model_device(model)):  # as a run would detect
+        stats = evaluate_detector(model, dataset_url, source, stride, progress=progress)
     return {"checkpoint": info.url, "checkpoint_id": info.checkpoint_id, **stats,
             "seconds": round(time.monotonic() - started, 1)}
 

@@ -14,8 +14,9 @@ frames) and padded at the bottom/right to a multiple of 32, so pixel
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
-from typing import Sequence
+from typing import ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +37,32 @@ def frames_to_tensors(frames: Sequence[np.ndarray], device: torch.device | str =
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of ``model``'s parameters."""
     return next(model.parameters()).device
+
+
+# The ``precision`` config keys' values (detector, trackers, vos) and their autocast dtypes (None: float32 as is).
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The dtype inference autocasts to for a ``precision`` key on ``device``; None: float32, no autocast.
+
+    ``auto`` is bfloat16 on a CUDA GPU (its tensor cores run it several times faster than float32, and its
+    float32-wide exponent needs no overflow guard, unlike float16) and float32 elsewhere: on the CPU autocast
+    is slower, and float32 keeps a CPU run's tubelets those of every earlier CPU run, to the bit.
+    """
+    if precision == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else None
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
+def inference_precision(precision: str, device: torch.device | str) -> ContextManager:
+    """A context running the models' inference at ``precision`` on ``device`` (:func:`autocast_dtype`)."""
+    dtype = autocast_dtype(precision, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def fpn_levels(model: MaskRCNN, images: list[torch.Tensor]) -> tuple[OrderedDict, list[tuple[int, int]]]:

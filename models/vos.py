@@ -75,6 +75,7 @@ class VosSegmenter(UsesTrackingModels):
     checkpoint: Optional[str]  # tracker checkpoint (fsspec URL or builtin:NAME)
     detector_checkpoint: Optional[str]  # null: the detector recorded in the tracker checkpoint
     device: str  # auto (GPU when present) | cpu | cuda[:N]
+    precision: str  # the backbone pass: auto | float32 | bfloat16 | float16 (features.FeatureWindow)
     mask_threshold: float  # on mask probabilities, and the floor of the one-object-per-pixel rule
     min_confidence: float  # an object below is lost in that frame (no mask), still searched for
     max_lost: int  # lost frames over which the search follows the motion extrapolation; then it stays put
@@ -139,7 +140,8 @@ class VosSegmenter(UsesTrackingModels):
         check_prompts(prompts, None, length)
         # With re-detection, one detector pass a frame gives both the tracker's features and the proposals.
         proposal_score = None if self.snap_iou is None else self.proposal_score
-        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window, proposal_score)
+        window = FeatureWindow(self.detector, self.model, frame_getter(frames), self.feature_window, proposal_score,
+                               precision=self.precision)
         prompt_masks = self._prompt_masks(prompts, window)
         proposals = None if self.snap_iou is None else window.proposals
         return _Sweeps(self, window, {p.object_id: p.frame for p in prompts}, prompt_masks, proposals).run(length)
@@ -154,7 +156,7 @@ class VosSegmenter(UsesTrackingModels):
     def encode_frame(self, frame: np.ndarray) -> FrameEncoding:
         """The :class:`FrameEncoding` of one ``uint8 [H, W, 3]`` frame (for :meth:`grow_from_point`)."""
         self._require_model()
-        return FeatureWindow(self.detector, self.model, lambda _: frame, 2)[0]
+        return FeatureWindow(self.detector, self.model, lambda _: frame, 2, precision=self.precision)[0]
 
     def _prompt_masks(self, prompts: Sequence[ObjectPrompt], window: FeatureWindow) -> dict[int, torch.Tensor]:
         """``{object_id: bool [H, W]}``: mask prompts checked, clicks grown; one frame's prompts share no pixel."""
@@ -311,7 +313,8 @@ class _Sweeps:
         result = self.propagator.step([self.objects[k] for k in active], self.window[frame], self.window[previous])
         inside = geometry.box_masks(geometry.scale_boxes(result.boxes, self.settings.box_margin), self.frame_size)
         found = result.confidence >= self.settings.min_confidence
-        probs = result.probs * (inside & found[:, None, None])
+        # VOS shares a frame's pixels among its objects on the CPU (exclusive_masks, the prompts' masks there).
+        probs = result.probs.float().cpu() * (inside & found[:, None, None])
         if self.proposals is not None:
             probs = snap_to_proposals(probs, self.proposals(frame), self.settings.mask_threshold, self.snap_iou)
         return _Evidence(list(active), probs, result.confidence, result.boxes)

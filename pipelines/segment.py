@@ -33,6 +33,7 @@ def detector_handler(config: Mapping[str, Any]) -> DetectorModelHandler:
     return DetectorModelHandler(
         config["detector"],
         device=config["detector"]["device"],
+        precision=config["detector"]["precision"],
         batch_size=proposals["batch_size"],
         torch_threads=proposals["torch_threads"],
     )

@@ -5,7 +5,8 @@ machine, shared across processes, on GPU workers), batches frames with Beam's
 ``BatchElements``, runs each frame of a batch through the detector on its own
 (so that its detections never depend on its batch-mates) and returns each
 frame's detections above the score threshold with masks already run-length
-encoded, so what travels between stages is small.
+encoded, so what travels between stages is small. ``detector.precision`` runs
+the forward passes under autocast (bfloat16 on a GPU by default).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from tubelets import masks
-from tubelets.models.inference import detect_each
+from tubelets.models.inference import detect_each, inference_precision, model_device
 from tubelets.models.loading import load_detector, resolve_device
 from tubelets.records import FrameDetections
 
@@ -46,6 +47,7 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
         detector_cfg: Mapping[str, Any],
         *,
         device: str,
+        precision: str,
         batch_size: int,
         torch_threads: Optional[int] = None,
     ):
@@ -56,6 +58,7 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
         super().__init__(min_batch_size=batch_size, max_batch_size=batch_size, large_model=on_gpu)
         self._detector_cfg = dict(detector_cfg)
         self._device = device
+        self._precision = precision  # detector.precision: autocast on a GPU (inference.autocast_dtype)
         self._torch_threads = torch_threads
         self._score_threshold = float(detector_cfg.get("score_threshold") or 0.0)
 
@@ -70,7 +73,7 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
     ) -> Iterable[FrameDetections]:
         # A forward pass a frame: Beam batches frames of any videos (keys) together, and a video's tubelets must
         # not depend on which others ran with it (see detect_each). The batch still saves Beam's per-call overhead.
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_precision(self._precision, model_device(model)):
             outputs = detect_each(model, batch)
         return [to_detections(output, self._score_threshold) for output in outputs]
 

@@ -62,6 +62,7 @@ Margin = Annotated[float, Field(ge=1), Expect("a number >= 1")]  # a box grown b
 Switch = Annotated[bool, Expect("true or false")]
 Url = Annotated[Optional[str], Expect("a URL (fsspec or builtin:NAME) or null")]
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$"), Expect("one of auto, cpu, cuda, cuda:N")]
+Precision = one_of("auto", "float32", "bfloat16", "float16")  # tubelets.models.inference.PRECISIONS and auto
 Range = Annotated[
     list[Annotated[float, Field(gt=0)]],
     Field(min_length=2, max_length=2),
@@ -132,6 +133,7 @@ class Detector(Section):
     ]
     max_size: OptionalCount
     device: Device
+    precision: Precision
 
 
 class Training(Section):
@@ -218,6 +220,7 @@ class PropagatingTracker(Section):
     checkpoint: Url
     detector_checkpoint: Url
     device: Device
+    precision: Precision
     min_confidence: Fraction
     max_lost: NonNegativeInt
     snap_iou: Fraction
@@ -274,6 +277,7 @@ class Vos(Section):
     checkpoint: Url
     detector_checkpoint: Url
     device: Device
+    precision: Precision
     mask_threshold: Fraction
     min_confidence: Fraction
     max_lost: NonNegativeInt

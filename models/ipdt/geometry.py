@@ -182,13 +182,15 @@ def _span(flags: torch.Tensor) -> slice | None:
 
 
 def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tight boxes ``[N, 4]`` (pixel edges) of boolean masks ``[N, H, W]`` and which masks are non-empty."""
+    """Tight boxes ``[N, 4]`` (pixel edges) of boolean masks ``[N, H, W]`` and which masks are non-empty, both on
+    the CPU (the masks may be on any device)."""
     count = masks.shape[0]
     boxes = torch.zeros((count, 4))
-    present = masks.flatten(1).any(1) if count else torch.zeros(0, dtype=torch.bool)
+    present = masks.flatten(1).any(1).cpu() if count else torch.zeros(0, dtype=torch.bool)
     for index in torch.nonzero(present).flatten().tolist():
         ys, xs = torch.nonzero(masks[index], as_tuple=True)
-        boxes[index] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+        edges = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).tolist()  # one copy from the device
+        boxes[index] = torch.tensor(edges, dtype=torch.float32)
     return boxes, present
 
 
@@ -201,6 +203,7 @@ def warp_masks(masks: torch.Tensor | Sequence[torch.Tensor], old_boxes: torch.Te
         return torch.as_tensor(masks, dtype=torch.float32)
     height, width = masks[0].shape
     device = masks[0].device
+    old_boxes, new_boxes = old_boxes.to(device), new_boxes.to(device)  # the warp runs where the masks are
     old_c, old_s = box_centres_sizes(old_boxes / stride)
     new_c, new_s = box_centres_sizes(new_boxes / stride)
     ratio = old_s / new_s  # input units per output unit

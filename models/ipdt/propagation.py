@@ -127,9 +127,9 @@ class Instance:
     scores: list[float]
     colour: np.ndarray | None = None  # [3] the seed's mean colour (appearance.mask_colours), with the colour check
     frames: dict[int, TubeletFrame] = dataclasses.field(default_factory=dict)
-    box: torch.Tensor = None  # [4] frame pixels
-    mask: torch.Tensor = None  # float [H, W], 0/1
-    velocity: torch.Tensor = None  # [2] pixels per step of the current direction
+    box: torch.Tensor = None  # [4] frame pixels (CPU: the gates read it, and it is 16 bytes)
+    mask: torch.Tensor = None  # float [H, W], 0/1, on the heads' device (the template's): see Propagator
+    velocity: torch.Tensor = None  # [2] pixels per step of the current direction (CPU)
     lost: int = 0
     unconfirmed: list[int] = dataclasses.field(default_factory=list)  # frames filled since a proposal last confirmed it
     since_confirmed: int = 0  # steps since a proposal last confirmed it (found or lost)
@@ -137,7 +137,7 @@ class Instance:
     def reset(self) -> None:
         """Back to the reference instance, for the other direction."""
         self.box = torch.as_tensor(self.seed.box, dtype=torch.float32)
-        self.mask = torch.from_numpy(masks.decode(self.seed.mask).astype(np.float32))
+        self.mask = torch.from_numpy(masks.decode(self.seed.mask).astype(np.float32)).to(self.template.device)
         self.velocity = torch.zeros(2)
         self.lost = 0
         self.unconfirmed, self.since_confirmed = [], 0
@@ -145,7 +145,12 @@ class Instance:
 
 @dataclasses.dataclass
 class StepResult:
-    """Predictions of one step for ``N`` instances (frame pixels)."""
+    """Predictions of one step for ``N`` instances (frame pixels).
+
+    ``boxes`` and ``confidence`` are on the CPU; the frame-sized maps on the heads' device (see
+    :class:`Propagator`), with one copy of the two masks to the CPU a step for what reads them there
+    (:meth:`host_masks`).
+    """
 
     boxes: torch.Tensor  # [N, 4]
     masks: torch.Tensor  # bool [N, H, W]
@@ -154,11 +159,19 @@ class StepResult:
     probs: torch.Tensor | None = None  # float [N, H, W] mask probabilities (pixel level only; None without it)
     colours: np.ndarray | None = None  # [N, 3] the masks' colours (appearance.mask_colours), once a fill needs them
     rles: list | None = None  # the masks as RLEs (see encoded_masks)
+    host: tuple[torch.Tensor, torch.Tensor] | None = None  # (masks, moved) on the CPU (see host_masks)
+
+    def host_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(masks, moved)`` on the CPU, copied once a step, both in one transfer: the RLEs and areas need them."""
+        if self.host is None:
+            on_cpu = self.masks.device.type == "cpu"
+            self.host = (self.masks, self.moved) if on_cpu else tuple(torch.stack([self.masks, self.moved]).cpu())
+        return self.host
 
     def encoded_masks(self) -> list:
         """``masks`` as RLEs, encoded once per step: the snap, the colour check and the filled frames read them."""
         if self.rles is None:
-            self.rles = encode_masks(self.masks)
+            self.rles = encode_masks(self.host_masks()[0])
         return self.rles
 
 
@@ -184,7 +197,9 @@ class Propagator:
         self.oracle = oracle if oracle is not None else oracles.current()
         self.colours = VideoColours()  # the colour checks' (gates 1 and 3, relinking)
         self.holders = gates.HolderCheck(settings.switch_iou, settings.cover_iou)  # gate 2
-        # The heads run on the model's device; the per-instance state (boxes, masks, velocities) stays on the CPU.
+        # The heads run on the model's device, and the instances' masks, the motion warps and the mask x box cut
+        # stay there from step to step; what crosses to the CPU a step is the boxes, the confidences and one copy
+        # of the step's masks (StepResult.host_masks: the gates compare RLEs and record them in the tubelets).
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
@@ -294,7 +309,8 @@ class Propagator:
         if not len(detections) or not active:
             return {}
         settings = self.settings
-        overlaps = gates.snap_overlaps(predictions.encoded_masks(), encode_masks(predictions.moved), detections.masks)
+        overlaps = gates.snap_overlaps(predictions.encoded_masks(), encode_masks(predictions.host_masks()[1]),
+                                       detections.masks)
         if settings.checks_colour:
             seeds = np.stack([instance.colour for instance in active])
             proposals = self.colours.of_proposals(detections)
@@ -309,7 +325,7 @@ class Propagator:
         """
         last_area = float(instance.mask.sum()) if self.settings.use_pixel else None
         return (float(result.confidence[n]) >= self.settings.min_confidence
-                and not gates.is_remnant(int(result.masks[n].sum()), last_area))
+                and not gates.is_remnant(int(result.host_masks()[0][n].sum()), last_area))
 
     def _of_seed_colour(self, result: StepResult, n: int, instance: Instance, frame: int) -> bool:
         """Gate 3's colour check: prediction ``n`` in ``frame`` is not of another colour than the seed.
@@ -356,7 +372,7 @@ class Propagator:
         shift = (geometry.box_centres_sizes(box[None])[0] - geometry.box_centres_sizes(instance.box[None])[0])[0]
         # A smoothed velocity: one noisy step should not throw the next search window off.
         instance.velocity = 0.5 * instance.velocity + 0.5 * shift / (instance.lost + 1)
-        instance.box, instance.mask, instance.lost = box, mask, 0
+        instance.box, instance.mask, instance.lost = box, mask.to(instance.template.device), 0
         instance.frames[frame] = item
 
     def _start(self, detections: FrameDetections, present: list[Instance], encodings: EncodingSource,
@@ -439,7 +455,7 @@ class Propagator:
                 confidence = mask_confidence
         else:
             frame_masks = geometry.warp_masks(last_masks, last_boxes, boxes, stride=1.0) > 0.5
-        return StepResult(boxes, frame_masks, confidence, moved > 0.5, probs)
+        return StepResult(boxes.cpu(), frame_masks, confidence, moved > 0.5, probs)
 
     def _instance_level(self, instances: list[Instance], current: FrameEncoding,
                         predicted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -467,7 +483,7 @@ class Propagator:
         foreground = p2_probs > self.settings.mask_threshold
         mask_confidence = (p2_probs * foreground).flatten(1).sum(1) / foreground.flatten(1).sum(1).clamp(min=1)
         probs = torch.sigmoid(geometry.p2_to_frame(logits, current.scale, current.frame_size))
-        return probs.cpu(), mask_confidence.cpu()
+        return probs, mask_confidence.cpu()
 
     def _mask_times_box(self, frame_masks: torch.Tensor, boxes: torch.Tensor, box_confidence: torch.Tensor,
                         mask_confidence: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,7 @@ class DualTracker(UsesTrackingModels, Tracker):
     checkpoint: Optional[str]  # tracker checkpoint (fsspec URL or builtin:NAME)
     detector_checkpoint: Optional[str]  # null: the detector recorded in the tracker checkpoint
     device: str  # auto (GPU when present) | cpu | cuda[:N]
+    precision: str  # the backbone pass: auto | float32 | bfloat16 | float16 (features.FeatureWindow)
     min_confidence: float  # an instance below is lost in that frame
     max_lost: int  # consecutive lost frames before a direction stops
     snap_iou: float  # a prediction overlapping a proposal more takes the proposal's mask and score
@@ -89,7 +90,7 @@ class DualTracker(UsesTrackingModels, Tracker):
         if not any(len(detections) for detections in proposals.frames):
             return []
         images = frame_getter(frames)
-        window = FeatureWindow(self.detector, self.model, images, self.feature_window)
+        window = FeatureWindow(self.detector, self.model, images, self.feature_window, precision=self.precision)
         candidates = Propagator(self.model, self.settings).run(proposals, window.__getitem__, images)
         return merge_tubelets(candidates, self.th_seq)
 

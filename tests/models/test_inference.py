@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from tubelets.models.detector import build_detector
-from tubelets.models.inference import detect, detect_with_features, fpn_features, frames_to_tensors
+from tubelets.models.inference import (
+    autocast_dtype, detect, detect_with_features, fpn_features, frames_to_tensors, inference_precision,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -67,3 +69,19 @@ def test_detect_returns_numpy_per_frame(model):
 
 def test_detect_on_no_frames(model):
     assert detect(model, []) == []
+
+
+def test_auto_precision_is_bfloat16_on_a_gpu_and_float32_on_the_cpu():
+    assert autocast_dtype("auto", "cpu") is None and autocast_dtype("auto", torch.device("cuda:1")) is torch.bfloat16
+    assert autocast_dtype("float32", "cuda") is None
+    assert [autocast_dtype(p, "cpu") for p in ("bfloat16", "float16")] == [torch.bfloat16, torch.float16]
+    with pytest.raises(ValueError, match="precision must be auto or one of float32, bfloat16, float16, got 'fp8'"):
+        autocast_dtype("fp8", "cpu")
+
+
+@pytest.mark.parametrize("precision, dtype", [("auto", torch.float32), ("float32", torch.float32),
+                                              ("bfloat16", torch.bfloat16)])
+def test_inference_precision_autocasts_the_convolutions(model, precision, dtype):
+    with inference_precision(precision, "cpu"):
+        features, _ = fpn_features(model, [torch.rand(3, 48, 64)])
+    assert features["0"].dtype == dtype

@@ -63,7 +63,7 @@ def test_to_detections_of_nothing_is_empty_with_the_right_shapes():
 def untrained_handler() -> DetectorModelHandler:
     detector_cfg = {"preset": "small", "checkpoint": None, "num_classes": 7, "min_size": HEIGHT, "max_size": WIDTH,
                     "detections_per_frame": 10, "score_threshold": 0.05}
-    return DetectorModelHandler(detector_cfg, device="cpu", batch_size=2)
+    return DetectorModelHandler(detector_cfg, device="cpu", precision="auto", batch_size=2)
 
 
 def test_an_untrained_detector_gives_one_frame_detections_per_frame(untrained_handler):
@@ -102,7 +102,7 @@ FRAME, PORTRAIT = (64, 96), (96, 64)
 def handler_and_model():
     detector_cfg = {"preset": "small", "checkpoint": None, "num_classes": 7, "min_size": FRAME[0],
                     "max_size": FRAME[1], "detections_per_frame": 20, "score_threshold": 0.05}
-    handler = DetectorModelHandler(detector_cfg, device="cpu", batch_size=8)
+    handler = DetectorModelHandler(detector_cfg, device="cpu", precision="auto", batch_size=8)
     torch.manual_seed(0)  # the untrained weights
     return handler, handler.load_model()
 
@@ -174,3 +174,17 @@ def test_propose_instances_with_detect_every_runs_the_detector_on_every_nth_fram
 def test_detects_frame_is_the_first_frame_then_every_nth():
     assert [t for t in range(8) if detects_frame(t, 3)] == [0, 3, 6]
     assert [t for t in range(3) if detects_frame(t, 1)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("precision, dtype", [("auto", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_the_detector_runs_at_the_configured_precision(handler_and_model, precision, dtype):
+    handler, model = handler_and_model
+    low = DetectorModelHandler(handler._detector_cfg, device="cpu", precision=precision, batch_size=8)
+    seen = []
+    hook = model.backbone.register_forward_hook(lambda _module, _inputs, output: seen.append(output["0"].dtype))
+    try:
+        (detections,) = low.run_inference([random_frame(0)], model)
+    finally:
+        hook.remove()
+    assert seen == [dtype]  # auto: float32 on the CPU
+    assert detections.boxes.dtype == detections.scores.dtype == np.float32 and len(detections) > 0

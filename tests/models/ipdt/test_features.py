@@ -48,3 +48,14 @@ def test_a_window_without_proposal_score_keeps_no_proposals(models):
     window = FeatureWindow(detector, heads, lambda t: np.zeros((H, W, 3), np.uint8), capacity=32)
     with pytest.raises(ValueError, match="proposal_score"):
         window.proposals(0)
+
+
+def test_a_lower_precision_backbone_hands_the_heads_float32_levels_close_to_float32_ones(models):
+    detector, heads = models
+    frames = np.random.default_rng(1).integers(0, 255, (1, H, W, 3), dtype=np.uint8)
+    exact = FeatureWindow(detector, heads, lambda t: frames[t], capacity=2)[0]
+    same = FeatureWindow(detector, heads, lambda t: frames[t], capacity=2, precision="auto")[0]  # on the CPU
+    low = FeatureWindow(detector, heads, lambda t: frames[t], capacity=2, precision="bfloat16")[0]
+    assert torch.equal(same.embedding, exact.embedding)
+    assert low.embedding.dtype == torch.float32 and not torch.equal(low.embedding, exact.embedding)
+    assert torch.allclose(low.embedding, exact.embedding, atol=0.1 * float(exact.embedding.abs().max()))

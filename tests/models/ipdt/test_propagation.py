@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
+import torch
 
 from tubelets.config import defaults
 from tubelets.models.ipdt import oracle as oracles
 from tubelets.models.ipdt.features import FeatureWindow
-from tubelets.models.ipdt.propagation import PropagationSettings, Propagator
+from tubelets.models.ipdt.propagation import PropagationSettings, Propagator, proposal_snap
 from tubelets.models.trackers.ipdt import InstanceTracker
 
 from .conftest import square_frames, video
@@ -96,3 +98,24 @@ def test_the_enclosing_oracle_is_restored_when_the_block_fails():
         with oracles.deciding(GoesOn()):
             raise RuntimeError("tracking failed")
     assert oracles.current() is oracles.TRACKER
+
+
+ON_THE_GPU = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                          reason="needs a CUDA device")])
+
+
+@pytest.mark.parametrize("device", ["cpu", ON_THE_GPU])
+@torch.no_grad()  # as Propagator.run
+def test_the_instances_masks_stay_on_the_heads_device_from_step_to_step(models, device):
+    detector, heads = (copy.deepcopy(model).to(device) for model in models)
+    window = FeatureWindow(detector, heads, lambda t: FRAMES[t], capacity=32)
+    propagator = Propagator(heads, instance_level((detector, heads)))
+    (instance,) = propagator.make_instances(PROPOSED.frames[0], window[0], 0)
+    assert instance.mask.device.type == device and instance.box.device.type == "cpu"
+    result = propagator.step([instance], window[1], window[0])
+    assert result.masks.device.type == result.moved.device.type == device and result.boxes.device.type == "cpu"
+    assert all(mask.device.type == "cpu" for mask in result.host_masks())  # one copy a step, for the RLEs
+    propagator._fill(instance, result, 0, 1)  # the heads' mask: kept where it is
+    assert instance.mask.device.type == device and instance.frames[1].mask == result.encoded_masks()[0]
+    propagator._confirm(instance, proposal_snap(PROPOSED.frames[2], 0), 2)  # a proposal's mask: decoded, moved there
+    assert instance.mask.device.type == device and float(instance.mask.sum()) == 144

@@ -425,7 +425,9 @@ def test_trained_ipdt_fills_frames_the_detector_missed():
 def test_ipdt_on_the_gpu_gives_the_cpu_tubelets():
     frames, _, video = missed_shapes_video()
     on_cpu = build_tracker("ipdt", {"ipdt": {**defaults("tracker.ipdt"), "device": "cpu"}}).track(video, frames)
-    on_gpu = build_tracker("ipdt", {"ipdt": {**defaults("tracker.ipdt"), "device": "cuda"}}).track(video, frames)
+    # float32 on both: the same arithmetic on another device (precision auto would run the backbone in bfloat16).
+    on_gpu = build_tracker("ipdt", {"ipdt": {**defaults("tracker.ipdt"), "device": "cuda", "precision": "float32"}}
+                           ).track(video, frames)
     assert [[f.frame for f in t.frames] for t in on_gpu] == [[f.frame for f in t.frames] for t in on_cpu]
     for cpu_frame, gpu_frame in zip(on_cpu[0].frames, on_gpu[0].frames):
         assert masks.iou_matrix([gpu_frame.mask], [cpu_frame.mask])[0, 0] > 0.95
@@ -444,7 +446,8 @@ def test_ipdt_is_the_default_tracker_and_each_config_section_holds_exactly_what_
         # What the propagation reads with the tracker's levels, no more, no less; the rest is the tracker's own.
         unread = set(PropagationSettings.unread_by(*tracker_class.LEVELS))
         assert taken & propagated == propagated - unread - {"use_instance", "use_pixel", "either_level_loses"}, name
-        assert taken - propagated == {"checkpoint", "detector_checkpoint", "device", "th_seq", "feature_window"}, name
+        assert taken - propagated == {"checkpoint", "detector_checkpoint", "device", "precision", "th_seq",
+                                  "feature_window"}, name
 
 
 def test_propagation_settings_hold_a_level_s_settings_exactly_when_it_runs():
