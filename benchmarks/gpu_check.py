@@ -20,7 +20,9 @@ CPU it runs the same phases (``--tiny``: 64x48 frames, one video a set,
   with mp4 frames, its memory part on 120 frames);
 - ``detector``: the detector alone, r50-fpn (random weights) on 640x360 frames
   and the shipped small one on 256x192: a forward pass a frame, as the
-  pipeline runs it, and batches of 8 (frames/s, peak GPU memory by torch);
+  pipeline runs it, and batches of 8, each in float32 and in bfloat16
+  autocast (what ``detector.precision: auto`` runs on a GPU) (frames/s,
+  peak GPU memory by torch);
 - ``stages-r50``, ``stages-small``: where the time goes, ``benchmarks/
   pipeline_bench.py --modes ""``: its bare stages decode, detect, track and
   write in one process on 4 videos (decode: the mp4 files, or without ffmpeg
@@ -830,11 +832,12 @@ def describe_machine(ffmpeg: Optional[str]) -> dict:
 
 def child_detector(spec: dict) -> None:
     """Time each run's detector on its set's first frames: a forward pass a frame (as the pipeline's model handler
-    runs it, ``detect_each``), then batches of ``spec["batch"]`` (one pass a batch); one JSON line each."""
+    runs it, ``detect_each``), then batches of ``spec["batch"]`` (one pass a batch), each in float32 and under
+    bfloat16 autocast (``detector.precision``: auto is bfloat16 on a GPU); one JSON line each."""
     import torch
 
     from tubelets.config import load_config
-    from tubelets.models.inference import detect_each, frames_to_tensors, model_device
+    from tubelets.models.inference import detect_each, frames_to_tensors, inference_precision, model_device
     from tubelets.models.loading import load_detector
 
     torch.set_num_threads(spec["threads"])
@@ -844,11 +847,13 @@ def child_detector(spec: dict) -> None:
         frames = first_frames(run["url"], spec["frames"])
         modes = {"a forward pass a frame (as the pipeline)": (1, lambda chunk: detect_each(model, chunk)),
                  f"batches of {spec['batch']}": (spec["batch"], lambda chunk: model(frames_to_tensors(chunk, device)))}
-        for mode, (size, call) in modes.items():
-            with torch.inference_mode():
-                seconds, peak = timed_passes(call, [frames[i:i + size] for i in range(0, len(frames), size)], device)
-            print(json.dumps({"label": run["label"], "mode": mode, "frames": len(frames), "seconds": seconds,
-                              "gpu_peak_mib": peak}), flush=True)
+        for precision in DETECTOR_PRECISIONS:
+            for mode, (size, call) in modes.items():
+                chunks = [frames[i:i + size] for i in range(0, len(frames), size)]
+                with torch.inference_mode(), inference_precision(precision, device):
+                    seconds, peak = timed_passes(call, chunks, device)
+                print(json.dumps({"label": run["label"], "mode": f"{mode}, {precision}", "frames": len(frames),
+                                  "seconds": seconds, "gpu_peak_mib": peak}), flush=True)
 
 
 def timed_passes(call: Callable, chunks: list, device) -> tuple[float, Optional[float]]:
@@ -881,6 +886,7 @@ def first_frames(url: str, count: int) -> list:
     return frames
 
 
+DETECTOR_PRECISIONS = ("float32", "bfloat16")  # the detector phase's: float32 and what detector.precision auto runs
 CHILDREN = {"prepare": child_prepare, "detector": child_detector}
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def test_a_tiny_run_measures_every_phase_and_writes_one_table(tmp_path, bench):
     assert len(rows["prepare"]) == 4 and all(row["frames"] > 0 for row in rows["prepare"].values())
     tracking = rows["tracker-bench"]
     assert all(tracking[f"IPDT tracking, {n} objects, 64x48"]["ms_per_frame"] > 0 for n in (4, 16))
-    assert len(rows["detector"]) == 4 and all(row["fps"] > 0 for row in rows["detector"].values())
+    # Two detectors, a pass a frame and batches, each in float32 and under bfloat16 autocast.
+    assert len(rows["detector"]) == 8 and all(row["fps"] > 0 for row in rows["detector"].values())
+    assert sum(measurement.endswith(", bfloat16") for measurement in rows["detector"]) == 4
     stages = [measurement.split(" (")[0] for measurement in rows["stages-r50"]]
     assert stages == ["bare: decode", "bare: detect", "bare: track", "bare: write"]
     for name in ("segment-r50", "evaluate-small"):
