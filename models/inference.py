@@ -136,10 +136,11 @@ def detect(model: MaskRCNN, frames: Sequence[np.ndarray]) -> list[dict[str, np.n
     outputs = model(frames_to_tensors(frames, model_device(model)))
     return [
         {
-            "boxes": out["boxes"].cpu().numpy(),
+            # float(): under autocast (detector.precision) some come out in bfloat16, which numpy does not know.
+            "boxes": out["boxes"].float().cpu().numpy(),
             "labels": out["labels"].cpu().numpy(),
-            "scores": out["scores"].cpu().numpy(),
-            "masks": out["masks"][:, 0].cpu().numpy(),
+            "scores": out["scores"].float().cpu().numpy(),
+            "masks": out["masks"][:, 0].float().cpu().numpy(),
         }
         for out in outputs
     ]

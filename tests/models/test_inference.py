@@ -85,3 +85,11 @@ def test_inference_precision_autocasts_the_convolutions(model, precision, dtype)
     with inference_precision(precision, "cpu"):
         features, _ = fpn_features(model, [torch.rand(3, 48, 64)])
     assert features["0"].dtype == dtype
+
+
+def test_detect_under_bfloat16_autocast_gives_float32_arrays(model):
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    with inference_precision("bfloat16", "cpu"):
+        (found,) = detect(model, [frame])
+    assert len(found["scores"]) > 0
+    assert found["boxes"].dtype == found["scores"].dtype == found["masks"].dtype == np.float32
