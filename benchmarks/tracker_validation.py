@@ -55,7 +55,7 @@ from tubelets.models.tubelet_scoring import scorer_from_config
 from tubelets.models.video_tracking import track_video
 from tubelets.pipelines.segment import detector_handler
 from tubelets.records import FrameDetections, VideoMeta
-from tubelets.transforms.proposals import DetectorModelHandler, detects_frame
+from tubelets.transforms.proposals import DetectorModelHandler, FrameDetector, detects_frame
 from tubelets.transforms.tracking import assemble_video
 from tubelets.tubelet_rows import tubelets_to_results
 
@@ -104,7 +104,7 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     return SetRun(results, seconds, proposals)
 
 
-def detect(handler: DetectorModelHandler, detector: torch.nn.Module, frames: list) -> list[FrameDetections]:
+def detect(handler: DetectorModelHandler, detector: FrameDetector, frames: list) -> list[FrameDetections]:
     """``[FrameDetections]`` of one video's frames, numbered from 0, by the pipeline's model handler."""
     detections = list(handler.run_inference(frames, detector))
     for number, item in enumerate(detections):

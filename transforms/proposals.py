@@ -39,7 +39,27 @@ def to_detections(output: Mapping[str, torch.Tensor], score_threshold: float) ->
     )
 
 
-class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Module]):
+class FrameDetector:
+    """The loaded detector as one call, frames in and ``FrameDetections`` out: the model RunInference holds.
+
+    On a GPU machine RunInference keeps one model for all the SDK processes, in a process of its own, and each
+    process reaches it through a proxy that pickles every call's arguments and result. So the whole forward pass
+    is this one method on plain data (frames, detections): a proxy cannot hand out the module, its parameters'
+    generator or tensors on the device.
+    """
+
+    def __init__(self, model: torch.nn.Module, precision: str, score_threshold: float):
+        self.model, self._precision, self._score_threshold = model, precision, score_threshold
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[FrameDetections]:
+        # A forward pass a frame: Beam batches frames of any videos (keys) together, and a video's tubelets must
+        # not depend on which others ran with it (see detect_each). The batch still saves Beam's per-call overhead.
+        with torch.inference_mode(), inference_precision(self._precision, model_device(self.model)):
+            outputs = detect_each(self.model, frames)
+        return [to_detections(output, self._score_threshold) for output in outputs]
+
+
+class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, FrameDetector]):
     """``RGB uint8 [H, W, 3]`` frames -> ``FrameDetections``, with a Mask R-CNN from a checkpoint."""
 
     def __init__(
@@ -51,31 +71,31 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, torch.nn.Mo
         batch_size: int,
         torch_threads: Optional[int] = None,
     ):
-        on_gpu = resolve_device(device).type == "cuda"
-        # One model per GPU machine, shared by its SDK processes; one per process on CPU.
         # A fixed batch size: BatchElements' adaptive sizing starts at one frame and
         # grows slowly, which on a CPU-bound detector only adds per-call overhead.
-        super().__init__(min_batch_size=batch_size, max_batch_size=batch_size, large_model=on_gpu)
+        super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
         self._detector_cfg = dict(detector_cfg)
         self._device = device
         self._precision = precision  # detector.precision: autocast on a GPU (inference.autocast_dtype)
         self._torch_threads = torch_threads
         self._score_threshold = float(detector_cfg.get("score_threshold") or 0.0)
 
-    def load_model(self) -> torch.nn.Module:
+    def share_model_across_processes(self) -> bool:
+        """One model per GPU machine, shared by its SDK processes (Beam's ``large_model``); one per process on the
+        CPU. Asked on the worker, where the model loads: the machine that builds the graph (a Dataflow launcher)
+        may have no GPU when the workers do."""
+        return resolve_device(self._device).type == "cuda"
+
+    def load_model(self) -> FrameDetector:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         model, _ = load_detector({"detector": {**self._detector_cfg, "device": self._device}})
-        return model
+        return FrameDetector(model, self._precision, self._score_threshold)
 
     def run_inference(
-        self, batch: Sequence[np.ndarray], model: torch.nn.Module, inference_args: Optional[dict] = None
+        self, batch: Sequence[np.ndarray], model: FrameDetector, inference_args: Optional[dict] = None
     ) -> Iterable[FrameDetections]:
-        # A forward pass a frame: Beam batches frames of any videos (keys) together, and a video's tubelets must
-        # not depend on which others ran with it (see detect_each). The batch still saves Beam's per-call overhead.
-        with torch.inference_mode(), inference_precision(self._precision, model_device(model)):
-            outputs = detect_each(model, batch)
-        return [to_detections(output, self._score_threshold) for output in outputs]
+        return model.detect(list(batch))
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(frame.nbytes for frame in batch)

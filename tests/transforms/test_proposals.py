@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 from apache_beam import Create
-from apache_beam.ml.inference.base import ModelHandler
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 from apache_beam.testing.util import assert_that
 
 from tubelets import masks
 from tubelets.records import FrameDetections
-from tubelets.transforms.proposals import DetectorModelHandler, ProposeInstances, detects_frame, to_detections
+from tubelets.transforms.proposals import (
+    DetectorModelHandler, FrameDetector, ProposeInstances, detects_frame, to_detections,
+)
 
 HEIGHT, WIDTH = 48, 64
 
@@ -69,7 +71,7 @@ def untrained_handler() -> DetectorModelHandler:
 def test_an_untrained_detector_gives_one_frame_detections_per_frame(untrained_handler):
     torch.manual_seed(0)  # the untrained weights
     model = untrained_handler.load_model()
-    assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert not model.model.training and next(model.model.parameters()).device.type == "cpu"
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(2)]
     outputs = list(untrained_handler.run_inference(frames, model))
@@ -90,6 +92,8 @@ def test_the_handler_sizes_batches_and_stays_per_process_on_the_cpu(untrained_ha
     assert untrained_handler.get_num_bytes(frames) == 3 * HEIGHT * WIDTH * 3
     assert untrained_handler.batch_elements_kwargs()["max_batch_size"] == 2
     assert not untrained_handler.share_model_across_processes()
+    gpu = DetectorModelHandler(untrained_handler._detector_cfg, device="cuda", precision="auto", batch_size=2)
+    assert gpu.share_model_across_processes()  # asked where the model loads: no GPU is needed to build the graph
     assert untrained_handler.get_metrics_namespace() == "tubelets.proposals"
 
 
@@ -180,11 +184,39 @@ def test_detects_frame_is_the_first_frame_then_every_nth():
 def test_the_detector_runs_at_the_configured_precision(handler_and_model, precision, dtype):
     handler, model = handler_and_model
     low = DetectorModelHandler(handler._detector_cfg, device="cpu", precision=precision, batch_size=8)
+    model = FrameDetector(model.model, precision, model._score_threshold)
     seen = []
-    hook = model.backbone.register_forward_hook(lambda _module, _inputs, output: seen.append(output["0"].dtype))
+    hook = model.model.backbone.register_forward_hook(lambda _module, _inputs, output: seen.append(output["0"].dtype))
     try:
         (detections,) = low.run_inference([random_frame(0)], model)
     finally:
         hook.remove()
     assert seen == [dtype]  # auto: float32 on the CPU
     assert detections.boxes.dtype == detections.scores.dtype == np.float32 and len(detections) > 0
+
+
+class SharedAsOnAGpu(DetectorModelHandler):
+    """The handler as on a GPU machine: one model for every process, reached through Beam's proxy."""
+
+    def share_model_across_processes(self) -> bool:
+        return True
+
+
+def test_a_model_shared_across_processes_gives_what_a_process_of_its_own_does(handler_and_model, pipeline, tmp_path):
+    handler, model = handler_and_model
+    weights = tmp_path / "detector.pt"  # the shared model loads in a process of its own: from the same file
+    torch.save(model.model.state_dict(), weights)
+    detector_cfg = {**handler._detector_cfg, "checkpoint": str(weights)}
+    settings = {"device": "cpu", "precision": "auto", "batch_size": 2, "torch_threads": 1}
+    frames = [random_frame(seed) for seed in range(3)]
+    expected = DetectorModelHandler(detector_cfg, **settings).load_model().detect(frames)
+
+    def check(outputs):
+        found = dict(outputs)
+        assert sorted(found) == [("v", t) for t in range(3)]
+        for t, detections in enumerate(expected):
+            assert_same_detections(found[("v", t)], detections)
+
+    with pipeline as p:
+        keyed = p | Create([(("v", t), frame) for t, frame in enumerate(frames)])
+        assert_that(keyed | RunInference(KeyedModelHandler(SharedAsOnAGpu(detector_cfg, **settings))), check)
