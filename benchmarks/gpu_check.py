@@ -20,8 +20,8 @@ CPU it runs the same phases (``--tiny``: 64x48 frames, one video a set,
   with mp4 frames, its memory part on 120 frames);
 - ``detector``: the detector alone, r50-fpn (random weights) on 640x360 frames
   and the shipped small one on 256x192: a forward pass a frame, as the
-  pipeline runs it, and batches of 8, each in float32 and in bfloat16
-  autocast (what ``detector.precision: auto`` runs on a GPU) (frames/s,
+  pipeline runs it, and batches of 8, each in float32 and with a bfloat16
+  backbone (what ``detector.precision: auto`` runs on a GPU) (frames/s,
   peak GPU memory by torch);
 - ``stages-r50``, ``stages-small``: where the time goes, ``benchmarks/
   pipeline_bench.py --modes ""``: its bare stages decode, detect, track and
@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -832,12 +833,12 @@ def describe_machine(ffmpeg: Optional[str]) -> dict:
 
 def child_detector(spec: dict) -> None:
     """Time each run's detector on its set's first frames: a forward pass a frame (as the pipeline's model handler
-    runs it, ``detect_each``), then batches of ``spec["batch"]`` (one pass a batch), each in float32 and under
-    bfloat16 autocast (``detector.precision``: auto is bfloat16 on a GPU); one JSON line each."""
+    runs it, ``detect_each``), then batches of ``spec["batch"]`` (one pass a batch), each in float32 and with the
+    backbone under bfloat16 autocast (``detector.precision``: auto is bfloat16 on a GPU); one JSON line each."""
     import torch
 
     from tubelets.config import load_config
-    from tubelets.models.inference import detect_each, frames_to_tensors, inference_precision, model_device
+    from tubelets.models.inference import detect_each, detect_with_features, frames_to_tensors, model_device
     from tubelets.models.loading import load_detector
 
     torch.set_num_threads(spec["threads"])
@@ -845,13 +846,16 @@ def child_detector(spec: dict) -> None:
         model, _ = load_detector(load_config(PRESET, run["overrides"]))
         device = model_device(model)
         frames = first_frames(run["url"], spec["frames"])
-        modes = {"a forward pass a frame (as the pipeline)": (1, lambda chunk: detect_each(model, chunk)),
-                 f"batches of {spec['batch']}": (spec["batch"], lambda chunk: model(frames_to_tensors(chunk, device)))}
+        modes = {"a forward pass a frame (as the pipeline)":
+                 (1, lambda chunk, precision: detect_each(model, chunk, precision)),
+                 f"batches of {spec['batch']}":
+                 (spec["batch"], lambda chunk, precision: detect_with_features(
+                     model, frames_to_tensors(chunk, device), precision))}
         for precision in DETECTOR_PRECISIONS:
             for mode, (size, call) in modes.items():
                 chunks = [frames[i:i + size] for i in range(0, len(frames), size)]
-                with torch.inference_mode(), inference_precision(precision, device):
-                    seconds, peak = timed_passes(call, chunks, device)
+                with torch.inference_mode():
+                    seconds, peak = timed_passes(functools.partial(call, precision=precision), chunks, device)
                 print(json.dumps({"label": run["label"], "mode": f"{mode}, {precision}", "frames": len(frames),
                                   "seconds": seconds, "gpu_peak_mib": peak}), flush=True)
 
@@ -886,7 +890,7 @@ def first_frames(url: str, count: int) -> list:
     return frames
 
 
-DETECTOR_PRECISIONS = ("float32", "bfloat16")  # the detector phase's: float32 and what detector.precision auto runs
+DETECTOR_PRECISIONS = ("float32", "bfloat16")  # the detector phase's: float32, and what detector.precision auto runs
 CHILDREN = {"prepare": child_prepare, "detector": child_detector}
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from tubelets import masks as rle
 from tubelets.io.dataset import YouTubeVISDataset
-from tubelets.models.inference import detect, inference_precision, model_device
+from tubelets.models.inference import detect
 from tubelets.models.loading import load_detector
 
 # COCOeval.stats positions (maxDets 100 unless named).
@@ -32,9 +32,11 @@ MASK_THRESHOLD = 0.5
 
 
 def evaluate_detector(
-    model, dataset_url: str, source: str = "jpeg", stride: int = 1, batch_size: int = 4, progress: bool = False
+    model, dataset_url: str, source: str = "jpeg", stride: int = 1, batch_size: int = 4, progress: bool = False,
+    precision: str = "float32",
 ) -> dict[str, Any]:
-    """Per-frame mask AP/AR of ``model`` (eval mode) on every ``stride``-th frame of the data set.
+    """Per-frame mask AP/AR of ``model`` (eval mode) on every ``stride``-th frame of the data set, its backbone
+    at ``precision`` (:func:`~tubelets.models.inference.autocast_dtype`).
 
     Returns ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10",
     "AR100", "ARs", "ARm", "ARl"}`` as fractions in ``[0, 1]`` (COCOeval's -1,
@@ -47,7 +49,7 @@ def evaluate_detector(
     for video in videos:
         frame_ids = {}
         for chunk in _chunks(dataset.iter_frames(video.id, source=source, stride=stride), batch_size):
-            for (t, _), detections in zip(chunk, detect(model, [frame for _, frame in chunk])):
+            for (t, _), detections in zip(chunk, detect(model, [frame for _, frame in chunk], precision)):
                 image_id = len(images) + 1
                 frame_ids[t] = image_id
                 images.append({"id": image_id, "width": video.width, "height": video.height})
@@ -67,8 +69,8 @@ def evaluate_checkpoint(
     """
     model, info = load_detector(cfg)
     started = time.monotonic()
-    with inference_precision(cfg["detector"]["precision"], model_device(model)):  # as a run would detect
-        stats = evaluate_detector(model, dataset_url, source, stride, progress=progress)
+    stats = evaluate_detector(model, dataset_url, source, stride, progress=progress,
+                              precision=cfg["detector"]["precision"])  # as a run detects
     return {"checkpoint": info.url, "checkpoint_id": info.checkpoint_id, **stats,
             "seconds": round(time.monotonic() - started, 1)}
 

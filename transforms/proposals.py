@@ -6,7 +6,7 @@ machine, shared across processes, on GPU workers), batches frames with Beam's
 (so that its detections never depend on its batch-mates) and returns each
 frame's detections above the score threshold with masks already run-length
 encoded, so what travels between stages is small. ``detector.precision`` runs
-the forward passes under autocast (bfloat16 on a GPU by default).
+the backbone under autocast (bfloat16 on a GPU by default).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from tubelets import masks
-from tubelets.models.inference import detect_each, inference_precision, model_device
+from tubelets.models.inference import detect_each
 from tubelets.models.loading import load_detector, resolve_device
 from tubelets.records import FrameDetections
 
@@ -54,8 +54,8 @@ class FrameDetector:
     def detect(self, frames: Sequence[np.ndarray]) -> list[FrameDetections]:
         # A forward pass a frame: Beam batches frames of any videos (keys) together, and a video's tubelets must
         # not depend on which others ran with it (see detect_each). The batch still saves Beam's per-call overhead.
-        with torch.inference_mode(), inference_precision(self._precision, model_device(self.model)):
-            outputs = detect_each(self.model, frames)
+        with torch.inference_mode():
+            outputs = detect_each(self.model, frames, self._precision)
         return [to_detections(output, self._score_threshold) for output in outputs]
 
 

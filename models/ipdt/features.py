@@ -24,9 +24,7 @@ import numpy as np
 import torch
 from torchvision.models.detection import MaskRCNN
 
-from tubelets.models.inference import (
-    detect_with_features, fpn_features, frames_to_tensors, inference_precision, model_device,
-)
+from tubelets.models.inference import detect_with_features, fpn_features, frames_to_tensors, model_device
 from tubelets.models.ipdt.model import IPDT, FrameEncoding
 
 P2_LEVEL, P3_LEVEL = "0", "1"
@@ -37,15 +35,14 @@ def backbone_levels(detector: MaskRCNN, frames: Sequence[np.ndarray],
                     precision: str = "float32") -> tuple[torch.Tensor, torch.Tensor, float]:
     """``(P2 [B, C, h, w], P3 [B, C, h/2, w/2], scale)`` of ``uint8 [H, W, 3]`` frames of one size.
 
-    The pass runs at ``precision`` (:func:`~tubelets.models.inference.autocast_dtype`); the levels come back in
-    float32, which the heads run in: bfloat16 embeddings cost the pixel level's propagated masks 5-10 points
+    The backbone runs at ``precision`` (:func:`~tubelets.models.inference.autocast_dtype`); the levels come back
+    in float32, which the heads run in: bfloat16 embeddings cost the pixel level's propagated masks 5-10 points
     of IoU with the truth (0.92-0.97 -> 0.83-0.90 on tests/models/trackers' missed-shapes video), a bfloat16
     backbone under 0.002.
     """
     images = frames_to_tensors(frames, model_device(detector))
-    with inference_precision(precision, images[0].device):
-        features, sizes = fpn_features(detector, images)
-    return features[P2_LEVEL].float(), features[P3_LEVEL].float(), sizes[0][0] / images[0].shape[-2]
+    features, sizes = fpn_features(detector, images, precision)
+    return features[P2_LEVEL], features[P3_LEVEL], sizes[0][0] / images[0].shape[-2]
 
 
 @torch.no_grad()
@@ -57,12 +54,10 @@ def detected_levels(detector: MaskRCNN, frame: np.ndarray, min_score: float,
     detections scoring ``min_score`` or more.
     """
     images = frames_to_tensors([frame], model_device(detector))
-    with inference_precision(precision, images[0].device):
-        (detections,), features, sizes = detect_with_features(detector, images)
+    (detections,), features, sizes = detect_with_features(detector, images, precision)
     keep = detections["scores"] >= min_score
     scale = sizes[0][0] / images[0].shape[-2]
-    return (features[P2_LEVEL].float(), features[P3_LEVEL].float(), scale,
-            detections["masks"][keep, 0].float().cpu())
+    return features[P2_LEVEL], features[P3_LEVEL], scale, detections["masks"][keep, 0].float().cpu()
 
 
 class FeatureWindow:

@@ -4,7 +4,7 @@ import torch
 
 from tubelets.models.detector import build_detector
 from tubelets.models.inference import (
-    autocast_dtype, detect, detect_with_features, fpn_features, frames_to_tensors, inference_precision,
+    autocast_dtype, detect, detect_each, detect_with_features, fpn_features, frames_to_tensors,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -81,15 +81,22 @@ def test_auto_precision_is_bfloat16_on_a_gpu_and_float32_on_the_cpu():
 
 @pytest.mark.parametrize("precision, dtype", [("auto", torch.float32), ("float32", torch.float32),
                                               ("bfloat16", torch.bfloat16)])
-def test_inference_precision_autocasts_the_convolutions(model, precision, dtype):
-    with inference_precision(precision, "cpu"):
-        features, _ = fpn_features(model, [torch.rand(3, 48, 64)])
-    assert features["0"].dtype == dtype
+def test_the_backbone_runs_at_the_precision_and_hands_on_float32(model, precision, dtype):
+    seen = []
+    hook = model.backbone.register_forward_hook(lambda _module, _inputs, output: seen.append(output["0"].dtype))
+    try:
+        features, _ = fpn_features(model, [torch.rand(3, 48, 64)], precision)
+    finally:
+        hook.remove()
+    assert seen == [dtype] and features["0"].dtype == torch.float32  # auto: float32 on the CPU
 
 
-def test_detect_under_bfloat16_autocast_gives_float32_arrays(model):
+def test_a_bfloat16_backbone_leaves_the_heads_in_float32_and_the_detections_close(model):
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    with inference_precision("bfloat16", "cpu"):
-        (found,) = detect(model, [frame])
-    assert len(found["scores"]) > 0
-    assert found["boxes"].dtype == found["scores"].dtype == found["masks"].dtype == np.float32
+    (exact,), (low,) = detect_each(model, [frame]), detect_each(model, [frame], "bfloat16")
+    assert all(low[key].dtype == exact[key].dtype for key in exact)
+    assert len(low["scores"]) > 0 and not torch.equal(low["scores"], exact["scores"])
+    (same,) = detect(model, [frame], "bfloat16")
+    assert np.array_equal(same["scores"], low["scores"].numpy())  # one frame: the batched pass is the same pass
+
+
