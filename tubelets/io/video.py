@@ -2,9 +2,11 @@
 
 Frames come out of an ffmpeg ``rawvideo``/``rgb24`` pipe one at a time, so a
 long video is never held whole in memory (``read_frames`` collects them when
-you want that). ffmpeg applies the container's rotation (frames come out
-upright), picks the frames (``select`` filter, so skipped frames are never
-converted or copied) and resizes them.
+you want that). ``iter_frames`` reads the pipe in a background thread, a few
+frames ahead of its caller, so that ffmpeg decodes while the caller works.
+ffmpeg applies the container's rotation (frames come out upright), picks the
+frames (``select`` filter, so skipped frames are never converted or copied)
+and resizes them.
 
 Frame indices are *source* indices: the position of the frame in the decoded
 stream, counting from 0, whatever was skipped. ``stride`` and ``fps`` choose
@@ -21,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import numbers
+import queue
 import subprocess
 import tempfile
+import threading
 from fractions import Fraction
 from typing import IO, Iterator
 
@@ -36,6 +40,15 @@ from tubelets.io.probe import VideoInfo, check_file, ffmpeg_input_name, last_lin
 
 __all__ = ["VideoInfo", "DecodedVideo", "probe", "iter_frames", "read_frames", "output_size"]
 
+# Frames that iter_frames's reader thread keeps ready ahead of its caller. ffmpeg's pipe alone holds 64 KiB on
+# Linux, less than one frame (640x360 RGB is 691 KB), so without the thread decoding and the caller's work take
+# turns. A bigger pipe (fcntl F_SETPIPE_SZ) is no substitute: 1 MiB at most unprivileged, less than a 1280x720
+# frame, and it gained nothing measurable. With a caller of 6.7 ms a frame (steady or jittered), 1, 2, 4 and 8
+# frames ahead gave the same rates within noise (2 shared cores); 4 leaves room for a slower key frame or
+# detector pass at 11 MB for 1280x720 frames. benchmarks/decode_bench.py measures what reading ahead gains.
+FRAMES_AHEAD = 4
+# ... and never more bytes than this: the 4 frames at 1280x720, but 2 at 1920x1080 and 1 at 4K.
+BYTES_AHEAD = 16 * 2**20
 # Messages of a decoder that ran out of data: with fewer frames than probed they mean "cut off".
 _DECODER_ERRORS = ("partial file", "corrupt", "Invalid NAL unit", "Decoding error", "error while decoding")
 
@@ -112,6 +125,7 @@ def iter_frames(
     max_size: int | None = None,
     start: int = 0,
     end: int | None = None,
+    read_ahead: bool = True,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(source_frame_index, frame)`` with ``frame`` RGB uint8 ``(H, W, 3)``, upright.
 
@@ -119,11 +133,14 @@ def iter_frames(
     frames shown at times ``k / fps`` (never more than the source has: a target
     above the source rate keeps every frame); ``start``/``end`` bound source
     indices (end exclusive); ``max_size`` caps the longer side (see ``output_size``).
+    ``read_ahead``: a background thread reads up to ``FRAMES_AHEAD`` frames
+    (``BYTES_AHEAD`` bytes) ahead, so ffmpeg decodes while the caller works; False
+    reads in the caller's thread (the same frames, decoded in turn with the work).
     Raises ``ValueError`` at once for bad arguments and ``VideoDecodeError``
     while iterating for bad input.
     """
     _check_arguments(stride, fps, max_size, start, end)
-    return _stream_frames(url, stride, fps, max_size, start, end)
+    return _stream_frames(url, stride, fps, max_size, start, end, read_ahead)
 
 
 def read_frames(
@@ -142,7 +159,8 @@ def read_frames(
         width, height = plan.size
         # Decoded straight into the result: no per-frame arrays to stack afterwards.
         frames = np.empty((len(plan.indices), height, width, 3), np.uint8)
-        for _ in _decode_local(url, path, plan, iter(frames)):
+        # Read in this thread: there is no work between frames to decode during.
+        for _ in _decode_local(url, path, plan, iter(frames), ahead=0):
             pass
     return DecodedVideo(frames, np.array(plan.indices, dtype=np.int64), info)
 
@@ -168,12 +186,18 @@ def _probed(url: str) -> Iterator[tuple[str, VideoInfo]]:
         yield path, probe_local(url, path)
 
 
-def _stream_frames(url, stride, fps, max_size, start, end) -> Iterator[tuple[int, np.ndarray]]:
+def _stream_frames(url, stride, fps, max_size, start, end, read_ahead) -> Iterator[tuple[int, np.ndarray]]:
     with _probed(url) as (path, info):
         plan = _plan(info, stride, fps, max_size, start, end)
         width, height = plan.size
         fresh_arrays = (np.empty((height, width, 3), np.uint8) for _ in plan.indices)
-        yield from _decode_local(url, path, plan, fresh_arrays)
+        ahead = _frames_ahead(width * height * 3) if read_ahead else 0
+        yield from _decode_local(url, path, plan, fresh_arrays, ahead)
+
+
+def _frames_ahead(frame_bytes: int) -> int:
+    """``FRAMES_AHEAD``, fewer where that many frames would pass ``BYTES_AHEAD``, and at least one."""
+    return max(1, min(FRAMES_AHEAD, BYTES_AHEAD // frame_bytes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,8 +226,10 @@ def _plan(info: VideoInfo, stride: int, fps: float | None, max_size, start: int,
     return _Plan(indices, select, size, size != (info.width, info.height))
 
 
-def _decode_local(url: str, path: str, plan: _Plan, buffers: Iterator[np.ndarray]):
-    """Decode ``path`` as planned, filling the arrays of ``buffers``; yields ``(index, array)``."""
+def _decode_local(url: str, path: str, plan: _Plan, buffers: Iterator[np.ndarray], ahead: int):
+    """Decode ``path`` as planned, filling the arrays of ``buffers``; yields ``(index, array)``.
+
+    ``ahead`` > 0: filled by a background thread, up to that many frames ahead (0: in this thread)."""
     if not plan.indices:
         return
     stream = ffmpeg.input(ffmpeg_input_name(path))["v:0"]
@@ -215,21 +241,22 @@ def _decode_local(url: str, path: str, plan: _Plan, buffers: Iterator[np.ndarray
     output = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough",
                            **{"frames:v": len(plan.indices)})
     args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", *output.get_args()]
-    yield from _run_pipe(url, args, plan.indices, buffers)
+    yield from _run_pipe(url, args, plan.indices, buffers, ahead)
 
 
-def _run_pipe(url: str, args: list[str], indices: list[int], buffers: Iterator[np.ndarray]):
+def _run_pipe(url: str, args: list[str], indices: list[int], buffers: Iterator[np.ndarray], ahead: int):
     # stderr goes to a file: a full stderr pipe could block ffmpeg while we wait on stdout.
     with tempfile.TemporaryFile() as stderr_file:
         # bufsize=0: frames are read straight into their arrays, with no extra buffer copy.
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file, bufsize=0
         )
+        frames = _read_pipe(process.stdout, indices, buffers)
+        if ahead:
+            frames = _read_ahead(frames, ahead)
         delivered = 0
         try:
-            for index, frame in zip(indices, buffers):
-                if not _read_exact(process.stdout, memoryview(frame).cast("B")):
-                    break
+            for index, frame in frames:
                 delivered += 1
                 yield index, frame
             returncode = process.wait()
@@ -237,11 +264,68 @@ def _run_pipe(url: str, args: list[str], indices: list[int], buffers: Iterator[n
             if process.poll() is None:  # the consumer stopped early
                 process.kill()
                 process.wait()
+            frames.close()  # after the kill: a reader thread waiting on the pipe gets its end, and ends
             process.stdout.close()
         if delivered < len(indices) or returncode != 0:
             stderr_file.seek(0)
             stderr = stderr_file.read().decode("utf-8", errors="replace")
             raise _decode_failure(url, stderr, delivered, len(indices))
+
+
+def _read_pipe(stream: IO[bytes], indices: list[int], buffers: Iterator[np.ndarray]):
+    """Yield ``(index, array)``, each array of ``buffers`` filled from ``stream``, until the stream ends."""
+    for index, frame in zip(indices, buffers):
+        if not _read_exact(stream, memoryview(frame).cast("B")):
+            return
+        yield index, frame
+
+
+@dataclasses.dataclass(frozen=True)
+class _Raised:
+    """What the reader thread raised, passed to the caller's thread to be raised there."""
+
+    error: BaseException
+
+
+_END = object()  # the reader thread's last item when its input ended
+
+
+def _read_ahead(items: Iterator, count: int) -> Iterator:
+    """Yield the items of ``items``, taken from it by a background thread up to ``count`` ahead.
+
+    What the thread raises is raised here. Closing this generator ends the thread as soon as its
+    ``next(items)`` returns (so first make that return: ``_run_pipe`` kills ffmpeg first).
+    """
+    ready: queue.Queue = queue.Queue(maxsize=count)
+    stop = threading.Event()
+    thread = threading.Thread(target=_fill, args=(items, ready, stop), name="tubelets-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        # Make room: the thread puts at most one more item after stop is set, and must not block on it.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ready.get_nowait()
+        thread.join()
+
+
+def _fill(items: Iterator, ready: queue.Queue, stop: threading.Event) -> None:
+    """The reader thread: put each item of ``items`` on ``ready``, then ``_END`` or what it raised."""
+    try:
+        for item in items:
+            if stop.is_set():
+                return
+            ready.put(item)
+        last = _END
+    except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+        last = _Raised(error)
+    if not stop.is_set():
+        ready.put(last)
 
 
 def _read_exact(stream: IO[bytes], buffer: memoryview) -> bool:

@@ -1,5 +1,8 @@
 import dataclasses
+import gc
 import subprocess
+import threading
+import time
 
 import fsspec
 import numpy as np
@@ -130,20 +133,148 @@ def test_fewer_frames_than_probed_is_truncated(pattern_video, monkeypatch):
     assert "decoded 24 of 29 frames" in str(caught.value)
 
 
-def test_stopping_early_ends_ffmpeg(pattern_video, monkeypatch):
+@pytest.fixture
+def decoders(monkeypatch) -> list[subprocess.Popen]:
+    """The ffmpeg processes that decode frames (not the probe's), as they start."""
     started = []
     real_popen = subprocess.Popen
 
     def recording_popen(*args, **kwargs):
-        started.append(real_popen(*args, **kwargs))
-        return started[-1]
+        process = real_popen(*args, **kwargs)
+        if "rawvideo" in process.args:
+            started.append(process)
+        return process
 
     monkeypatch.setattr(video.subprocess, "Popen", recording_popen)
+    return started
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "tubelets-read-ahead"]
+
+
+@pytest.fixture
+def frame_reads(monkeypatch) -> list[str]:
+    """The name of the thread of each frame read from ffmpeg's pipe; 3 frames ahead at most."""
+    reads = []
+    real_read_exact = video._read_exact
+
+    def counting_read_exact(stream, buffer):
+        reads.append(threading.current_thread().name)
+        return real_read_exact(stream, buffer)
+
+    monkeypatch.setattr(video, "_read_exact", counting_read_exact)
+    monkeypatch.setattr(video, "FRAMES_AHEAD", 3)
+    return reads
+
+
+def wait_for(reads: list, count: int) -> None:
+    """Until ``count`` frames were read, and a while longer to see that no more are."""
+    deadline = time.monotonic() + 5
+    while len(reads) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(reads) == count
+
+
+def returns_in_time(call, seconds: float = 5) -> bool:
+    """Whether ``call()`` returns within ``seconds``: run in a thread of its own, so that a hang fails a test."""
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+# With the frame given, 3 waiting in the queue, and one more read and waiting for room: the reader at its bound.
+AT_THE_BOUND = 1 + 3 + 1
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+@pytest.mark.parametrize("stop", ["close", "drop"])
+def test_stopping_early_ends_ffmpeg_and_the_reader_thread(pattern_video, decoders, frame_reads, read_ahead, stop):
+    held = [iter_frames(str(pattern_video), read_ahead=read_ahead)]
+    next(held[0])
+    assert len(reader_threads()) == (1 if read_ahead else 0)
+    wait_for(frame_reads, AT_THE_BOUND if read_ahead else 1)  # stopped while the reader waits for room
+    # "drop": a caller that just lets go of the generator.
+    assert returns_in_time(held[0].close if stop == "close" else lambda: (held.clear(), gc.collect()))
+    (decoder,) = decoders
+    assert decoder.poll() is not None
+    assert reader_threads() == []
+
+
+def test_reading_ahead_gives_the_frames_of_reading_in_turn(testsrc_video, pattern_video):
+    for url, options in ((testsrc_video, {}), (pattern_video, {"stride": 3, "max_size": 32, "start": 2})):
+        ahead = list(iter_frames(str(url), **options))
+        in_turn = list(iter_frames(str(url), read_ahead=False, **options))
+        whole = read_frames(str(url), **options)
+        assert [index for index, _ in ahead] == [index for index, _ in in_turn] == whole.frame_indices.tolist()
+        assert np.array_equal(np.stack([frame for _, frame in ahead]), whole.frames)
+        assert np.array_equal(np.stack([frame for _, frame in in_turn]), whole.frames)
+        assert not np.shares_memory(ahead[0][1], ahead[1][1])
+    assert reader_threads() == []
+
+
+def test_reading_ahead_stops_a_few_frames_ahead(pattern_video, frame_reads):
     frames = iter_frames(str(pattern_video))
     next(frames)
-    frames.close()
-    decoder = started[-1]  # (the probe ran ffmpeg before it)
-    assert decoder.poll() is not None and "rawvideo" in decoder.args
+    wait_for(frame_reads, AT_THE_BOUND)
+    assert set(frame_reads) == {"tubelets-read-ahead"}
+    assert len(list(frames)) == 23
+
+
+@pytest.mark.parametrize(
+    "frame_bytes, expected",
+    [(64 * 48 * 3, 4), (1280 * 720 * 3, 4), (1920 * 1080 * 3, 2), (3840 * 2160 * 3, 1), (2**30, 1)],
+)
+def test_frames_ahead_are_capped_in_bytes(frame_bytes, expected):
+    assert video._frames_ahead(frame_bytes) == expected
+
+
+def test_an_error_of_the_reader_thread_is_raised_in_the_caller(pattern_video, decoders, monkeypatch):
+    real_read_exact = video._read_exact
+    reads = []
+
+    def failing_read_exact(stream, buffer):
+        reads.append(threading.current_thread().name)
+        if len(reads) == 3:
+            raise OSError("the pipe broke")
+        return real_read_exact(stream, buffer)
+
+    monkeypatch.setattr(video, "_read_exact", failing_read_exact)
+    frames = iter_frames(str(pattern_video))
+    assert [index for index, _ in (next(frames), next(frames))] == [0, 1]
+    with pytest.raises(OSError, match="the pipe broke"):
+        next(frames)
+    assert set(reads) == {"tubelets-read-ahead"}
+    (decoder,) = decoders
+    assert decoder.poll() is not None
+    assert reader_threads() == []
+
+
+def failure_text(frames) -> tuple[str, str]:
+    with pytest.raises(VideoDecodeError) as caught:
+        for _ in frames:
+            pass
+    return caught.value.reason, str(caught.value)
+
+
+def test_reading_ahead_fails_as_reading_in_turn(pattern_video, tmp_path, monkeypatch):
+    url = str(pattern_video)
+    real_probe = video.probe_local
+    monkeypatch.setattr(video, "probe_local", lambda *a: dataclasses.replace(real_probe(*a), frame_count=29))
+    truncated = failure_text(iter_frames(url))
+    assert truncated == failure_text(iter_frames(url, read_ahead=False))
+    assert truncated[0] == "truncated" and "decoded 24 of 29 frames" in truncated[1]
+
+    failing = tmp_path / "ffmpeg"
+    failing.write_text("#!/bin/sh\necho 'Unknown encoder' >&2\nexit 3\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(video, "ffmpeg_binary", lambda: str(failing))
+    failed = failure_text(iter_frames(url))
+    assert failed == failure_text(iter_frames(url, read_ahead=False))
+    assert failed[0] == "ffmpeg_failed" and "decoded 0 of 29 frames; ffmpeg: Unknown encoder" in failed[1]
+    assert reader_threads() == []
 
 
 def test_bad_arguments_fail_before_iterating():
