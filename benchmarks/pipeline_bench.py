@@ -6,9 +6,9 @@
    this process: the pipeline's decoder (``input_frames`` with the ``io:``
    settings: a video file decoded, or a data set's JPEG frames read, as
    ``DecodeVideo`` reads them) and the pipeline's model handler (its
-   ``load_model``, so the same model and torch threads, and its
-   ``run_inference``: a forward pass a frame, ``proposals.batch_size`` frames
-   a call).
+   ``load_model``, so the same model and torch threads, and its chunks,
+   ``proposals.frames_per_forward`` frames a forward pass, through
+   ``video_detections``).
 2. end to end: ``tubelets segment INPUT OUTPUT --config shapes-vis`` as a user
    runs it (a process of its own: start-up, launch checks, every stage, the
    Parquet files) against the sum of the bare stages: decode, detect, track
@@ -63,7 +63,7 @@ from tubelets.transforms.dead_letters import TAG as DEAD_LETTERS
 from tubelets.transforms.decode import META, DecodeVideo, input_frames, open_dataset, video_meta
 from tubelets.transforms.inputs import MatchInputs, VideoInput, expand_input
 from tubelets.transforms.portable import SplitOutputs
-from tubelets.transforms.proposals import ProposeInstances, detects_frame
+from tubelets.transforms.proposals import ProposeInstances, video_detections
 from tubelets.transforms.tracking import assemble_video
 from tubelets.tubelet_rows import tubelet_rows
 
@@ -150,20 +150,10 @@ def decode(inputs: list[VideoInput], io: dict) -> list[Decoded]:
 
 def detect(videos: list[Decoded], config: dict) -> list[list[FrameDetections]]:
     """Each video's detections of the frames the pipeline detects, by its model handler (model loading included)."""
-    handler, every = detector_handler(config), config["proposals"]["detect_every"]
-    batch = config["proposals"]["batch_size"]
-    model = handler.load_model()
-    found = []
-    for video in videos:
-        numbers = [number for number in range(len(video.frames)) if detects_frame(number, every)]
-        detections = []
-        for start in range(0, len(numbers), batch):
-            chunk = numbers[start : start + batch]
-            for number, item in zip(chunk, handler.run_inference([video.frames[n] for n in chunk], model)):
-                item.frame = number
-                detections.append(item)
-        found.append(detections)
-    return found
+    proposals = config["proposals"]
+    detector = detector_handler(config).load_model()
+    return [video_detections(detector, video.frames, proposals["detect_every"], proposals["frames_per_forward"])
+            for video in videos]
 
 
 def track(videos: list[Decoded], detections: list[list[FrameDetections]], config: dict) -> list[list]:
@@ -200,9 +190,9 @@ def beam_proposals(input_url: str, inputs: list[VideoInput], config: dict, flags
     total = folder / "proposals.txt"
     with beam.Pipeline(options=pipeline_options(flags)) as p:
         videos = p | "MatchInputs" >> MatchInputs(input_url, source=io["source"], inputs=inputs)
-        decoded = videos | "Decode" >> SplitOutputs(
-            DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"]), META, DEAD_LETTERS,
-            main="frames")
+        decoder = DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"], detect_every=every,
+                              frames_per_forward=config["proposals"]["frames_per_forward"])
+        decoded = videos | "Decode" >> SplitOutputs(decoder, META, DEAD_LETTERS, main="frames")
         detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(config), every)
         # Lambdas: a worker process unpickles them by value, also when this module was imported by name.
         _ = (detections | "Sizes" >> beam.Map(lambda keyed: len(keyed[1])) | "Total" >> beam.CombineGlobally(sum)

@@ -54,8 +54,8 @@ from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_scoring import scorer_from_config
 from tubelets.models.video_tracking import track_video
 from tubelets.pipelines.segment import detector_handler
-from tubelets.records import FrameDetections, VideoMeta
-from tubelets.transforms.proposals import DetectorModelHandler, FrameDetector, detects_frame
+from tubelets.records import VideoMeta
+from tubelets.transforms.proposals import video_detections
 from tubelets.transforms.tracking import assemble_video
 from tubelets.tubelet_rows import tubelets_to_results
 
@@ -77,9 +77,12 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     Each video is decoded once for the detector and every tracker; the
     detector's proposals are cached per detector checkpoint under ``folder``.
     """
-    detector, info = load_detector(config)
-    handler = detector_handler(config)
-    cache = folder / f"proposals-{info.checkpoint_id}-each.pkl"  # "-each": a forward pass a frame, as the pipeline
+    _, info = load_detector(config)
+    detector = detector_handler(config).load_model()
+    every, per_forward = config["proposals"]["detect_every"], config["proposals"]["frames_per_forward"]
+    # As the pipeline: a forward pass a chunk of the frames it detects ("-each": a frame a pass, every frame).
+    chunking = "each" if (every, per_forward) == (1, 1) else f"every{every}-chunks{per_forward}"
+    cache = folder / f"proposals-{info.checkpoint_id}-{chunking}.pkl"
     proposals = pickle.loads(cache.read_bytes()) if cache.exists() else {}
     built = {name: build_tracker(name, config["tracker"]) for name in trackers}
     scorer = scorer_from_config(config["scoring"])
@@ -87,13 +90,11 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     for video in dataset.videos:
         frames = [frame for _, frame in dataset.iter_frames(video.id, source="video")]
         if video.id not in proposals:
-            proposals[video.id] = detect(handler, detector, frames)
+            proposals[video.id] = video_detections(detector, frames, every, per_forward)
         meta = VideoMeta(video.name, video.width, video.height, video.length, video_id=video.id)
         # The proposals of the frames the pipeline would detect, assembled as its GroupProposals does, then
         # tracked as its TrackVideo does (track_video does not change them, so every tracker gets the same).
-        every = config["proposals"]["detect_every"]
-        seen = [item for item in proposals[video.id] if detects_frame(item.frame, every)]
-        (assembled,) = assemble_video((video.name, {"meta": [meta], "frames": seen}), every)
+        (assembled,) = assemble_video((video.name, {"meta": [meta], "frames": proposals[video.id]}), every)
         for name, tracker in built.items():
             started = time.monotonic()
             tracked = track_video(assembled, frames, tracker, config["calibration"], scorer)
@@ -102,14 +103,6 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     if not cache.exists():
         cache.write_bytes(pickle.dumps(proposals))
     return SetRun(results, seconds, proposals)
-
-
-def detect(handler: DetectorModelHandler, detector: FrameDetector, frames: list) -> list[FrameDetections]:
-    """``[FrameDetections]`` of one video's frames, numbered from 0, by the pipeline's model handler."""
-    detections = list(handler.run_inference(frames, detector))
-    for number, item in enumerate(detections):
-        item.frame = number
-    return detections
 
 
 def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: float) -> str:

@@ -43,9 +43,11 @@ def build_tracking(p: beam.Pipeline, spec: RunSpec) -> dict[str, beam.PCollectio
     """The shared part of segment and evaluate: inputs to tracked videos and dead letters."""
     io = spec.config["io"]
     videos = p | "MatchInputs" >> MatchInputs(spec.input_url, source=io["source"], inputs=spec.inputs or None)
-    decoded = skip_finished(videos, spec.done) | "Decode" >> SplitOutputs(
-        DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"]), META, DEAD_LETTERS, main="frames")
-    detect_every = spec.config["proposals"]["detect_every"]
+    proposals_cfg = spec.config["proposals"]
+    detect_every = proposals_cfg["detect_every"]
+    decoder = DecodeVideo(stride=io["stride"], fps=io["fps"], max_size=io["max_size"], detect_every=detect_every,
+                          frames_per_forward=proposals_cfg["frames_per_forward"])
+    decoded = skip_finished(videos, spec.done) | "Decode" >> SplitOutputs(decoder, META, DEAD_LETTERS, main="frames")
     detections = decoded.frames | "Proposals" >> ProposeInstances(detector_handler(spec.config), detect_every)
     proposals = (decoded[META], detections) | "GroupProposals" >> GroupProposals(detect_every)
     tracked = proposals | "Track" >> beam.ParDo(TrackVideo(spec.config))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import Iterator
 
@@ -14,6 +15,7 @@ from tubelets.io.davis import DavisDataset
 from tubelets.io.video import iter_frames
 from tubelets.records import VideoMeta
 from tubelets.transforms.dead_letters import dead_letter
+from tubelets.transforms.proposals import detection_chunks
 
 LOG = logging.getLogger(__name__)
 META = "meta"
@@ -21,22 +23,27 @@ FrameKey = tuple  # (video key: str, frame: int)
 
 
 class DecodeVideo(beam.DoFn):
-    """``VideoInput`` -> ``((key, frame), RGB uint8 [H, W, 3])`` per decoded frame.
+    """``VideoInput`` -> ``((key, first frame), RGB uint8 [n, H, W, 3])``: the frames the detector takes, in its
+    chunks (:func:`tubelets.transforms.proposals.detection_chunks`: every ``detect_every``-th decoded frame,
+    ``frames_per_forward`` a chunk; by default every frame, one a chunk).
 
     Side outputs: ``meta`` gets one ``(key, VideoMeta)`` once the whole video
-    decoded cleanly; ``dead_letters`` gets a row for a video that failed. Frames
-    stream out as they are decoded, so a long video is never held whole; frames
-    of a video that fails part-way have no ``meta`` and are dropped where frames
-    and meta are joined. With ``emit_frames=False`` the video is still decoded
-    whole (so a corrupt file is caught here) but only ``meta`` comes out, for
-    stages that read frames themselves (:class:`tubelets.io.frames.VideoFrames`).
+    decoded cleanly; ``dead_letters`` gets a row for a video that failed. Chunks
+    stream out as they are decoded, so a long video is never held whole; chunks
+    of a video that fails part-way have no ``meta`` and are dropped where
+    detections and meta are joined. With ``emit_frames=False`` the video is
+    still decoded whole (so a corrupt file is caught here) but only ``meta``
+    comes out, for stages that read frames themselves
+    (:class:`tubelets.io.frames.VideoFrames`).
     """
 
-    def __init__(self, *, stride: int, fps: float | None, max_size: int | None, emit_frames: bool = True):
+    def __init__(self, *, stride: int, fps: float | None, max_size: int | None, emit_frames: bool = True,
+                 detect_every: int = 1, frames_per_forward: int = 1):
         self._stride = stride
         self._fps = fps
         self._max_size = max_size
         self._emit_frames = emit_frames
+        self._detect_every, self._frames_per_forward = detect_every, frames_per_forward
 
     def setup(self):
         self._videos = Metrics.counter("tubelets", "videos")
@@ -54,17 +61,24 @@ class DecodeVideo(beam.DoFn):
 
     def _decode(self, item) -> Iterator:
         indices: list[int] = []
-        shape = None
-        for position, (source_index, frame) in enumerate(self._frames_of(item)):
-            indices.append(source_index)
-            shape = frame.shape
-            self._frames.inc()
-            if self._emit_frames:
-                yield (item.key, position), frame
-        if shape is None:
+        shapes: list[tuple[int, ...]] = []
+
+        def decoded() -> Iterator[np.ndarray]:
+            for source_index, frame in self._frames_of(item):
+                indices.append(source_index)
+                shapes[:] = [frame.shape]
+                self._frames.inc()
+                yield frame
+
+        if self._emit_frames:
+            for first, chunk in detection_chunks(decoded(), self._detect_every, self._frames_per_forward):
+                yield (item.key, first), chunk
+        else:
+            collections.deque(decoded(), maxlen=0)  # decoded whole, nothing kept
+        if not shapes:
             raise ValueError(f"no frames decoded from {item.url}")
         self._videos.inc()
-        yield beam.pvalue.TaggedOutput(META, (item.key, video_meta(item, indices, shape)))
+        yield beam.pvalue.TaggedOutput(META, (item.key, video_meta(item, indices, shapes[0])))
 
     def _frames_of(self, item) -> Iterator[tuple[int, np.ndarray]]:
         dataset = None if item.source == "video" else self._dataset(item)

@@ -1,9 +1,13 @@
 """Mask R-CNN proposals through Beam's ``RunInference``, keyed by ``(video key, frame)``.
 
-The model handler loads the detector once per worker process (or once per
-machine, shared across processes, on GPU workers), batches frames with Beam's
-``BatchElements``, runs each frame of a batch through the detector on its own
-(so that its detections never depend on its batch-mates) and returns each
+The decoder hands the detector each video's frames in chunks
+(:func:`detection_chunks`): the frames it runs on (``proposals.detect_every``),
+``proposals.frames_per_forward`` consecutive ones a chunk. The model handler
+loads the detector once per worker process (or once per machine, shared
+across processes, on GPU workers), batches chunks with Beam's
+``BatchElements``, runs each chunk of a batch through the detector in a
+forward pass of its own (so that a frame's detections depend on its chunk of
+its own video, never on the batch-mates Beam gives it) and returns each
 frame's detections above the score threshold with masks already run-length
 encoded, so what travels between stages is small. ``detector.precision`` runs
 the backbone under autocast (bfloat16 on a GPU by default).
@@ -11,7 +15,7 @@ the backbone under autocast (bfloat16 on a GPU by default).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -19,7 +23,7 @@ import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from tubelets import masks
-from tubelets.models.inference import detect_each
+from tubelets.models.inference import detect_with_features, frames_to_tensors, model_device
 from tubelets.models.loading import load_detector, resolve_device
 from tubelets.records import FrameDetections
 
@@ -40,7 +44,8 @@ def to_detections(output: Mapping[str, torch.Tensor], score_threshold: float) ->
 
 
 class FrameDetector:
-    """The loaded detector as one call, frames in and ``FrameDetections`` out: the model RunInference holds.
+    """The loaded detector as one call, chunks of frames in and ``FrameDetections`` out: the model RunInference
+    holds.
 
     On a GPU machine RunInference keeps one model for all the SDK processes, in a process of its own, and each
     process reaches it through a proxy that pickles every call's arguments and result. So the whole forward pass
@@ -51,16 +56,25 @@ class FrameDetector:
     def __init__(self, model: torch.nn.Module, precision: str, score_threshold: float):
         self.model, self._precision, self._score_threshold = model, precision, score_threshold
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[FrameDetections]:
-        # A forward pass a frame: Beam batches frames of any videos (keys) together, and a video's tubelets must
-        # not depend on which others ran with it (see detect_each). The batch still saves Beam's per-call overhead.
+    def detect(self, chunks: Sequence[np.ndarray]) -> list[list[FrameDetections]]:
+        """Each ``uint8 [n, H, W, 3]`` chunk's frames' detections, a forward pass a chunk.
+
+        A pass a chunk, not one for Beam's whole batch: Beam batches chunks of any videos (keys) together, and a
+        video's tubelets must not depend on which others ran with it (see ``inference.detect_each``). The batch
+        still saves Beam's per-call overhead.
+        """
+        device = model_device(self.model)
+        found = []
         with torch.inference_mode():
-            outputs = detect_each(self.model, frames, self._precision)
-        return [to_detections(output, self._score_threshold) for output in outputs]
+            for chunk in chunks:
+                outputs, _, _ = detect_with_features(self.model, frames_to_tensors(chunk, device), self._precision)
+                found.append([to_detections(output, self._score_threshold) for output in outputs])
+        return found
 
 
-class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, FrameDetector]):
-    """``RGB uint8 [H, W, 3]`` frames -> ``FrameDetections``, with a Mask R-CNN from a checkpoint."""
+class DetectorModelHandler(ModelHandler[np.ndarray, list, FrameDetector]):
+    """Chunks of ``RGB uint8 [n, H, W, 3]`` frames -> their frames' ``FrameDetections``, with a Mask R-CNN from a
+    checkpoint."""
 
     def __init__(
         self,
@@ -94,11 +108,11 @@ class DetectorModelHandler(ModelHandler[np.ndarray, FrameDetections, FrameDetect
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: FrameDetector, inference_args: Optional[dict] = None
-    ) -> Iterable[FrameDetections]:
+    ) -> Iterable[list[FrameDetections]]:
         return model.detect(list(batch))
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
-        return sum(frame.nbytes for frame in batch)
+        return sum(chunk.nbytes for chunk in batch)
 
     def get_metrics_namespace(self) -> str:
         return "tubelets.proposals"
@@ -109,30 +123,63 @@ def detects_frame(frame: int, detect_every: int) -> bool:
     return frame % detect_every == 0
 
 
-def _frame_detections(keyed) -> tuple[str, FrameDetections]:
-    (video_key, frame), detections = keyed
-    detections.frame = frame
-    return video_key, detections
+def detection_chunks(frames: Iterable[np.ndarray], detect_every: int,
+                     frames_per_forward: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first frame, uint8 [n, H, W, 3])``: the decoded ``frames`` the detector runs on (:func:`detects_frame`),
+    ``frames_per_forward`` consecutive ones a chunk (the last may hold fewer).
+
+    Streaming: a chunk goes out once it is full, so a video is never held whole. Its frames are ``first``,
+    ``first + detect_every``, ... A video's chunks depend on the video and the two settings alone.
+    """
+    chunk: list[np.ndarray] = []
+    first = 0
+    for position, frame in enumerate(frames):
+        if not detects_frame(position, detect_every):
+            continue
+        if not chunk:
+            first = position
+        chunk.append(frame)
+        if len(chunk) == frames_per_forward:
+            yield first, _stacked(chunk)
+            chunk = []
+    if chunk:
+        yield first, _stacked(chunk)
 
 
-def _detected(keyed_frame, detect_every: int) -> bool:
-    (_, frame), _ = keyed_frame
-    return detects_frame(frame, detect_every)
+def video_detections(detector: FrameDetector, frames: Iterable[np.ndarray], detect_every: int,
+                     frames_per_forward: int) -> list[FrameDetections]:
+    """One video's proposals as the pipeline makes them, in this process: the detector's chunks of its decoded
+    ``frames``, each frame's ``FrameDetections`` numbered (for benchmarks' bare loops and oracles)."""
+    found = []
+    for first, chunk in detection_chunks(frames, detect_every, frames_per_forward):
+        (chunk_detections,) = detector.detect([chunk])
+        found += [detections for _, detections in _frame_detections((("", first), chunk_detections), detect_every)]
+    return found
+
+
+def _stacked(frames: list[np.ndarray]) -> np.ndarray:
+    return frames[0][None] if len(frames) == 1 else np.stack(frames)  # one frame: a view, no copy
+
+
+def _frame_detections(keyed, detect_every: int) -> Iterator[tuple[str, FrameDetections]]:
+    (video_key, first), chunk_detections = keyed
+    for offset, detections in enumerate(chunk_detections):
+        detections.frame = first + offset * detect_every
+        yield video_key, detections
 
 
 class ProposeInstances(beam.PTransform):
-    """``((video key, frame), frame)`` -> ``(video key, FrameDetections)`` for every ``detect_every``-th frame."""
+    """``((video key, first frame), chunk)`` of :func:`detection_chunks` -> ``(video key, FrameDetections)`` of
+    each of the chunk's frames."""
 
     def __init__(self, handler: DetectorModelHandler, detect_every: int):
         super().__init__()
         self._handler = handler
         self._detect_every = detect_every
 
-    def expand(self, frames):
-        if self._detect_every > 1:
-            frames = frames | "EveryNthFrame" >> beam.Filter(_detected, self._detect_every)
+    def expand(self, chunks):
         return (
-            frames
+            chunks
             | "RunInference" >> RunInference(KeyedModelHandler(self._handler))
-            | "ByVideo" >> beam.Map(_frame_detections)
+            | "ByVideo" >> beam.FlatMap(_frame_detections, self._detect_every)
         )

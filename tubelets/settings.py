@@ -114,6 +114,7 @@ class Proposals(Section):
     batch_size: Count
     torch_threads: OptionalCount
     detect_every: Count
+    frames_per_forward: Count
 
 
 class Detector(Section):

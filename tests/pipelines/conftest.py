@@ -49,8 +49,8 @@ class Answers(dict):
     """``{frame_digest: FrameDetections}``, weak-referenceable as Beam's model cache needs."""
 
 
-class OracleModelHandler(ModelHandler[np.ndarray, FrameDetections, Answers]):
-    """Frames -> their ground-truth detections, from a ``{frame_digest: FrameDetections}`` table."""
+class OracleModelHandler(ModelHandler[np.ndarray, list, Answers]):
+    """Chunks of frames -> their frames' ground-truth detections, from a ``{frame_digest: FrameDetections}`` table."""
 
     def __init__(self, table: dict[str, FrameDetections]):
         super().__init__()
@@ -61,12 +61,12 @@ class OracleModelHandler(ModelHandler[np.ndarray, FrameDetections, Answers]):
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Answers, inference_args: Optional[dict] = None
-    ) -> Iterable[FrameDetections]:
-        missing = [frame.shape for frame in batch if frame_digest(frame) not in model]
+    ) -> Iterable[list[FrameDetections]]:
+        missing = [frame.shape for chunk in batch for frame in chunk if frame_digest(frame) not in model]
         if missing:
             raise KeyError(f"the oracle knows no frame like these ({missing}): decoded differently?")
         # Copies: ProposeInstances sets .frame on what it gets.
-        return [dataclasses.replace(model[frame_digest(frame)]) for frame in batch]
+        return [[dataclasses.replace(model[frame_digest(frame)]) for frame in chunk] for chunk in batch]
 
 
 @pytest.fixture(scope="session")

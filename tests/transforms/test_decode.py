@@ -14,18 +14,25 @@ from tubelets.transforms.decode import META, DecodeVideo
 from tubelets.transforms.inputs import VideoInput
 
 
-def run_decode(item: VideoInput, **settings) -> tuple[list, list, list]:
-    """``DecodeVideo.process`` on one input, after ``setup()``: (frames, metas, dead-letter rows)."""
+def decode_chunks(item: VideoInput, **settings) -> tuple[list, list, list]:
+    """``DecodeVideo.process`` on one input, after ``setup()``: (chunks, metas, dead-letter rows)."""
     decoder = DecodeVideo(**{"stride": 1, "fps": None, "max_size": None, **settings})
     decoder.setup()
-    frames, metas, dead = [], [], []
+    chunks, metas, dead = [], [], []
     for output in decoder.process(item):
         if isinstance(output, pvalue.TaggedOutput):
             assert output.tag in (META, DEAD_LETTERS)
             (metas if output.tag == META else dead).append(output.value)
         else:
-            frames.append(output)
-    return frames, metas, dead
+            chunks.append(output)
+    return chunks, metas, dead
+
+
+def run_decode(item: VideoInput, **settings) -> tuple[list, list, list]:
+    """:func:`decode_chunks` with the default chunks, a frame each: (``((key, frame), frame)``, metas, dead)."""
+    chunks, metas, dead = decode_chunks(item, **settings)
+    assert all(chunk.shape[0] == 1 for _, chunk in chunks)
+    return [(key, chunk[0]) for key, chunk in chunks], metas, dead
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +79,18 @@ def test_stride_keeps_every_nth_frame_and_records_their_source_indices(decoded, 
     assert [key for key, _ in frames] == [(first_video.key, position) for position in range(len(source))]
     for (_, frame), index in zip(frames, source, strict=True):
         assert np.array_equal(frame, every_frame[index])
+
+
+def test_the_frames_go_out_as_the_detector_takes_them_in_chunks_of_its_own_video(decoded, first_video):
+    every_frame = [frame for _, frame in decoded[0]]
+    chunks, ((_, meta),), dead = decode_chunks(first_video, detect_every=2, frames_per_forward=3)
+    detected = list(range(0, len(every_frame), 2))  # the frames the detector runs on
+    firsts = detected[::3]
+    assert dead == [] and meta == decoded[1][0][1]  # the meta counts every decoded frame
+    assert [key for key, _ in chunks] == [(first_video.key, first) for first in firsts]
+    assert [len(chunk) for _, chunk in chunks] == [len(detected[i:i + 3]) for i in range(0, len(detected), 3)]
+    for (_, first), chunk in chunks:
+        assert all(np.array_equal(frame, every_frame[first + 2 * offset]) for offset, frame in enumerate(chunk))
 
 
 def test_max_size_scales_the_frames_and_the_meta(first_video):

@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that
 from tubelets import masks
 from tubelets.records import FrameDetections
 from tubelets.transforms.proposals import (
-    DetectorModelHandler, FrameDetector, ProposeInstances, detects_frame, to_detections,
+    DetectorModelHandler, FrameDetector, ProposeInstances, detection_chunks, detects_frame, to_detections,
 )
 
 HEIGHT, WIDTH = 48, 64
@@ -73,8 +73,8 @@ def test_an_untrained_detector_gives_one_frame_detections_per_frame(untrained_ha
     model = untrained_handler.load_model()
     assert not model.model.training and next(model.model.parameters()).device.type == "cpu"
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(2)]
-    outputs = list(untrained_handler.run_inference(frames, model))
+    chunks = [rng.integers(0, 256, (1, HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(2)]
+    outputs = [detections for chunk in untrained_handler.run_inference(chunks, model) for detections in chunk]
     assert len(outputs) == 2 and all(isinstance(o, FrameDetections) for o in outputs)
     assert [len(detections) for detections in outputs] == [10, 10]  # seeded random weights: 10 above 0.05
     for detections in outputs:
@@ -88,8 +88,8 @@ def test_an_untrained_detector_gives_one_frame_detections_per_frame(untrained_ha
 
 
 def test_the_handler_sizes_batches_and_stays_per_process_on_the_cpu(untrained_handler):
-    frames = [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 3
-    assert untrained_handler.get_num_bytes(frames) == 3 * HEIGHT * WIDTH * 3
+    chunks = [np.zeros((n, HEIGHT, WIDTH, 3), np.uint8) for n in (1, 2)]
+    assert untrained_handler.get_num_bytes(chunks) == 3 * HEIGHT * WIDTH * 3
     assert untrained_handler.batch_elements_kwargs()["max_batch_size"] == 2
     assert not untrained_handler.share_model_across_processes()
     gpu = DetectorModelHandler(untrained_handler._detector_cfg, device="cuda", precision="auto", batch_size=2)
@@ -134,12 +134,28 @@ def random_frame(seed: int, size: tuple[int, int] = FRAME) -> np.ndarray:
 def test_a_frames_detections_do_not_depend_on_its_batch_mates(handler_and_model, before, after):
     handler, model = handler_and_model
     frame = random_frame(1)
-    (alone,) = handler.run_inference([frame], model)
-    mates = [random_frame(10 + k, size) for k, size in enumerate(before + after)]
-    batch = mates[: len(before)] + [frame] + mates[len(before) :]
+    ((alone,),) = handler.run_inference([frame[None]], model)
+    mates = [random_frame(10 + k, size)[None] for k, size in enumerate(before + after)]
+    batch = mates[: len(before)] + [frame[None]] + mates[len(before) :]
     outputs = list(handler.run_inference(batch, model))
-    assert len(outputs) == len(batch)
-    assert_same_detections(outputs[len(before)], alone)
+    assert len(outputs) == len(batch) and all(len(chunk) == 1 for chunk in outputs)
+    assert_same_detections(outputs[len(before)][0], alone)
+
+
+def test_a_chunk_of_frames_is_one_forward_pass_whatever_its_batch_mates(handler_and_model):
+    handler, model = handler_and_model
+    chunk = np.stack([random_frame(seed) for seed in (1, 2, 3)])
+    calls = []
+    hook = model.model.backbone.register_forward_hook(lambda _module, inputs, _output: calls.append(len(inputs[0])))
+    try:
+        (alone,) = handler.run_inference([chunk], model)
+        (_, beside, _) = handler.run_inference([random_frame(5, PORTRAIT)[None], chunk, random_frame(6)[None]], model)
+    finally:
+        hook.remove()
+    assert calls == [3, 1, 3, 1]  # a pass a chunk: its three frames together
+    assert len(alone) == len(beside) == 3
+    for found, expected in zip(beside, alone):
+        assert_same_detections(found, expected)
 
 
 class BrightnessHandler(ModelHandler):
@@ -149,30 +165,47 @@ class BrightnessHandler(ModelHandler):
         return None
 
     def run_inference(self, batch, model, inference_args=None):
-        return [FrameDetections(-1, np.float32([[0, 0, 2, 2]]), np.float32([0.5]), np.int64([int(f[0, 0, 0])]),
-                                [masks.encode(np.ones((2, 2), np.uint8))]) for f in batch]
+        return [[FrameDetections(-1, np.float32([[0, 0, 2, 2]]), np.float32([0.5]), np.int64([int(f[0, 0, 0])]),
+                                 [masks.encode(np.ones((2, 2), np.uint8))]) for f in chunk] for chunk in batch]
 
 
-def test_propose_instances_keeps_video_and_frame_through_the_batching(pipeline):
-    frames = [((video, t), np.full((2, 2, 3), 10 * k + t, np.uint8)) for k, video in enumerate("ab") for t in range(3)]
+def brightness_frames(length: int) -> dict[str, list[np.ndarray]]:
+    """Frame ``t`` of video ``k`` (``a``, ``b``) is gray at ``10 * k + t``: what BrightnessHandler detects."""
+    return {video: [np.full((2, 2, 3), 10 * k + t, np.uint8) for t in range(length)] for k, video in enumerate("ab")}
+
+
+@pytest.mark.parametrize("detect_every, frames_per_forward, detected", [(1, 1, range(3)), (3, 1, (0, 3, 6)),
+                                                                       (2, 3, (0, 2, 4, 6))])
+def test_propose_instances_numbers_each_chunk_s_frames_of_their_video(pipeline, detect_every, frames_per_forward,
+                                                                      detected):
+    length = max(detected) + 1
+    chunks = [((video, first), chunk) for video, frames in brightness_frames(length).items()
+              for first, chunk in detection_chunks(frames, detect_every, frames_per_forward)]
 
     def check(outputs):
         found = sorted((key, d.frame, int(d.labels[0])) for key, d in outputs)
-        assert found == [(video, t, 10 * k + t) for k, video in enumerate("ab") for t in range(3)]
+        assert found == [(video, t, 10 * k + t) for k, video in enumerate("ab") for t in detected]
 
     with pipeline as p:
-        assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler(), detect_every=1), check)
+        assert_that(p | Create(chunks) | ProposeInstances(BrightnessHandler(), detect_every), check)
 
 
-def test_propose_instances_with_detect_every_runs_the_detector_on_every_nth_frame_only(pipeline):
-    frames = [((video, t), np.full((2, 2, 3), 10 * k + t, np.uint8)) for k, video in enumerate("ab") for t in range(7)]
+def test_detection_chunks_stream_the_detected_frames_a_chunk_at_a_time():
+    frames = [np.full((2, 2, 3), t, np.uint8) for t in range(8)]
+    chunks = list(detection_chunks(iter(frames), detect_every=2, frames_per_forward=3))
+    assert [(first, chunk[:, 0, 0, 0].tolist()) for first, chunk in chunks] == [(0, [0, 2, 4]), (6, [6])]
+    (first, single), _ = list(detection_chunks(frames, 1, 1))[:2]
+    assert single.shape == (1, 2, 2, 3) and np.shares_memory(single, frames[0])  # one frame: a view, no copy
+    taken = []
 
-    def check(outputs):
-        found = sorted((key, d.frame, int(d.labels[0])) for key, d in outputs)
-        assert found == [(video, t, 10 * k + t) for k, video in enumerate("ab") for t in (0, 3, 6)]
+    def decoded():
+        for frame in frames:
+            taken.append(frame)
+            yield frame
 
-    with pipeline as p:
-        assert_that(p | Create(frames) | ProposeInstances(BrightnessHandler(), detect_every=3), check)
+    stream = detection_chunks(decoded(), detect_every=1, frames_per_forward=4)
+    next(stream)
+    assert len(taken) == 4  # the first chunk goes out before the rest is decoded
 
 
 def test_detects_frame_is_the_first_frame_then_every_nth():
@@ -188,7 +221,7 @@ def test_the_detector_runs_at_the_configured_precision(handler_and_model, precis
     seen = []
     hook = model.model.backbone.register_forward_hook(lambda _module, _inputs, output: seen.append(output["0"].dtype))
     try:
-        (detections,) = low.run_inference([random_frame(0)], model)
+        ((detections,),) = low.run_inference([random_frame(0)[None]], model)
     finally:
         hook.remove()
     assert seen == [dtype]  # auto: float32 on the CPU
@@ -208,15 +241,17 @@ def test_a_model_shared_across_processes_gives_what_a_process_of_its_own_does(ha
     torch.save(model.model.state_dict(), weights)
     detector_cfg = {**handler._detector_cfg, "checkpoint": str(weights)}
     settings = {"device": "cpu", "precision": "auto", "batch_size": 2, "torch_threads": 1}
-    frames = [random_frame(seed) for seed in range(3)]
-    expected = DetectorModelHandler(detector_cfg, **settings).load_model().detect(frames)
+    chunks = [random_frame(0)[None], np.stack([random_frame(1), random_frame(2)])]
+    expected = DetectorModelHandler(detector_cfg, **settings).load_model().detect(chunks)
 
     def check(outputs):
         found = dict(outputs)
-        assert sorted(found) == [("v", t) for t in range(3)]
-        for t, detections in enumerate(expected):
-            assert_same_detections(found[("v", t)], detections)
+        assert sorted(found) == [("v", 0), ("v", 1)]
+        for first, chunk in enumerate(expected):
+            assert len(found[("v", first)]) == len(chunk)
+            for got, detections in zip(found[("v", first)], chunk):
+                assert_same_detections(got, detections)
 
     with pipeline as p:
-        keyed = p | Create([(("v", t), frame) for t, frame in enumerate(frames)])
+        keyed = p | Create([(("v", first), chunk) for first, chunk in enumerate(chunks)])
         assert_that(keyed | RunInference(KeyedModelHandler(SharedAsOnAGpu(detector_cfg, **settings))), check)
