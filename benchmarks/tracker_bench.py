@@ -1,7 +1,8 @@
 """IPDT tracking cost: time per frame for 1, 4 and 16 instances against the proposal stage, and peak memory.
 
-1. *timing*: one Shapes-VIS video; the detector's time per frame (``detect``
-   in batches of ``proposals.batch_size``, as the pipeline runs it), then the
+1. *timing*: one Shapes-VIS video; the detector's time per frame (``detect``,
+   a pass a chunk of ``proposals.frames_per_forward`` frames at
+   ``detector.precision``, as the pipeline runs it), then the
    ``ipdt`` tracker's time per frame following N instances (N proposals in
    frame 0, the confidence floor off so all N stay followed to the end).
 2. *memory*: a 600-frame video (Shapes-VIS videos concatenated, written as an
@@ -83,12 +84,14 @@ def timing(cfg: dict, seed: int, size: tuple[int, int] = (256, 192)) -> dict:
     followed = {"min_confidence": 0.0, "max_lost": 10**6, "max_unconfirmed": None}
     tracker_cfg = {**cfg["tracker"], "ipdt": {**cfg["tracker"]["ipdt"], **followed}}
     tracker = build_tracker("ipdt", tracker_cfg)
-    batch = int(cfg["proposals"]["batch_size"])
-    detect(tracker.detector, frames[:batch])  # warm-up
+    # As the pipeline: a forward pass a chunk of proposals.frames_per_forward frames, the backbone at
+    # detector.precision.
+    chunk, precision = int(cfg["proposals"]["frames_per_forward"]), cfg["detector"]["precision"]
+    detect(tracker.detector, frames[:chunk], precision)  # warm-up
     _synchronize()
     started = time.perf_counter()
-    for start in range(0, len(frames), batch):
-        detect(tracker.detector, frames[start : start + batch])
+    for start in range(0, len(frames), chunk):
+        detect(tracker.detector, frames[start : start + chunk], precision)
     _synchronize()
     result = {"frames": len(frames), "size": f"{video.width}x{video.height}",
               "proposal_ms_per_frame": 1000 * (time.perf_counter() - started) / len(frames)}
