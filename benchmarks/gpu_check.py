@@ -236,8 +236,8 @@ def read_prepare(output: str, ctx: Context) -> Reading:
 
 
 def gpu_test_files() -> list[str]:
-    """The test files that hold a ``@pytest.mark.gpu`` test."""
-    return sorted(str(path) for path in (REPO / "tests").rglob("test_*.py") if "@pytest.mark.gpu" in path.read_text())
+    """The test files that hold a test marked ``gpu`` (a decorator, or a parameter's ``marks``)."""
+    return sorted(str(path) for path in (REPO / "tests").rglob("test_*.py") if "pytest.mark.gpu" in path.read_text())
 
 
 def gpu_tests_command(ctx: Context) -> list[str]:

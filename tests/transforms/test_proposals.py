@@ -255,3 +255,29 @@ def test_a_model_shared_across_processes_gives_what_a_process_of_its_own_does(ha
     with pipeline as p:
         keyed = p | Create([(("v", first), chunk) for first, chunk in enumerate(chunks)])
         assert_that(keyed | RunInference(KeyedModelHandler(SharedAsOnAGpu(detector_cfg, **settings))), check)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["float32", "auto"])
+def test_on_a_gpu_the_shared_detector_finds_what_the_cpu_finds(handler_and_model, pipeline, tmp_path, precision):
+    handler, model = handler_and_model
+    weights = tmp_path / "detector.pt"
+    torch.save(model.model.state_dict(), weights)
+    detector_cfg = {**handler._detector_cfg, "checkpoint": str(weights)}
+    chunks = [np.stack([random_frame(1), random_frame(2)])]
+    on_cpu = DetectorModelHandler(detector_cfg, device="cpu", precision="float32", batch_size=2).load_model()
+    expected = on_cpu.detect(chunks)[0]
+    on_gpu = DetectorModelHandler(detector_cfg, device="cuda", precision=precision, batch_size=2)
+    assert on_gpu.share_model_across_processes()
+
+    def check(outputs):
+        (found,) = dict(outputs).values()
+        assert len(found) == len(expected) == 2
+        for got, wanted in zip(found, expected):
+            assert len(got) > 0
+            if precision == "float32":  # the same arithmetic on another device: the best boxes agree
+                np.testing.assert_allclose(got.boxes[:5], wanted.boxes[:5], atol=0.5)
+
+    with pipeline as p:
+        assert_that(p | Create([(("v", 0), chunks[0])]) | RunInference(KeyedModelHandler(on_gpu)), check)
