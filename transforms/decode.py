@@ -61,12 +61,13 @@ class DecodeVideo(beam.DoFn):
 
     def _decode(self, item) -> Iterator:
         indices: list[int] = []
-        shapes: list[tuple[int, ...]] = []
+        shape = None
 
         def decoded() -> Iterator[np.ndarray]:
+            nonlocal shape
             for source_index, frame in self._frames_of(item):
                 indices.append(source_index)
-                shapes[:] = [frame.shape]
+                shape = frame.shape
                 self._frames.inc()
                 yield frame
 
@@ -75,10 +76,10 @@ class DecodeVideo(beam.DoFn):
                 yield (item.key, first), chunk
         else:
             collections.deque(decoded(), maxlen=0)  # decoded whole, nothing kept
-        if not shapes:
+        if shape is None:
             raise ValueError(f"no frames decoded from {item.url}")
         self._videos.inc()
-        yield beam.pvalue.TaggedOutput(META, (item.key, video_meta(item, indices, shapes[0])))
+        yield beam.pvalue.TaggedOutput(META, (item.key, video_meta(item, indices, shape)))
 
     def _frames_of(self, item) -> Iterator[tuple[int, np.ndarray]]:
         dataset = None if item.source == "video" else self._dataset(item)
