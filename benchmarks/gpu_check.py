@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import os
 import re
@@ -849,16 +848,16 @@ def child_detector(spec: dict) -> None:
         model, _ = load_detector(load_config(PRESET, run["overrides"]))
         device = model_device(model)
         frames = first_frames(run["url"], spec["frames"])
-        modes = {"a forward pass a frame (as the pipeline)":
-                 (1, lambda chunk, precision: detect_each(model, chunk, precision)),
-                 f"batches of {spec['batch']}":
-                 (spec["batch"], lambda chunk, precision: detect_with_features(
-                     model, frames_to_tensors(chunk, device), precision))}
         for precision in DETECTOR_PRECISIONS:
+            modes = {"a forward pass a frame (as the pipeline)":
+                     (1, lambda chunk: detect_each(model, chunk, precision)),
+                     f"batches of {spec['batch']}":
+                     (spec["batch"], lambda chunk: detect_with_features(model, frames_to_tensors(chunk, device),
+                                                                        precision))}
             for mode, (size, call) in modes.items():
                 chunks = [frames[i:i + size] for i in range(0, len(frames), size)]
                 with torch.inference_mode():
-                    seconds, peak = timed_passes(functools.partial(call, precision=precision), chunks, device)
+                    seconds, peak = timed_passes(call, chunks, device)
                 print(json.dumps({"label": run["label"], "mode": f"{mode}, {precision}", "frames": len(frames),
                                   "seconds": seconds, "gpu_peak_mib": peak}), flush=True)
 

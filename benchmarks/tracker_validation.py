@@ -49,7 +49,6 @@ from tubelets.config import load_config
 from tubelets.io.dataset import YouTubeVISDataset
 from tubelets.metrics.vis import evaluate
 from tubelets.metrics.vis_diagnosis import diagnose
-from tubelets.models.loading import load_detector
 from tubelets.models.trackers import build_tracker
 from tubelets.models.tubelet_scoring import scorer_from_config
 from tubelets.models.video_tracking import track_video
@@ -77,12 +76,11 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     Each video is decoded once for the detector and every tracker; the
     detector's proposals are cached per detector checkpoint under ``folder``.
     """
-    _, info = load_detector(config)
     detector = detector_handler(config).load_model()
     every, per_forward = config["proposals"]["detect_every"], config["proposals"]["frames_per_forward"]
     # As the pipeline: a forward pass a chunk of the frames it detects ("-each": a frame a pass, every frame).
     chunking = "each" if (every, per_forward) == (1, 1) else f"every{every}-chunks{per_forward}"
-    cache = folder / f"proposals-{info.checkpoint_id}-{chunking}.pkl"
+    cache = folder / f"proposals-{detector.info.checkpoint_id}-{chunking}.pkl"
     proposals = pickle.loads(cache.read_bytes()) if cache.exists() else {}
     built = {name: build_tracker(name, config["tracker"]) for name in trackers}
     scorer = scorer_from_config(config["scoring"])

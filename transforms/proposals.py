@@ -24,7 +24,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 
 from tubelets import masks
 from tubelets.models.inference import detect_with_features, frames_to_tensors, model_device
-from tubelets.models.loading import load_detector, resolve_device
+from tubelets.models.loading import CheckpointInfo, load_detector, resolve_device
 from tubelets.records import FrameDetections
 
 MASK_THRESHOLD = 0.5
@@ -53,8 +53,10 @@ class FrameDetector:
     generator or tensors on the device.
     """
 
-    def __init__(self, model: torch.nn.Module, precision: str, score_threshold: float):
+    def __init__(self, model: torch.nn.Module, precision: str, score_threshold: float,
+                 info: CheckpointInfo | None = None):
         self.model, self._precision, self._score_threshold = model, precision, score_threshold
+        self.info = info  # the checkpoint the model came from (load_detector's)
 
     def detect(self, chunks: Sequence[np.ndarray]) -> list[list[FrameDetections]]:
         """Each ``uint8 [n, H, W, 3]`` chunk's frames' detections, a forward pass a chunk.
@@ -103,8 +105,8 @@ class DetectorModelHandler(ModelHandler[np.ndarray, list, FrameDetector]):
     def load_model(self) -> FrameDetector:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
-        model, _ = load_detector({"detector": {**self._detector_cfg, "device": self._device}})
-        return FrameDetector(model, self._precision, self._score_threshold)
+        model, info = load_detector({"detector": {**self._detector_cfg, "device": self._device}})
+        return FrameDetector(model, self._precision, self._score_threshold, info)
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: FrameDetector, inference_args: Optional[dict] = None
@@ -153,7 +155,7 @@ def video_detections(detector: FrameDetector, frames: Iterable[np.ndarray], dete
     found = []
     for first, chunk in detection_chunks(frames, detect_every, frames_per_forward):
         (chunk_detections,) = detector.detect([chunk])
-        found += [detections for _, detections in _frame_detections((("", first), chunk_detections), detect_every)]
+        found += _numbered(chunk_detections, first, detect_every)
     return found
 
 
@@ -161,10 +163,16 @@ def _stacked(frames: list[np.ndarray]) -> np.ndarray:
     return frames[0][None] if len(frames) == 1 else np.stack(frames)  # one frame: a view, no copy
 
 
-def _frame_detections(keyed, detect_every: int) -> Iterator[tuple[str, FrameDetections]]:
-    (video_key, first), chunk_detections = keyed
+def _numbered(chunk_detections: list[FrameDetections], first: int, detect_every: int) -> list[FrameDetections]:
+    """A chunk's detections with their frames set: ``first``, ``first + detect_every``, ..."""
     for offset, detections in enumerate(chunk_detections):
         detections.frame = first + offset * detect_every
+    return chunk_detections
+
+
+def _frame_detections(keyed, detect_every: int) -> Iterator[tuple[str, FrameDetections]]:
+    (video_key, first), chunk_detections = keyed
+    for detections in _numbered(chunk_detections, first, detect_every):
         yield video_key, detections
 
 
