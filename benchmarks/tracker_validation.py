@@ -18,9 +18,10 @@ tubelets) and the paired bootstrap intervals of ``ablation_significance.py``::
         [--set KEY=VALUE ...] [--results-dir DIR]
 
 About 20 minutes on 2 cores for the default 2 x 100 videos. ``--seed`` and
-``--hard-seed`` take comma-separated lists (``--seed 90,92``); with more than
-two sets the intervals are also computed over all their videos pooled (``all
-N sets``). ``--set`` overrides go to every tracker (e.g.
+``--hard-seed`` take comma-separated lists (``--seed 90,92``); the intervals
+are also computed over the pooled videos of each difficulty with several sets
+(``default, 3 sets``) and, with more than two sets, of all of them (``all N
+sets``). ``--set`` overrides go to every tracker (e.g.
 ``tracker.ipdt.checkpoint=...``); ``--set proposals.detect_every=N`` keeps the
 cached proposals of every N-th frame only, as the pipeline would detect them.
 """
@@ -58,6 +59,7 @@ from tubelets.transforms.proposals import video_detections
 from tubelets.transforms.tracking import assemble_video
 from tubelets.tubelet_rows import tubelets_to_results
 
+HARD_SUFFIX = " hard"  # ends the name of a --hard set
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
 
@@ -162,7 +164,26 @@ def validation_sets(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
     for seed, hard in [(seed, False) for seed in args.seed] + [(seed, True) for seed in args.hard_seed]:
         folder = synthesize(Path(args.work) / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos,
                             seed, ["--hard"] if hard else [])
-        yield f"seed {seed}{' hard' if hard else ''}", folder
+        yield f"seed {seed}{HARD_SUFFIX if hard else ''}", folder
+
+
+def pooled_rows(scored: list[tuple[bool, dict, dict[str, list]]], samples: int) -> list[str]:
+    """The bootstrap rows over the pooled videos of each difficulty with several sets, and of all sets.
+
+    ``scored``: ``(hard, ground truth, {tracker: results})`` per set. A
+    difficulty's own pool is what a per-difficulty claim rests on (the issue's
+    60 videos per difficulty); the pool of all sets is added when it is not
+    the same as one of them.
+    """
+    rows, pools = [], []
+    for hard, name in [(False, "default"), (True, "hard")]:
+        sets = [(gt, results) for is_hard, gt, results in scored if is_hard == hard]
+        if len(sets) > 1:
+            pools.append(len(sets))
+            rows += significance_rows(f"{name}, {len(sets)} sets", *pool_sets(sets), samples)
+    if len(scored) > 2 and len(scored) not in pools:
+        rows += significance_rows(f"all {len(scored)} sets", *pool_sets([s[1:] for s in scored]), samples)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,9 +218,8 @@ def compare_sets(args: argparse.Namespace, config: dict, results_dir: Path | Non
             report.append(table_row(set_name, tracker, gt, results[tracker], run.seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
         significance += significance_rows(set_name, gt, results, args.samples)
-        scored.append((gt, results))
-    if len(scored) > 2:
-        significance += significance_rows(f"all {len(scored)} sets", *pool_sets(scored), args.samples)
+        scored.append((set_name.endswith(HARD_SUFFIX), gt, results))
+    significance += pooled_rows(scored, args.samples)
     print("\n".join(report))
     print()
     print("\n".join([SIGNIFICANCE_HEADER, separator(SIGNIFICANCE_HEADER), *significance]))
