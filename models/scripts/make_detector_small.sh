@@ -8,10 +8,13 @@
 # (20 videos, seed 1234) sets, trains the `small` preset with the configs/detector_small.yaml recipe
 # (stage 1: JPEG frames from scratch), then continues on the decoded mp4 frames of the first 400
 # training videos (stage 2: the frames the pipeline sees, H.264 rather than JPEG), fine-tunes
-# on 400 `--hard` videos (stage 3: blur, flicker, noise and more clutter, seed 6), evaluates
-# per-frame mask AP on the held-out mp4s, and copies the checkpoint into the package. Seeded:
-# the same machine gives the same weights. The tracker checkpoints are tied to the detector's
-# weights: retrain them afterwards (see their model cards).
+# on 400 `--hard` videos (stage 3: blur, flicker, noise and more clutter, seed 6), trains two more
+# stages on fresh default and `--hard` videos together (stages 4 and 5: seeds 21/22 and 23/24, 55
+# minutes each on a wall-clock budget), evaluates per-frame mask AP on the held-out mp4s, and copies
+# the checkpoint into the package. Stages 1-3 are seeded (the same machine gives the same weights);
+# stages 4 and 5 stop at their time budget, so a faster machine takes more steps. About 195 CPU
+# minutes. The tracker and scorer checkpoints are tied to the detector's weights: retrain them
+# afterwards (see their model cards).
 set -euo pipefail
 
 WORK="${1:-/tmp/detector-small}"
@@ -33,10 +36,24 @@ time "$TUBELETS" train detector "$WORK/shapes-train-mp4" "$WORK/detector-small-s
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
 "$TUBELETS" synth "$WORK/shapes-train-hard" --videos 400 --seed 6 --hard
 "$TUBELETS" synth "$WORK/shapes-eval-hard-mp4" --videos 20 --seed 1234 --hard
-time "$TUBELETS" train detector "$WORK/shapes-train-hard" "$WORK/detector-small.pt" \
+time "$TUBELETS" train detector "$WORK/shapes-train-hard" "$WORK/detector-small-stage3.pt" \
     --config detector_small --threads "$THREADS" --steps 2500 \
     --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage2.pt" \
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
+previous="$WORK/detector-small-stage3.pt"
+for stage in 4 5; do  # fresh seeds each stage: 21/22, then 23/24
+    seed=$((2 * stage + 13))
+    "$TUBELETS" synth "$WORK/stage$stage-default" --videos 300 --seed "$seed"
+    "$TUBELETS" synth "$WORK/stage$stage-hard" --videos 300 --seed $((seed + 1)) --hard
+    out="$WORK/detector-small-stage$stage.pt"
+    [ "$stage" = 5 ] && out="$WORK/detector-small.pt"
+    time "$TUBELETS" train detector "$WORK/stage$stage-default" "$WORK/stage$stage-hard" "$out" \
+        --config detector_small --threads "$THREADS" --steps 9000 --max-seconds 3300 \
+        --set train_detector.source=video --set train_detector.init_from="$previous" \
+        --set train_detector.lr=0.0003 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2 \
+        --set train_detector.release=true
+    previous="$out"
+done
 for set in shapes-eval-mp4 shapes-eval-hard-mp4; do
     "$TUBELETS" evaluate-detector "$WORK/$set" --config detector_small --source video \
         --checkpoint "$WORK/detector-small.pt" --threads "$THREADS" | tee "$WORK/eval-$set.json"

@@ -9,7 +9,7 @@
 # and scored by the shipped detector and ipdt tracker with the shapes-vis preset and the learned
 # score off; the scorer is fitted on their tubelets; then two held-out sets (30 videos each, seeds
 # 3001 and 3002 --hard) are evaluated with the mean detector score and with the new scorer. Runs
-# already in WORK_FOLDER are kept, not redone. About 40 CPU minutes on 2 cores.
+# already in WORK_FOLDER are kept, not redone. About 12 minutes on 2 cores.
 set -euo pipefail
 
 WORK="${1:-/tmp/scorer-small}"
