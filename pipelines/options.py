@@ -1,8 +1,10 @@
 """Beam options for tubelets' pipelines: the runner is always named.
 
-Recent Beam, given no runner, first tries to download the Prism runner binary;
-a tubelets run names ``DirectRunner`` unless the user names another, in
-multi-process mode so that a laptop's cores all work. ``--runner dask`` names
+Recent Beam, given no runner or ``DirectRunner``, first tries to download the
+Prism runner binary; a tubelets run names ``DirectRunner`` unless the user names
+another, in multi-process mode so that a laptop's cores all work, and runs it
+on :class:`~tubelets.pipelines.local_runner.LocalRunner` (the FnApiRunner
+``DirectRunner`` falls back to, without trying Prism). ``--runner dask`` names
 Beam's Dask runner (the ``dask`` extra), on a LocalCluster this process starts,
 or on the scheduler ``--dask-address HOST:PORT`` names. Beam drops a flag that
 no options class knows with a log line only ("Discarding unparseable args"), so

@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tubelets.pipelines.local_runner import new_pipeline
 from tubelets.runs import video_file_stem
 from tubelets.transforms.portable import join_leaves
 
@@ -97,7 +98,7 @@ def run_to_end(spec, options: PipelineOptions, build: Callable, test_pipeline: O
     started = time.monotonic()
     measured = []
     for wave in waves(spec, 0 if test_pipeline is not None else wave_videos):
-        pipeline = test_pipeline or beam.Pipeline(options=options)
+        pipeline = test_pipeline or new_pipeline(options)
         build(pipeline, wave)
         join_leaves(pipeline)
         result = pipeline.run()
