@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, NamedTuple
 
 import torch
 from ablation import separator
@@ -59,7 +59,6 @@ from tubelets.transforms.proposals import video_detections
 from tubelets.transforms.tracking import assemble_video
 from tubelets.tubelet_rows import tubelets_to_results
 
-HARD_SUFFIX = " hard"  # ends the name of a --hard set
 HEADER = "| set | tracker | AP | AP50 | AP75 | AR1 | AR10 | AP, oracle scores + classes | missed | extra | split | s |"
 
 
@@ -159,12 +158,18 @@ def add_set_arguments(parser: argparse.ArgumentParser, seeds: list[int], hard_se
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 
-def validation_sets(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
-    """``(name, folder)`` of each set of ``args``, the default ones first, each generated unless it is there."""
+class ValidationSet(NamedTuple):
+    name: str  # "seed 90", "seed 91 hard": its rows in the tables
+    folder: Path
+    hard: bool  # generated with --hard
+
+
+def validation_sets(args: argparse.Namespace) -> Iterator[ValidationSet]:
+    """Each set of ``args``, the default ones first, each generated unless it is there."""
     for seed, hard in [(seed, False) for seed in args.seed] + [(seed, True) for seed in args.hard_seed]:
         folder = synthesize(Path(args.work) / f"shapes-{seed}-{args.videos}{'-hard' if hard else ''}", args.videos,
                             seed, ["--hard"] if hard else [])
-        yield f"seed {seed}{HARD_SUFFIX if hard else ''}", folder
+        yield ValidationSet(f"seed {seed}{' hard' if hard else ''}", folder, hard)
 
 
 def pooled_rows(scored: list[tuple[bool, dict, dict[str, list]]], samples: int) -> list[str]:
@@ -173,15 +178,14 @@ def pooled_rows(scored: list[tuple[bool, dict, dict[str, list]]], samples: int) 
     ``scored``: ``(hard, ground truth, {tracker: results})`` per set. A
     difficulty's own pool is what a per-difficulty claim rests on (the issue's
     60 videos per difficulty); the pool of all sets is added when it is not
-    the same as one of them.
+    the same as one of them (the sets are of both difficulties).
     """
-    rows, pools = [], []
+    rows = []
     for hard, name in [(False, "default"), (True, "hard")]:
         sets = [(gt, results) for is_hard, gt, results in scored if is_hard == hard]
         if len(sets) > 1:
-            pools.append(len(sets))
             rows += significance_rows(f"{name}, {len(sets)} sets", *pool_sets(sets), samples)
-    if len(scored) > 2 and len(scored) not in pools:
+    if len(scored) > 2 and len({hard for hard, _, _ in scored}) == 2:
         rows += significance_rows(f"all {len(scored)} sets", *pool_sets([s[1:] for s in scored]), samples)
     return rows
 
@@ -207,7 +211,7 @@ def compare_sets(args: argparse.Namespace, config: dict, results_dir: Path | Non
     """
     report = [HEADER, separator(HEADER)]
     significance, scored = [], []
-    for set_name, folder in validation_sets(args):
+    for set_name, folder, hard in validation_sets(args):
         dataset, gt = YouTubeVISDataset(str(folder)), json.loads((folder / "instances.json").read_text())
         with around_set(set_name, dataset) if around_set else contextlib.nullcontext():
             run = run_set(dataset, config, folder, args.trackers.split(","))
@@ -218,7 +222,7 @@ def compare_sets(args: argparse.Namespace, config: dict, results_dir: Path | Non
             report.append(table_row(set_name, tracker, gt, results[tracker], run.seconds[tracker]))
             print(report[-1], file=sys.stderr, flush=True)
         significance += significance_rows(set_name, gt, results, args.samples)
-        scored.append((set_name.endswith(HARD_SUFFIX), gt, results))
+        scored.append((hard, gt, results))
     significance += pooled_rows(scored, args.samples)
     print("\n".join(report))
     print()

@@ -35,6 +35,5 @@ class LocalRunner(PipelineRunner):
 
 def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """A pipeline on the runner ``options`` name, :class:`LocalRunner` where that is ``DirectRunner``."""
-    runner = options.view_as(StandardOptions).runner
-    local = runner is not None and str(runner).lower() in DIRECT_RUNNER_NAMES
+    local = str(options.view_as(StandardOptions).runner or "").lower() in DIRECT_RUNNER_NAMES
     return beam.Pipeline(runner=LocalRunner() if local else None, options=options)

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     print(HEADER)
     print(separator(HEADER))
     total = Missed()
-    for set_name, folder in validation_sets(args):
+    for set_name, folder, _ in validation_sets(args):
         run = run_set(YouTubeVISDataset(str(folder)), config, folder, args.trackers.split(","))
         counts = count_set(json.loads((folder / "instances.json").read_text()), run.results, run.proposals)
         total.add(counts)

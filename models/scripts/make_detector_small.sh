@@ -41,19 +41,18 @@ time "$TUBELETS" train detector "$WORK/shapes-train-hard" "$WORK/detector-small-
     --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage2.pt" \
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
 previous="$WORK/detector-small-stage3.pt"
-for stage in 4 5; do  # fresh seeds each stage: 21/22, then 23/24
-    seed=$((2 * stage + 13))
+for stage_seeds in "4 21 22" "5 23 24"; do  # each stage on its own fresh videos: default seed, --hard seed
+    read -r stage seed hard_seed <<< "$stage_seeds"
     "$TUBELETS" synth "$WORK/stage$stage-default" --videos 300 --seed "$seed"
-    "$TUBELETS" synth "$WORK/stage$stage-hard" --videos 300 --seed $((seed + 1)) --hard
-    out="$WORK/detector-small-stage$stage.pt"
-    [ "$stage" = 5 ] && out="$WORK/detector-small.pt"
-    time "$TUBELETS" train detector "$WORK/stage$stage-default" "$WORK/stage$stage-hard" "$out" \
-        --config detector_small --threads "$THREADS" --steps 9000 --max-seconds 3300 \
+    "$TUBELETS" synth "$WORK/stage$stage-hard" --videos 300 --seed "$hard_seed" --hard
+    time "$TUBELETS" train detector "$WORK/stage$stage-default" "$WORK/stage$stage-hard" \
+        "$WORK/detector-small-stage$stage.pt" --config detector_small --threads "$THREADS" --steps 9000 --max-seconds 3300 \
         --set train_detector.source=video --set train_detector.init_from="$previous" \
         --set train_detector.lr=0.0003 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2 \
         --set train_detector.release=true
-    previous="$out"
+    previous="$WORK/detector-small-stage$stage.pt"
 done
+cp "$previous" "$WORK/detector-small.pt"
 for set in shapes-eval-mp4 shapes-eval-hard-mp4; do
     "$TUBELETS" evaluate-detector "$WORK/$set" --config detector_small --source video \
         --checkpoint "$WORK/detector-small.pt" --threads "$THREADS" | tee "$WORK/eval-$set.json"
