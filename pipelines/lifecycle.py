@@ -32,6 +32,7 @@ import tubelets
 from tubelets import logs, runs
 from tubelets.config import config_hash
 from tubelets.errors import EXIT_COMPLETE, ConfigError, RunFailedError, TooManyFailedInputs
+from tubelets.pipelines.local_runner import remove_temp_folders
 from tubelets.pipelines.runner import run_to_end
 from tubelets.progress import run_progress
 from tubelets.tables import utc_now
@@ -241,6 +242,7 @@ def interrupts_end_the_run(spec, command: str, argv: Sequence[str]) -> Iterator[
             signal.signal(each, leave_now)
         name = signal.Signals(signum).name
         stop_child_processes()
+        remove_temp_folders()
         with contextlib.suppress(Exception):
             runs.update_manifest(spec.output_url, spec.run_id, status=runs.INTERRUPTED,
                                  reason=f"{name} at {utc_now().isoformat()}", ended_at=utc_now().isoformat(),

@@ -13,6 +13,9 @@ honours ``--direct_running_mode`` and ``--direct_num_workers`` as before.
 
 from __future__ import annotations
 
+import shutil
+import weakref
+
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
@@ -36,4 +39,20 @@ class LocalRunner(PipelineRunner):
 def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """A pipeline on the runner ``options`` name, :class:`LocalRunner` where that is ``DirectRunner``."""
     local = str(options.view_as(StandardOptions).runner or "").lower() in DIRECT_RUNNER_NAMES
-    return beam.Pipeline(runner=LocalRunner() if local else None, options=options)
+    pipeline = beam.Pipeline(runner=LocalRunner() if local else None, options=options)
+    _MADE.add(pipeline)
+    return pipeline
+
+
+# The pipelines new_pipeline made that are still alive: remove_temp_folders finds their temp folders.
+_MADE: weakref.WeakSet = weakref.WeakSet()
+
+
+def remove_temp_folders() -> None:
+    """Remove the local temp folder (``beam-pipeline-temp*``) of each pipeline :func:`new_pipeline` made.
+
+    Beam makes that folder when the pipeline is built and removes it when ``run()``
+    returns; a run ended by a signal leaves through ``os._exit`` and never gets there.
+    """
+    for pipeline in list(_MADE):
+        shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)

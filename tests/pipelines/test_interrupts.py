@@ -17,13 +17,13 @@ pytestmark = pytest.mark.slow
 QUICK = ["--tracker", "iou", "--set", "proposals.torch_threads=1"]
 
 
-def launch(clips_glob: str, output: str, run_id: str) -> subprocess.Popen:
+def launch(clips_glob: str, output: str, run_id: str, temp: str) -> subprocess.Popen:
     """``tubelets segment`` with the shipped detector and two worker processes, as a user runs it (the iou
-    tracker: the cheapest, the life cycle is the same for every tracker)."""
+    tracker: the cheapest, the life cycle is the same for every tracker), its temp files in ``temp``."""
     command = [sys.executable, "-m", "tubelets.cli", "segment", clips_glob, output, "--run-id", run_id,
                "--direct_num_workers=2", *QUICK]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": temp})
 
 
 def wait_until_running(process: subprocess.Popen, output: str, run_id: str) -> list[psutil.Process]:
@@ -40,8 +40,9 @@ def wait_until_running(process: subprocess.Popen, output: str, run_id: str) -> l
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_ends_the_run_and_its_workers_within_seconds_in_one_line(shapes_url, tmp_path, signum):
-    output = str(tmp_path)
-    process = launch(f"{shapes_url}/videos/*.mp4", output, "stopped")
+    output, temp = str(tmp_path / "out"), tmp_path / "temp"
+    temp.mkdir()
+    process = launch(f"{shapes_url}/videos/*.mp4", output, "stopped", str(temp))
     children = wait_until_running(process, output, "stopped")
     time.sleep(1.0)
     sent = time.monotonic()
@@ -55,6 +56,7 @@ def test_a_signal_ends_the_run_and_its_workers_within_seconds_in_one_line(shapes
     assert lines[0].endswith("--resume stopped")
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []  # no worker outlives the run
+    assert not list(temp.glob("beam-pipeline-temp*"))  # nor Beam's temp folder: nightly runs would fill /tmp
     manifest = runs.read_manifest(output, "stopped")
     assert manifest["status"] == "interrupted" and manifest["resume"].endswith("--resume stopped")
     assert "stopped" not in tables.read_table(output, "tubelets").column("run_id").to_pylist()
@@ -62,7 +64,7 @@ def test_a_signal_ends_the_run_and_its_workers_within_seconds_in_one_line(shapes
 
 def test_an_interrupted_run_resumes_to_what_an_uninterrupted_run_writes(shapes_url, tmp_path, capsys):
     output, clips = str(tmp_path), f"{shapes_url}/videos/*.mp4"
-    process = launch(clips, output, "cut")
+    process = launch(clips, output, "cut", str(tmp_path))
     wait_until_running(process, output, "cut")
     time.sleep(4.0)
     process.send_signal(signal.SIGINT)

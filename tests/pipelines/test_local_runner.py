@@ -6,7 +6,7 @@ from tubelets.pipelines.local_runner import LocalRunner, new_pipeline
 from tubelets.pipelines.options import pipeline_options
 
 
-def test_a_direct_run_never_starts_a_job_server_for_prism_and_honours_the_worker_flags(monkeypatch):
+def test_a_direct_run_never_starts_a_job_server_for_prism_and_honours_the_worker_flags(monkeypatch, temp_folder):
     started = []
     monkeypatch.setattr(job_server.SubprocessJobServer, "start", lambda server: started.append(server) or 1 / 0)
     options = pipeline_options(["--direct_num_workers=2"])
@@ -15,6 +15,7 @@ def test_a_direct_run_never_starts_a_job_server_for_prism_and_honours_the_worker
     with pipeline as p:
         assert_that(p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 10), equal_to([10, 20, 30]))
     assert started == []  # Beam's DirectRunner starts Prism's job server first (and fetches its binary)
+    assert list(temp_folder.iterdir()) == []  # a run leaves nothing in the temp folder
 
 
 def test_another_runner_is_left_to_beam():
