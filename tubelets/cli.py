@@ -133,10 +133,11 @@ def _add_synth(commands) -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--hard", action="store_true", help="more objects, longer videos, blur, flicker, fast motion")
-    parser.add_argument("--domain", choices=("source", "shifted"), default="source",
-                        help="source: the look every shipped model was trained on; shifted: the same scenes (same "
-                        "annotations for a seed) in another look: washed-out hues, woven ground, uneven light, blur, "
-                        "noise, heavy JPEG (for domain adaptation)")
+    parser.add_argument("--domain", choices=("source", "shifted", "varied"), default="source",
+                        help="source: the plain Shapes-VIS look; shifted: the same scenes (same annotations for a "
+                        "seed) in another look: washed-out hues, woven ground, uneven light, blur, noise, heavy JPEG "
+                        "(for domain adaptation; no shipped model is trained on it); varied: each video its own "
+                        "milder camera, palette, light, texture and compression (training variety)")
     parser.add_argument("--layout", choices=("youtube-vis", "davis"), default="youtube-vis",
                         help="youtube-vis: instances.json + JPEGImages/ + videos/; davis: JPEGImages/480p/, "
                         "Annotations/480p/ (palette PNGs), ImageSets/2017/val.txt + videos/ (same videos for a seed)")

@@ -180,6 +180,23 @@ DOMAINS: dict[str, DomainSpec | None] = {
         sensor_noise=(4.0, 8.0),
         jpeg_quality=(20, 40),
     ),
+    # Training variety, not a test look: each video a camera of its own around the source look, any hue
+    # turn, milder than "shifted" on every other axis (saturation, exposure, texture, blur, noise and JPEG
+    # stop short of its ranges), so "shifted" stays a look no model has been trained on.
+    "varied": DomainSpec(
+        saturation=(0.65, 1.3),
+        hue_rotation=(-3.1416, 3.1416),
+        white_balance=(1.0, 1.0, 1.0),
+        white_balance_jitter=0.1,
+        exposure=(0.92, 1.2),
+        light_gradient=(0.0, 0.3),
+        vignette=(0.0, 0.25),
+        texture_contrast=(0.0, 15.0),
+        texture_period_px=(4.0, 16.0),
+        blur=(0.0, 0.5),
+        sensor_noise=(0.0, 3.5),
+        jpeg_quality=(50, 95),
+    ),
 }
 
 

@@ -97,3 +97,13 @@ def test_the_cli_offers_every_domain_of_the_spec():
     synth = build_parser()._subparsers._group_actions[0].choices["synth"]
     choices = next(a.choices for a in synth._actions if a.dest == "domain")
     assert tuple(choices) == tuple(spec.DOMAINS)
+
+
+def test_the_training_variety_stops_short_of_the_shifted_look():
+    # "shifted" is the unseen look the detector is checked on: the training look "varied" may turn hues
+    # anywhere, but on every other axis it must stay on the source side of shifted's ranges.
+    varied, shifted = spec.domain_spec("varied"), spec.domain_spec("shifted")
+    assert varied.saturation[0] > shifted.saturation[1] and varied.exposure[0] > shifted.exposure[1]
+    for milder in ("light_gradient", "vignette", "texture_contrast", "blur", "sensor_noise"):
+        assert getattr(varied, milder)[1] < getattr(shifted, milder)[1], milder
+    assert varied.jpeg_quality[0] > shifted.jpeg_quality[1]
