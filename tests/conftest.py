@@ -1,6 +1,17 @@
 """Fixtures shared by every test package."""
 
+import tempfile
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def temp_folder(tmp_path_factory, monkeypatch):
+    """This test's own temp folder for this process (beside its tmp_path, which stays the test's own): graphs
+    built and never run leave Beam's folder there, not in /tmp; and a test can see what a run leaves behind."""
+    folder = tmp_path_factory.mktemp("temp")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

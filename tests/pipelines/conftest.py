@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import hashlib
 import shutil
-import tempfile
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -30,15 +29,6 @@ from tubelets.records import FrameDetections
 from tubelets.synth import CATEGORIES, generate_dataset
 
 ORACLE_SCORE = 0.9
-
-
-@pytest.fixture(autouse=True)
-def temp_folder(tmp_path_factory, monkeypatch):
-    """This test's own temp folder for this process (beside its tmp_path, which stays the test's own): graphs
-    built and never run leave Beam's folder there, not in /tmp; and a test can see what a run leaves behind."""
-    folder = tmp_path_factory.mktemp("temp")
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def frame_digest(frame: np.ndarray) -> str:
