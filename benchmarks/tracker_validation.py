@@ -20,8 +20,8 @@ tubelets) and the paired bootstrap intervals of ``ablation_significance.py``::
 About 20 minutes on 2 cores for the default 2 x 100 videos. ``--seed`` and
 ``--hard-seed`` take comma-separated lists (``--seed 90,92``); the intervals
 are also computed over the pooled videos of each difficulty with several sets
-(``default, 3 sets``) and, with more than two sets, of all of them (``all N
-sets``). ``--set`` overrides go to every tracker (e.g.
+(``default, 3 sets``) and, with sets of both difficulties, of all of them (``all N
+sets``), and the table gives each pool's AP (``default, 3 sets, pooled``). ``--set`` overrides go to every tracker (e.g.
 ``tracker.ipdt.checkpoint=...``); ``--set proposals.detect_every=N`` keeps the
 cached proposals of every N-th frame only, as the pipeline would detect them.
 """
@@ -104,12 +104,14 @@ def run_set(dataset: YouTubeVISDataset, config: dict, folder: Path, trackers: li
     return SetRun(results, seconds, proposals)
 
 
-def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: float) -> str:
+def table_row(set_name: str, tracker: str, gt: dict, results: list, seconds: float | None) -> str:
+    """One tracker's row; ``seconds`` ``None`` (a pool's row) leaves the time blank."""
     stats, diagnosis = evaluate(gt, results).stats, diagnose(gt, results)
     cells = [stats[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")]
     cells += [diagnosis.ap["oracle both"]["AP"], diagnosis.frames.missed, diagnosis.frames.extra,
               diagnosis.frames.tracks_split]
-    return f"| {set_name} | {tracker} | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {seconds:.0f} |"
+    time = "" if seconds is None else f"{seconds:.0f}"
+    return f"| {set_name} | {tracker} | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {time} |"
 
 
 def write_results(folder: Path, results: dict[str, list]) -> None:
@@ -172,22 +174,23 @@ def validation_sets(args: argparse.Namespace) -> Iterator[ValidationSet]:
         yield ValidationSet(f"seed {seed}{' hard' if hard else ''}", folder, hard)
 
 
-def pooled_rows(scored: list[tuple[bool, dict, dict[str, list]]], samples: int) -> list[str]:
-    """The bootstrap rows over the pooled videos of each difficulty with several sets, and of all sets.
+def pools(scored: list[tuple[bool, dict, dict[str, list]]]) -> list[tuple[str, dict, dict[str, list]]]:
+    """``(name, ground truth, {tracker: results})`` of the pooled videos of each difficulty with several sets,
+    and of all sets.
 
     ``scored``: ``(hard, ground truth, {tracker: results})`` per set. A
     difficulty's own pool is what a per-difficulty claim rests on (the issue's
     60 videos per difficulty); the pool of all sets is added when it is not
     the same as one of them (the sets are of both difficulties).
     """
-    rows = []
+    found = []
     for hard, name in [(False, "default"), (True, "hard")]:
         sets = [(gt, results) for is_hard, gt, results in scored if is_hard == hard]
         if len(sets) > 1:
-            rows += significance_rows(f"{name}, {len(sets)} sets", *pool_sets(sets), samples)
+            found.append((f"{name}, {len(sets)} sets", *pool_sets(sets)))
     if len(scored) > 2 and len({hard for hard, _, _ in scored}) == 2:
-        rows += significance_rows(f"all {len(scored)} sets", *pool_sets([s[1:] for s in scored]), samples)
-    return rows
+        found.append((f"all {len(scored)} sets", *pool_sets([s[1:] for s in scored])))
+    return found
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,7 +226,9 @@ def compare_sets(args: argparse.Namespace, config: dict, results_dir: Path | Non
             print(report[-1], file=sys.stderr, flush=True)
         significance += significance_rows(set_name, gt, results, args.samples)
         scored.append((hard, gt, results))
-    significance += pooled_rows(scored, args.samples)
+    for pool_name, gt, results in pools(scored):  # AP over a pool's videos, then its intervals
+        report += [table_row(f"{pool_name}, pooled", tracker, gt, results[tracker], None) for tracker in results]
+        significance += significance_rows(pool_name, gt, results, args.samples)
     print("\n".join(report))
     print()
     print("\n".join([SIGNIFICANCE_HEADER, separator(SIGNIFICANCE_HEADER), *significance]))

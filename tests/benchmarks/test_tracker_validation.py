@@ -17,10 +17,10 @@ def test_tracks_a_tiny_set_with_each_tracker_and_compares_them(tmp_path, bench, 
 
 def test_pools_each_difficulty_with_several_sets_and_all_sets_when_that_is_another_pool(monkeypatch):
     monkeypatch.setattr(tracker_validation, "pool_sets", lambda sets: (len(sets), {}))
-    monkeypatch.setattr(tracker_validation, "significance_rows", lambda name, pooled, results, samples: [name])
     set_of = lambda hard: (hard, {}, {})  # noqa: E731
-    assert tracker_validation.pooled_rows([set_of(False), set_of(True)], 20) == []
-    assert tracker_validation.pooled_rows([set_of(False)] * 3, 20) == ["default, 3 sets"]
-    assert tracker_validation.pooled_rows([set_of(False)] * 2 + [set_of(True)] * 3, 20) == [
-        "default, 2 sets", "hard, 3 sets", "all 5 sets"]
-    assert tracker_validation.pooled_rows([set_of(False)] * 2 + [set_of(True)], 20) == ["default, 2 sets", "all 3 sets"]
+    names = lambda scored: [name for name, _, _ in tracker_validation.pools(scored)]  # noqa: E731
+    assert names([set_of(False), set_of(True)]) == []
+    assert names([set_of(False)] * 3) == ["default, 3 sets"]
+    assert names([set_of(False)] * 2 + [set_of(True)] * 3) == ["default, 2 sets", "hard, 3 sets", "all 5 sets"]
+    assert names([set_of(False)] * 2 + [set_of(True)]) == ["default, 2 sets", "all 3 sets"]
+    assert [count for _, count, _ in tracker_validation.pools([set_of(True)] * 2)] == [2]  # what was pooled
