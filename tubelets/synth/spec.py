@@ -9,6 +9,7 @@ are fractions of the shorter frame side.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 # The data set version written to ``instances.json["info"]``; bump it whenever a change
 # alters the frames or annotations generated for a seed.
@@ -185,7 +186,7 @@ DOMAINS: dict[str, DomainSpec | None] = {
     # stop short of its ranges), so "shifted" stays a look no model has been trained on.
     "varied": DomainSpec(
         saturation=(0.65, 1.3),
-        hue_rotation=(-3.1416, 3.1416),
+        hue_rotation=(-math.pi, math.pi),
         white_balance=(1.0, 1.0, 1.0),
         white_balance_jitter=0.1,
         exposure=(0.92, 1.2),
