@@ -306,6 +306,7 @@ class TrackerAugment(Section):
     occluders: NonNegativeInt
     occluder_size: Range
     absent: Fraction
+    hidden: Fraction
     distractor: Fraction
 
 

@@ -12,7 +12,10 @@ step before ``t`` towards ``r``. Then, drawn from the sample's own seed:
 * *motion*: the target frame (and its mask) is shifted and rescaled, faking
   faster and less regular motion than the data set has;
 * *occlusion*: patches cut from another video's frame are pasted over the
-  instance; the covered pixels leave its mask;
+  instance; the covered pixels leave its mask; sometimes one patch, cut
+  around another object, hides all of it (*hidden*: the instance is where
+  it was, behind something, and the heads must say "lost" there rather than
+  take the occluder for it);
 * *absence*: sometimes the target is a frame of another video, so the
   instance is not there (the discriminator must learn to say "lost");
 * *distractors* (DaSiamRPN's distractor-aware training): sometimes the
@@ -126,7 +129,7 @@ class TrackingSamples:
         previous_mask = self._maybe_distractor(rng, anchor, previous, previous_mask)
         motion = motion_theta(rng, self.augment)
         target_mask = warp_mask(target_mask, motion)
-        occluders = sample_occluders(target_mask, self._other_frame(rng, anchor.video_id), rng, self.augment)
+        occluders = self._occluders(rng, target_mask, self._other_frame(rng, anchor.video_id))
         for occluder in occluders:
             x1, y1, x2, y2 = occluder.box
             target_mask[y1:y2, x1:x2] = False
@@ -151,6 +154,19 @@ class TrackingSamples:
         count = len(self._masks[anchor.video_id])
         masks = [self._mask(anchor.video_id, track, frame) for track in range(count) if track != anchor.track]
         return [mask for mask in masks if mask.sum() >= MIN_VISIBLE_PIXELS]
+
+    def _occluders(self, rng: np.random.Generator, mask: np.ndarray, source: FrameKey) -> list[Occluder]:
+        """The patches over the instance's target ``mask``; with chance ``augment["hidden"]``, one hiding it whole."""
+        hidden = float(self.augment.get("hidden", 0.0))  # configs from before the key: no hidden samples
+        # The chance is drawn only when it is on, so a recipe without it keeps its samples (and weights).
+        if hidden and rng.random() < hidden and mask.any():
+            return [hiding_occluder(mask, source, self._object_boxes(source), rng)]
+        return sample_occluders(mask, source, rng, self.augment)
+
+    def _object_boxes(self, key: FrameKey) -> np.ndarray:
+        """``float32 [K, 4]`` boxes of the instances visible in frame ``key``."""
+        video_id, frame = key
+        return visible_boxes([self._mask(video_id, track, frame) for track in range(len(self._masks[video_id]))])
 
     def _maybe_distractor(self, rng: np.random.Generator, anchor: _Anchor, previous: int,
                           previous_mask: np.ndarray) -> np.ndarray:
@@ -277,9 +293,38 @@ def sample_occluders(mask: np.ndarray, source: FrameKey, rng: np.random.Generato
         cx, cy = rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3])
         x1, y1 = int(np.clip(cx - pw / 2, 0, width - 1)), int(np.clip(cy - ph / 2, 0, height - 1))
         x2, y2 = min(width, x1 + int(pw)), min(height, y1 + int(ph))
-        sx, sy = int(rng.integers(0, width - (x2 - x1) + 1)), int(rng.integers(0, height - (y2 - y1) + 1))
-        occluders.append(Occluder((x1, y1, x2, y2), source, (sx, sy, sx + x2 - x1, sy + y2 - y1)))
+        occluders.append(_patch_from(source, (x1, y1, x2, y2), rng, width, height))
     return occluders
+
+
+def hiding_occluder(mask: np.ndarray, source: FrameKey, object_boxes: np.ndarray,
+                    rng: np.random.Generator) -> Occluder:
+    """One patch over a non-empty ``mask`` and a margin of up to half its box, cut around an object of ``source``.
+
+    What hides an object is most often another object, so the patch is
+    centred on one of ``object_boxes`` (``[K, 4]``, the source frame's
+    instances) where there is one: the heads learn that a different object
+    where the instance was is not the instance. With none, anywhere.
+    """
+    height, width = mask.shape
+    box = tight_box(mask)
+    margin = (box[2:] - box[:2]) * rng.uniform(0.0, 0.5, 2)
+    x1, y1 = (int(v) for v in np.maximum(0, np.floor(box[:2] - margin)))
+    x2, y2 = (int(v) for v in np.minimum([width, height], np.ceil(box[2:] + margin)))
+    if not len(object_boxes):
+        return _patch_from(source, (x1, y1, x2, y2), rng, width, height)
+    centre = object_boxes[int(rng.integers(len(object_boxes)))].reshape(2, 2).mean(0)
+    sx = int(np.clip(round(centre[0] - (x2 - x1) / 2), 0, width - (x2 - x1)))
+    sy = int(np.clip(round(centre[1] - (y2 - y1) / 2), 0, height - (y2 - y1)))
+    return Occluder((x1, y1, x2, y2), source, (sx, sy, sx + x2 - x1, sy + y2 - y1))
+
+
+def _patch_from(source: FrameKey, box: tuple[int, int, int, int], rng: np.random.Generator,
+                width: int, height: int) -> Occluder:
+    """An occluder over ``box`` whose content is a same-sized rectangle anywhere in ``source``."""
+    x1, y1, x2, y2 = box
+    sx, sy = int(rng.integers(0, width - (x2 - x1) + 1)), int(rng.integers(0, height - (y2 - y1) + 1))
+    return Occluder(box, source, (sx, sy, sx + x2 - x1, sy + y2 - y1))
 
 
 class FeatureBank:

@@ -33,6 +33,21 @@ def test_absent_targets_have_empty_masks(tiny_shapes_url):
     assert not sample.target_mask.any() and sample.occluders == []
 
 
+def test_hidden_targets_keep_the_instances_frame_and_lose_its_mask_under_one_patch(tiny_shapes_url):
+    augment = {**copy.deepcopy(AUGMENT), "hidden": 1.0, "absent": 0.0, "shift": 0.0, "scale": [1.0, 1.0]}
+    hidden = TrackingSamples(tiny_shapes_url, augment, max_gap=3)
+    for seed in range(5):
+        sample = hidden.sample(seed)
+        video, frame = sample.target_key
+        visible = hidden._mask(video, _track_of(hidden, sample.reference_key, sample.reference_mask), frame)
+        assert sample.target_key[0] == sample.reference_key[0] and not sample.target_mask.any()
+        if visible.any():
+            [patch] = sample.occluders
+            x1, y1, x2, y2 = patch.box
+            bx1, by1, bx2, by2 = data.tight_box(visible)
+            assert x1 <= bx1 and y1 <= by1 and bx2 <= x2 and by2 <= y2
+
+
 def test_other_boxes_are_the_other_visible_instances_and_none_when_absent(samples, tiny_shapes_url):
     no_motion = {**copy.deepcopy(AUGMENT), "shift": 0.0, "scale": [1.0, 1.0], "occluders": 0, "absent": 0.0}
     plain = TrackingSamples(tiny_shapes_url, no_motion, max_gap=3)
