@@ -134,18 +134,22 @@ class IPDT(nn.Module):
         return self.discriminator(templates, search), self.correlator(templates, search), anchors
 
     def segment_instances(self, current: FrameEncoding, previous: FrameEncoding, pair_index: torch.Tensor,
-                          reference: tuple[torch.Tensor, torch.Tensor], previous_masks: torch.Tensor) -> torch.Tensor:
+                          reference: tuple[torch.Tensor, torch.Tensor], previous_masks: torch.Tensor,
+                          local_masks: torch.Tensor | None = None) -> torch.Tensor:
         """The FEELVOS step for ``N`` instances: mask logits ``[N, h, w]`` on the P2 grid.
 
         ``current``/``previous`` hold ``P`` frame pairs (previous: the frame one
         step back in the tracking direction); ``pair_index[n]`` picks instance
         ``n``'s pair. ``reference`` is ``(vectors [N, K, D], valid [N, K])``
-        from :func:`pixel.reference_vectors`; ``previous_masks`` ``[N, h, w]``.
+        from :func:`pixel.reference_vectors`; ``previous_masks`` ``[N, h, w]``,
+        the mask prior; ``local_masks`` (default: ``previous_masks``) the
+        previous frame's pixels local matching reads.
         """
         radius = self.config.local_radius
         embedding = current.embedding[pair_index] if current.embedding.shape[0] > 1 else current.embedding
         global_map = global_matching(embedding, *reference)
         distances = local_distances(current.embedding, previous.embedding, radius)
-        local_map = local_matching(distances, pair_index, previous_masks, radius)
+        local_map = local_matching(distances, pair_index, previous_masks if local_masks is None else local_masks,
+                                   radius)
         maps = torch.stack([global_map, local_map, previous_masks], dim=1)
         return self.segmentation(current.frame_terms, pair_index, maps)

@@ -425,9 +425,9 @@ class Propagator:
         instance level (Siamese, searching around the box the instance's
         velocity predicts) gives each instance's box and the discriminator's
         confidence; the pixel level (FEELVOS-style global matching against the
-        seed's reference pixels, local matching against the last mask) its
-        mask; the mask is cut to the box grown by ``box_margin`` (mask x box),
-        and the confidence is the larger of the two levels' (their geometric
+        seed's reference pixels, local matching against the last mask, none
+        after a lost frame) its mask; the mask is cut to the box grown by
+        ``box_margin`` (mask x box), and the confidence is the larger of the two levels' (their geometric
         mean with ``either_level_loses``). One level alone gives its own: the
         pixel level boxes its mask; the instance level moves the last mask into
         its box. The caller loses an instance below ``min_confidence``.
@@ -478,7 +478,12 @@ class Propagator:
         previous_masks = geometry.masks_to_p2(last_masks.to(self.device), current.scale, current.p2_size)
         vectors = torch.stack([pad_rows(i.reference[0], self.model.config.reference_pixels) for i in instances])
         valid = torch.stack([pad_rows(i.reference[1], self.model.config.reference_pixels) for i in instances])
-        logits = self.model.segment_instances(current, previous, zeros, (vectors, valid), previous_masks)
+        # Local matching reads the previous frame's features under the mask. An instance lost in that frame has no
+        # mask there: under its moved last mask the frame shows what hid it, and matching that would carry the
+        # occluder on as the object. The moved mask stays the head's location prior, to find it again.
+        found_last = torch.tensor([i.lost == 0 for i in instances], dtype=previous_masks.dtype, device=self.device)
+        logits = self.model.segment_instances(current, previous, zeros, (vectors, valid), previous_masks,
+                                              previous_masks * found_last[:, None, None])
         p2_probs = torch.sigmoid(logits)
         foreground = p2_probs > self.settings.mask_threshold
         mask_confidence = (p2_probs * foreground).flatten(1).sum(1) / foreground.flatten(1).sum(1).clamp(min=1)
