@@ -8,13 +8,13 @@
 # (20 videos, seed 1234) sets, trains the `small` preset with the configs/detector_small.yaml recipe
 # (stage 1: JPEG frames from scratch), then continues on the decoded mp4 frames of the first 400
 # training videos (stage 2: the frames the pipeline sees, H.264 rather than JPEG), fine-tunes
-# on 400 `--hard` videos (stage 3: blur, flicker, noise and more clutter, seed 6), trains two more
-# stages on fresh default and `--hard` videos together (stages 4 and 5: seeds 21/22 and 23/24, 55
-# minutes each on a wall-clock budget), evaluates per-frame mask AP on the held-out mp4s, and copies
-# the checkpoint into the package. Stages 1-3 are seeded (the same machine gives the same weights);
-# stages 4 and 5 stop at their time budget, so a faster machine takes more steps. About 195 CPU
-# minutes. The tracker and scorer checkpoints are tied to the detector's weights: retrain them
-# afterwards (see their model cards).
+# on 400 `--hard` videos (stage 3: blur, flicker, noise and more clutter, seed 6), trains three more
+# stages on fresh default and `--hard` videos together (stages 4 and 5: seeds 21/22 and 23/24;
+# stage 6: seeds 25/26 and, in the `--domain varied` look, 27/28; 55 minutes each on a wall-clock
+# budget), evaluates per-frame mask AP on the held-out mp4s, and copies the checkpoint into the
+# package. Stages 1-3 are seeded (the same machine gives the same weights); stages 4-6 stop at their
+# time budget, so a faster machine takes more steps. About 250 CPU minutes. The tracker and scorer
+# checkpoints are tied to the detector's weights: retrain them afterwards (see their model cards).
 set -euo pipefail
 
 WORK="${1:-/tmp/detector-small}"
@@ -41,17 +41,28 @@ time "$TUBELETS" train detector "$WORK/shapes-train-hard" "$WORK/detector-small-
     --set train_detector.source=video --set train_detector.init_from="$WORK/detector-small-stage2.pt" \
     --set train_detector.lr=0.0005 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2
 previous="$WORK/detector-small-stage3.pt"
-for stage_seeds in "4 21 22" "5 23 24"; do  # each stage on its own fresh videos: default seed, --hard seed
-    read -r stage seed hard_seed <<< "$stage_seeds"
-    "$TUBELETS" synth "$WORK/stage$stage-default" --videos 300 --seed "$seed"
-    "$TUBELETS" synth "$WORK/stage$stage-hard" --videos 300 --seed "$hard_seed" --hard
-    time "$TUBELETS" train detector "$WORK/stage$stage-default" "$WORK/stage$stage-hard" \
-        "$WORK/detector-small-stage$stage.pt" --config detector_small --threads "$THREADS" --steps 9000 --max-seconds 3300 \
+late_stage() {  # STAGE SET...: 55 minutes (wall clock) on the given sets from the previous stage's checkpoint
+    local stage=$1
+    shift
+    time "$TUBELETS" train detector "$@" "$WORK/detector-small-stage$stage.pt" \
+        --config detector_small --threads "$THREADS" --steps 9000 --max-seconds 3300 \
         --set train_detector.source=video --set train_detector.init_from="$previous" \
         --set train_detector.lr=0.0003 --set train_detector.warmup_steps=50 --set train_detector.frame_stride=2 \
         --set train_detector.release=true
     previous="$WORK/detector-small-stage$stage.pt"
+}
+for stage_seeds in "4 21 22" "5 23 24"; do  # each stage on its own fresh videos: default seed, --hard seed
+    read -r stage seed hard_seed <<< "$stage_seeds"
+    "$TUBELETS" synth "$WORK/stage$stage-default" --videos 300 --seed "$seed"
+    "$TUBELETS" synth "$WORK/stage$stage-hard" --videos 300 --seed "$hard_seed" --hard
+    late_stage "$stage" "$WORK/stage$stage-default" "$WORK/stage$stage-hard"
 done
+# Stage 6: half its videos in the varied look (each video its own palette, light, texture, compression).
+"$TUBELETS" synth "$WORK/stage6-default" --videos 150 --seed 25
+"$TUBELETS" synth "$WORK/stage6-hard" --videos 150 --seed 26 --hard
+"$TUBELETS" synth "$WORK/stage6-varied" --videos 150 --seed 27 --domain varied
+"$TUBELETS" synth "$WORK/stage6-varied-hard" --videos 150 --seed 28 --hard --domain varied
+late_stage 6 "$WORK/stage6-default" "$WORK/stage6-hard" "$WORK/stage6-varied" "$WORK/stage6-varied-hard"
 cp "$previous" "$WORK/detector-small.pt"
 for set in shapes-eval-mp4 shapes-eval-hard-mp4; do
     "$TUBELETS" evaluate-detector "$WORK/$set" --config detector_small --source video \
