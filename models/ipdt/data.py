@@ -316,7 +316,7 @@ def hiding_occluder(mask: np.ndarray, source: FrameKey, object_boxes: np.ndarray
     centre = object_boxes[int(rng.integers(len(object_boxes)))].reshape(2, 2).mean(0)
     sx = int(np.clip(round(centre[0] - (x2 - x1) / 2), 0, width - (x2 - x1)))
     sy = int(np.clip(round(centre[1] - (y2 - y1) / 2), 0, height - (y2 - y1)))
-    return Occluder((x1, y1, x2, y2), source, (sx, sy, sx + x2 - x1, sy + y2 - y1))
+    return _occluder_at((x1, y1, x2, y2), source, sx, sy)
 
 
 def _patch_from(source: FrameKey, box: tuple[int, int, int, int], rng: np.random.Generator,
@@ -324,6 +324,12 @@ def _patch_from(source: FrameKey, box: tuple[int, int, int, int], rng: np.random
     """An occluder over ``box`` whose content is a same-sized rectangle anywhere in ``source``."""
     x1, y1, x2, y2 = box
     sx, sy = int(rng.integers(0, width - (x2 - x1) + 1)), int(rng.integers(0, height - (y2 - y1) + 1))
+    return _occluder_at(box, source, sx, sy)
+
+
+def _occluder_at(box: tuple[int, int, int, int], source: FrameKey, sx: int, sy: int) -> Occluder:
+    """An occluder over ``box`` whose content is the same-sized rectangle of ``source`` at ``(sx, sy)``."""
+    x1, y1, x2, y2 = box
     return Occluder(box, source, (sx, sy, sx + x2 - x1, sy + y2 - y1))
 
 

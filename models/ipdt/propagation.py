@@ -427,8 +427,8 @@ class Propagator:
         confidence; the pixel level (FEELVOS-style global matching against the
         seed's reference pixels, local matching against the last mask, none
         after a lost frame) its mask; the mask is cut to the box grown by
-        ``box_margin`` (mask x box), and the confidence is the larger of the two levels' (their geometric
-        mean with ``either_level_loses``). One level alone gives its own: the
+        ``box_margin`` (mask x box), and the confidence is the larger of the
+        two levels' (their geometric mean with ``either_level_loses``). One level alone gives its own: the
         pixel level boxes its mask; the instance level moves the last mask into
         its box. The caller loses an instance below ``min_confidence``.
         """
@@ -442,7 +442,7 @@ class Propagator:
         if settings.use_instance:
             boxes, confidence = self._instance_level(instances, current, predicted)
         # The last mask moved with the motion prediction: after a few lost frames the object is no longer
-        # where it was last seen, and local matching only looks a few cells around the previous mask.
+        # where it was last seen. It is the snap's cue (gate 1) and the pixel head's location prior.
         moved = geometry.warp_masks(last_masks, last_boxes, predicted, stride=1.0)
         probs = None
         if settings.use_pixel:
